@@ -1,0 +1,437 @@
+"""Import personas from the layout the Faultline debate product keeps them in.
+
+`import_faultline(source, config, deck=None)` reads `contracts/<Name>.json`, `corpus/<Name>.json`,
+optional `worldviews/<Name>.json` and optional `personas.json` (decks and display names), converts
+each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus bytes kept
+as they were) in a staging folder, validates everything, and only then moves the personas into
+`data/personas/`. A failure anywhere leaves `data/` as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from foundry.atomic import replace_dir, staged_dir, write_text_atomic
+from foundry.config import FoundryConfig
+from foundry.corpus_formats import decode_utf8, read_corpus_file
+from foundry.errors import DataError, Problem, raise_for_errors
+from foundry.logs import get_logger
+from foundry.personas import CONTRACT_FILENAME, CORPUS_DIRNAME, describe_validation_errors
+from foundry.schemas import PersonaContract, slugify
+
+logger = get_logger(__name__)
+
+_CONTRACT_KEYS = {
+    "personaId",
+    "version",
+    "personality",
+    "bias",
+    "stakes",
+    "epistemology",
+    "timeHorizon",
+    "flipConditions",
+    "evidencePolicy",
+    "anchorExcerpts",
+    "name",
+    "summary",
+}
+_CONFIDENCE_WORDS = {"very high": 0.95, "high": 0.85, "medium": 0.6, "moderate": 0.6, "low": 0.35}
+
+
+class ImportedPersona(BaseModel):
+    slug: str
+    name: str
+    items: int
+    trainable: bool
+    positions: int
+    replaced: bool
+
+
+class ImportReport(BaseModel):
+    source: str
+    deck: str | None
+    personas: list[ImportedPersona]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class _Source(BaseModel):
+    """One persona as found in the Faultline folder."""
+
+    stem: str
+    name: str
+    contract_path: Path
+    corpus_path: Path | None
+    worldview_path: Path | None
+
+
+def import_faultline(
+    source: Path,
+    config: FoundryConfig,
+    deck: str | None = None,
+    force: bool = False,
+    validate: Callable[[Path], list[Problem]] | None = None,
+) -> ImportReport:
+    """Convert a Faultline persona folder into `data/personas/`; all or nothing.
+
+    `validate(staged_persona_dir)` runs the full corpus checks (duplicate ids, empty texts, ...) on
+    each converted persona before anything is moved; without it only file structure is checked.
+
+    Raises:
+        DataError: the folder, a deck, a contract, corpus or worldview is invalid, or an import
+            would overwrite a persona that was not imported from Faultline (unless `force`).
+    """
+    sources, problems = _find_sources(source, deck)
+    raise_for_errors(problems, f"Faultline import from {source}")
+    report = ImportReport(source=str(source), deck=deck, personas=[])
+    with staged_dir(config.personas_dir, prefix=".import-") as stage:
+        staged: list[tuple[Path, ImportedPersona]] = []
+        for src in sources:
+            result = _stage_persona(src, stage, config, problems)
+            if result is not None:
+                staged.append(result)
+        _check_collisions([s for _, s in staged], config, force, problems)
+        if validate is not None:
+            reported = {str(p) for p in problems}
+            for folder, _ in staged:
+                problems.extend(p for p in validate(folder) if str(p) not in reported)
+        raise_for_errors(problems, f"Faultline import from {source}")
+        for folder, persona in staged:
+            replace_dir(folder, config.persona_dir(persona.slug))
+            report.personas.append(persona)
+    report.warnings = [str(p) for p in problems if p.level == "warning"]
+    for warning in report.warnings:
+        logger.warning("%s", warning)
+    return report
+
+
+def _find_sources(source: Path, deck: str | None) -> tuple[list[_Source], list[Problem]]:
+    contracts_dir = source / "contracts"
+    if not contracts_dir.is_dir():
+        raise DataError(
+            f"{source}: no contracts/ folder; point at the Faultline persona folder "
+            "that holds contracts/, corpus/ and personas.json"
+        )
+    names, deck_ids, problems = _read_personas_index(source, deck)
+    sources = []
+    for path in sorted(contracts_dir.glob("*.json")):
+        raw, problem = _read_json(path)
+        if problem:
+            problems.append(problem)
+            continue
+        persona_id = str(raw.get("personaId") or path.stem) if isinstance(raw, dict) else path.stem
+        if deck_ids is not None and persona_id not in deck_ids and path.stem not in deck_ids:
+            continue
+        corpus = source / "corpus" / path.name
+        worldview = source / "worldviews" / path.name
+        sources.append(
+            _Source(
+                stem=path.stem,
+                name=names.get(persona_id, path.stem),
+                contract_path=path,
+                corpus_path=corpus if corpus.is_file() else None,
+                worldview_path=worldview if worldview.is_file() else None,
+            )
+        )
+    if not sources and not problems:
+        what = f"deck {deck!r}" if deck else str(contracts_dir)
+        problems.append(
+            Problem(
+                "error",
+                contracts_dir,
+                "",
+                f"no persona contracts found for {what}",
+                "add contracts/<Name>.json files",
+            )
+        )
+    return sources, problems
+
+
+def _read_personas_index(
+    source: Path, deck: str | None
+) -> tuple[dict[str, str], set[str] | None, list[Problem]]:
+    """Display names by persona id, and the persona ids of `deck` (None: every persona)."""
+    path = source / "personas.json"
+    if not path.is_file():
+        if deck:
+            raise DataError(
+                f"{path} not found, so deck {deck!r} cannot be resolved; "
+                "drop --deck or add personas.json"
+            )
+        return {}, None, []
+    raw, problem = _read_json(path)
+    if problem or not isinstance(raw, dict):
+        fix = problem or Problem(
+            "error",
+            path,
+            "",
+            "expected an object with `decks` and `personas`",
+            'write {"decks": [...], "personas": [...]}',
+        )
+        return {}, None, [fix]
+    names = {
+        str(p.get("id")): str(p.get("name") or p.get("id"))
+        for p in raw.get("personas", [])
+        if isinstance(p, dict) and p.get("id")
+    }
+    if deck is None:
+        return names, None, []
+    decks = {str(d.get("id")): d for d in raw.get("decks", []) if isinstance(d, dict)}
+    if deck not in decks:
+        raise DataError(f"{path}: no deck {deck!r}; decks: {', '.join(sorted(decks)) or 'none'}")
+    return names, {str(i) for i in decks[deck].get("personaIds", [])}, []
+
+
+def _stage_persona(
+    src: _Source, stage: Path, config: FoundryConfig, problems: list[Problem]
+) -> tuple[Path, ImportedPersona] | None:
+    raw, problem = _read_json(src.contract_path)
+    if problem or not isinstance(raw, dict):
+        problems.append(
+            problem
+            or Problem(
+                "error", src.contract_path, "", "a contract must be a JSON object", "fix the file"
+            )
+        )
+        return None
+    for key in sorted(set(raw) - _CONTRACT_KEYS):
+        problems.append(
+            Problem(
+                "warning",
+                src.contract_path,
+                f"field {key}",
+                "not a PersonaContract field; ignored",
+                "",
+            )
+        )
+    try:
+        slug = slugify(src.name)
+    except ValueError as exc:
+        problems.append(Problem("error", src.contract_path, "", str(exc)))
+        return None
+    items = _check_corpus(src, config, problems)
+    fields = _contract_fields(raw, src, slug, trainable=items > 0)
+    fields["positions"] = _positions(src.worldview_path, problems) if src.worldview_path else []
+    try:
+        contract = PersonaContract.model_validate(fields)
+    except ValidationError as exc:
+        problems.extend(describe_validation_errors(exc, src.contract_path, PersonaContract))
+        return None
+    folder = stage / slug
+    _write_persona(folder, contract, src.corpus_path)
+    return folder, ImportedPersona(
+        slug=slug,
+        name=contract.name,
+        items=items,
+        trainable=contract.trainable,
+        positions=len(contract.positions),
+        replaced=False,
+    )
+
+
+def _check_corpus(src: _Source, config: FoundryConfig, problems: list[Problem]) -> int:
+    if src.corpus_path is None:
+        problems.append(
+            Problem(
+                "warning",
+                src.contract_path,
+                "",
+                f"no corpus/{src.stem}.json; imported as not trainable",
+                "add the persona's corpus and import again",
+            )
+        )
+        return 0
+    records, found = read_corpus_file(
+        src.corpus_path, csv_text_column=config.personas.csv_text_column
+    )
+    problems.extend(found)
+    for record in records:
+        if not isinstance(record.fields.get("content", record.fields.get("text")), str):
+            problems.append(
+                Problem(
+                    "error",
+                    src.corpus_path,
+                    record.where,
+                    "record has no text",
+                    "add a `content` string",
+                )
+            )
+    return len(records)
+
+
+def _contract_fields(raw: dict[str, Any], src: _Source, slug: str, trainable: bool) -> dict:
+    policy = raw.get("evidencePolicy") or {}
+    return {
+        "name": src.name,
+        "slug": slug,
+        "summary": _text(raw.get("summary")),
+        "personality": _text(raw.get("personality")),
+        "bias": _text(raw.get("bias")),
+        "stakes": _text(raw.get("stakes")),
+        "epistemology": _text(raw.get("epistemology")),
+        "time_horizon": _text(raw.get("timeHorizon")),
+        "flip_conditions": _list(raw.get("flipConditions")),
+        "evidence_policy": {
+            "acceptable": _list(policy.get("acceptableSources")),
+            "unacceptable": _list(policy.get("unacceptableSources")),
+            "weighting": _text(policy.get("weightingRules")),
+            "tool_triggers": _list(policy.get("toolPullTriggers")),
+        },
+        "anchor_excerpts": [
+            {k: _text(a.get(k)) for k in ("id", "content", "source", "date")}
+            for a in raw.get("anchorExcerpts") or []
+            if isinstance(a, dict)
+        ],
+        "trainable": trainable,
+        "source": "faultline",
+        "source_id": _text(raw.get("personaId")),
+        "version": _text(raw.get("version")),
+    }
+
+
+def _positions(path: Path, problems: list[Problem]) -> list[dict[str, Any]]:
+    raw, problem = _read_json(path)
+    if problem or not isinstance(raw, dict) or not isinstance(raw.get("positions"), list):
+        problems.append(
+            problem
+            or Problem(
+                "error",
+                path,
+                "",
+                "expected {personaId, positions: [...]}",
+                "fix the worldview file",
+            )
+        )
+        return []
+    positions = []
+    for index, item in enumerate(raw["positions"]):
+        claim = item.get("claim") if isinstance(item, dict) else None
+        if not isinstance(claim, str) or not claim.strip():
+            problems.append(
+                Problem(
+                    "error",
+                    path,
+                    f"positions[{index}]",
+                    "position has no claim",
+                    "add a `claim` string",
+                )
+            )
+            continue
+        confidence = _confidence(item.get("confidence"))
+        if confidence is None:
+            problems.append(
+                Problem(
+                    "warning",
+                    path,
+                    f"positions[{index}]",
+                    f"unreadable confidence {item.get('confidence')!r}; used 0.7",
+                    "use a number in [0, 1] (or 0-100) or high/medium/low",
+                )
+            )
+        positions.append(
+            {
+                "id": _text(item.get("id")),
+                "claim": claim,
+                "stance": "agree",
+                "confidence": 0.7 if confidence is None else confidence,
+                "type": _text(item.get("type")),
+            }
+        )
+    return positions
+
+
+def _confidence(value: Any) -> float | None:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _CONFIDENCE_WORDS:
+            return _CONFIDENCE_WORDS[word]
+        try:
+            value = float(word.rstrip("%"))
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = float(value) / 100 if 1 < value <= 100 else float(value)
+        return value if 0 <= value <= 1 else None
+    return None
+
+
+def _check_collisions(
+    personas: list[ImportedPersona], config: FoundryConfig, force: bool, problems: list[Problem]
+) -> None:
+    seen: dict[str, str] = {}
+    for persona in personas:
+        if persona.slug in seen:
+            problems.append(
+                Problem(
+                    "error",
+                    None,
+                    f"persona {persona.name!r}",
+                    f"same slug {persona.slug!r} as {seen[persona.slug]!r}",
+                    "rename one of them in personas.json",
+                )
+            )
+        seen[persona.slug] = persona.name
+        existing = config.persona_dir(persona.slug) / CONTRACT_FILENAME
+        if not existing.is_file():
+            continue
+        persona.replaced = True
+        previous = yaml.safe_load(existing.read_text(encoding="utf-8")) or {}
+        if previous.get("source") != "faultline" and not force:
+            problems.append(
+                Problem(
+                    "error",
+                    existing,
+                    "",
+                    f"persona {persona.slug!r} exists and was not imported from Faultline",
+                    "pass --force to replace it, or rename it",
+                )
+            )
+
+
+def _write_persona(folder: Path, contract: PersonaContract, corpus_path: Path | None) -> None:
+    payload = contract.model_dump(mode="json", exclude_defaults=True)
+    payload.setdefault("name", contract.name)
+    payload["slug"] = contract.slug
+    write_text_atomic(
+        folder / CONTRACT_FILENAME,
+        yaml.safe_dump(payload, sort_keys=False, allow_unicode=True, width=100),
+    )
+    corpus_dir = folder / CORPUS_DIRNAME
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    if corpus_path is not None:
+        (corpus_dir / "faultline.json").write_bytes(corpus_path.read_bytes())
+
+
+def _read_json(path: Path) -> tuple[Any, Problem | None]:
+    text, problem = decode_utf8(path)
+    if problem:
+        return None, problem
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, Problem(
+            "error",
+            path,
+            f"line {exc.lineno}",
+            f"not valid JSON ({exc.msg})",
+            "fix the JSON syntax",
+        )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return str(value)
+
+
+def _list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

@@ -1,0 +1,184 @@
+"""Records passed between stages: persona contracts, corpus items, debate topics, and the slug rule.
+
+A persona's slug (`[a-z0-9-]+`) is the only way a user-supplied name becomes a folder, an MLflow
+model name (`persona-<slug>`) or a served adapter name; `slugify` makes "../../etc" harmless.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_SLUG_CHARS = 64
+
+Split = Literal["train", "eval"]
+ItemKind = Literal["tweet", "essay", "transcript", "turn", "other"]
+
+
+def slugify(name: str) -> str:
+    """Turn a display name into a slug: ASCII, lowercase, runs of anything else become one dash.
+
+    Raises:
+        ValueError: when nothing usable is left (for example a name made only of punctuation).
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:MAX_SLUG_CHARS].strip("-")
+    if not slug:
+        raise ValueError(
+            f"cannot make a slug from name {name!r}: it has no letters or digits; "
+            "give the persona a name with letters or digits, or set `slug:` explicitly"
+        )
+    return slug
+
+
+def check_slug(value: str) -> str:
+    """Return `value` if it is a valid slug, else raise a `ValueError` that says how to fix it."""
+    if not SLUG_PATTERN.fullmatch(value) or len(value) > MAX_SLUG_CHARS:
+        raise ValueError(
+            f"{value!r} is not a valid slug: use lowercase letters, digits and single dashes "
+            f"(at most {MAX_SLUG_CHARS} characters), for example {_suggest(value)!r}"
+        )
+    return value
+
+
+def _suggest(value: str) -> str:
+    try:
+        return slugify(value)
+    except ValueError:
+        return "my-persona"
+
+
+Slug = Annotated[str, Field(description="Lowercase letters, digits and dashes: `[a-z0-9-]+`.")]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently drop a field."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EvidencePolicy(_Strict):
+    acceptable: list[str] = Field(default_factory=list, description="Sources the persona trusts.")
+    unacceptable: list[str] = Field(default_factory=list, description="Sources it rejects.")
+    weighting: str = Field("", description="How it weighs evidence against evidence.")
+    tool_triggers: list[str] = Field(
+        default_factory=list, description="Situations in which it would go and look data up."
+    )
+
+
+class AnchorExcerpt(_Strict):
+    id: str
+    content: str = Field(min_length=1)
+    source: str = ""
+    date: str = ""
+
+
+class ReasoningMethod(_Strict):
+    """How the persona builds an argument; what makes its reasoning structurally different."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    steps: list[str] = Field(default_factory=list)
+
+
+class StyleGuide(_Strict):
+    markers: list[str] = Field(default_factory=list, description="Habits of voice to keep.")
+    avoid: list[str] = Field(default_factory=list, description="Things the persona never does.")
+
+
+class Position(_Strict):
+    """A claim the persona holds or rejects, in a neutral analyst's voice (measures reasoning)."""
+
+    id: str = ""
+    claim: str = Field(min_length=1)
+    counterclaim: str | None = None
+    stance: Literal["agree", "disagree"] = "agree"
+    confidence: float = Field(0.7, ge=0.0, le=1.0)
+    type: str = ""
+
+
+class PersonaContract(_Strict):
+    """Who the persona is and how it reasons: the Faultline PersonaContract plus reasoning."""
+
+    name: str = Field(min_length=1)
+    slug: str = Field("", description="Folder and model name; derived from `name` when empty.")
+    summary: str = ""
+    personality: str = ""
+    bias: str = ""
+    stakes: str = ""
+    epistemology: str = ""
+    time_horizon: str = ""
+    flip_conditions: list[str] = Field(default_factory=list)
+    evidence_policy: EvidencePolicy = Field(default_factory=EvidencePolicy)
+    anchor_excerpts: list[AnchorExcerpt] = Field(default_factory=list)
+    reasoning_method: ReasoningMethod | None = None
+    constitution: list[str] = Field(default_factory=list)
+    style: StyleGuide = Field(default_factory=StyleGuide)
+    positions: list[Position] = Field(default_factory=list)
+    trainable: bool = Field(True, description="False when the persona has no corpus to train on.")
+    source: Literal["native", "faultline"] = "native"
+    source_id: str = Field("", description="The id the persona had where it came from.")
+    version: str = ""
+    handle: str = ""
+
+    @model_validator(mode="after")
+    def _fill_slug(self) -> PersonaContract:
+        self.slug = check_slug(self.slug) if self.slug else slugify(self.name)
+        return self
+
+    @field_validator("positions")
+    @classmethod
+    def _unique_position_ids(cls, positions: list[Position]) -> list[Position]:
+        ids = [p.id for p in positions if p.id]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"position ids must be unique, repeated: {', '.join(repeated)}")
+        return positions
+
+
+class CorpusItem(_Strict):
+    """One thing the persona wrote (or a synthetic turn), after normalisation."""
+
+    id: str = Field(min_length=1)
+    persona: str
+    text: str = Field(min_length=1)
+    source: str = ""
+    date: str = ""
+    platform: str = ""
+    kind: ItemKind = "other"
+    split: Split | None = None
+
+    @field_validator("persona")
+    @classmethod
+    def _persona_is_slug(cls, value: str) -> str:
+        return check_slug(value)
+
+
+class DebateTopic(_Strict):
+    """A debate prompt used for synthesis and, when held out, for evaluation."""
+
+    id: str
+    prompt: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_slug(cls, value: str) -> str:
+        return check_slug(value)
+
+
+class TopicFile(_Strict):
+    topics: list[DebateTopic] = Field(min_length=1)
+
+    @field_validator("topics")
+    @classmethod
+    def _unique_ids(cls, topics: list[DebateTopic]) -> list[DebateTopic]:
+        ids = [t.id for t in topics]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"topic ids must be unique, repeated: {', '.join(repeated)}")
+        return topics
