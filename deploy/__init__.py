@@ -1,0 +1,1 @@
+"""Serving targets (issue 9): vLLM, Together, Fireworks and a local OpenAI-compatible server."""

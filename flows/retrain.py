@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from foundry.logs import forward_to_prefect, get_logger
+from foundry.logs import get_logger, prefect_logs
 from tasks.corpus import validate_data
 from tasks.versioning import version_data_task
 
@@ -40,19 +40,19 @@ def retrain(config_path: str | None = None, personas: list[str] | None = None) -
     Returns:
         `{"data_rev", "personas": {slug: {"content_hash", **corpus stats}}, "pending_stages"}`.
     """
-    forward_to_prefect()
-    stats = validate_data(config_path, personas)
-    version = version_data_task(config_path)
-    result = {
-        "data_rev": version["data_rev"],
-        "personas": {
-            slug: {"content_hash": version["personas"].get(slug, ""), **persona_stats}
-            for slug, persona_stats in stats.items()
-        },
-        "pending_stages": list(PENDING_STAGES),
-    }
-    create_markdown_artifact(key="retrain-summary", markdown=render_summary(result))
-    logger.info("retrain done: data %s, %d persona(s)", result["data_rev"], len(stats))
+    with prefect_logs():
+        stats = validate_data(config_path, personas)
+        version = version_data_task(config_path)
+        result = {
+            "data_rev": version["data_rev"],
+            "personas": {
+                slug: {"content_hash": version["personas"].get(slug, ""), **persona_stats}
+                for slug, persona_stats in stats.items()
+            },
+            "pending_stages": list(PENDING_STAGES),
+        }
+        create_markdown_artifact(key="retrain-summary", markdown=render_summary(result))
+        logger.info("retrain done: data %s, %d persona(s)", result["data_rev"], len(stats))
     return result
 
 

@@ -214,6 +214,10 @@ def load_config(
     explicit = path is not None or bool(environ.get("FOUNDRY_CONFIG"))
     path = Path(path or environ.get("FOUNDRY_CONFIG") or CONFIG_FILENAME)
     raw: dict[str, Any] = {}
+    if path.is_dir():
+        raise ConfigError(
+            f"{path} is a folder; pass the config file, for example {path / CONFIG_FILENAME}"
+        )
     if path.exists():
         raw = _read_yaml_mapping(path)
     elif explicit:
@@ -241,7 +245,8 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: the top level must be a mapping of sections, got {type(data).__name__}"
         )
-    return data
+    # A section whose keys are all commented out reads as null; it means "all defaults".
+    return {key: {} if value is None else value for key, value in data.items()}
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ of bounded size). Records carry `text` or Faultline's `content`.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -73,11 +74,13 @@ def decode_utf8(path: Path) -> tuple[str, Problem | None]:
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        # utf-8-sig reports positions after a leading BOM; count from the file's first byte.
+        start = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        line = data[:start].count(b"\n") + 1
         return "", _error(
             path,
-            f"line {line}, byte {exc.start}",
-            f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            f"line {line}, byte {start}",
+            f"not UTF-8 text (byte 0x{data[start]:02x})",
             "re-save the file as UTF-8",
         )
 
@@ -92,7 +95,8 @@ def text_of(fields: dict[str, Any]) -> Any:
 
 def _read_jsonl(path: Path, text: str) -> tuple[list[RawRecord], list[Problem]]:
     records, problems = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028 or U+0085 inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

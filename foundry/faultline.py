@@ -1,7 +1,7 @@
 """Import personas from the layout the Faultline debate product keeps them in.
 
 `import_faultline(source, config, deck=None)` reads `contracts/<Name>.json`, `corpus/<Name>.json`,
-optional `worldviews/<Name>.json` and optional `personas.json` (decks and display names), converts
+optional `worldviews/<Name>.json` and optional `personas.json` (decks, display names, handles), converts
 each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus bytes kept
 as they were) in a staging folder, validates everything, and only then moves the personas into
 `data/personas/`. A failure anywhere leaves `data/` as it was.
@@ -9,6 +9,7 @@ as they were) in a staging folder, validates everything, and only then moves the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,7 @@ class _Source(BaseModel):
 
     stem: str
     name: str
+    handle: str = ""
     contract_path: Path
     corpus_path: Path | None
     worldview_path: Path | None
@@ -90,24 +92,49 @@ def import_faultline(
     raise_for_errors(problems, f"Faultline import from {source}")
     report = ImportReport(source=str(source), deck=deck, personas=[])
     with staged_dir(config.personas_dir, prefix=".import-") as stage:
-        staged: list[tuple[Path, ImportedPersona]] = []
+        staged: list[tuple[Path, ImportedPersona, _Source]] = []
         for src in sources:
             result = _stage_persona(src, stage, config, problems)
             if result is not None:
-                staged.append(result)
-        _check_collisions([s for _, s in staged], config, force, problems)
+                staged.append((*result, src))
+        _check_collisions([s for _, s, _ in staged], config, force, problems)
         if validate is not None:
-            reported = {str(p) for p in problems}
-            for folder, _ in staged:
-                problems.extend(p for p in validate(folder) if str(p) not in reported)
+            reported = {_problem_key(p) for p in problems}
+            for folder, persona, src in staged:
+                # The staging folder is deleted on return: point at the files the user can open.
+                target = config.persona_dir(persona.slug)
+                for problem in validate(folder):
+                    problem = _unstaged(problem, folder, src, target)
+                    if _problem_key(problem) not in reported:
+                        reported.add(_problem_key(problem))
+                        problems.append(problem)
         raise_for_errors(problems, f"Faultline import from {source}")
-        for folder, persona in staged:
+        for folder, persona, _ in staged:
             replace_dir(folder, config.persona_dir(persona.slug))
             report.personas.append(persona)
     report.warnings = [str(p) for p in problems if p.level == "warning"]
     for warning in report.warnings:
         logger.warning("%s", warning)
     return report
+
+
+def _problem_key(problem: Problem) -> tuple[str, str, str, str]:
+    """The same finding reported by the import and by `validate` (with another fix) counts once."""
+    return problem.level, str(problem.path), problem.where, problem.message
+
+
+def _unstaged(problem: Problem, folder: Path, src: _Source, target: Path) -> Problem:
+    """`problem` re-pointed from the staged copy to the Faultline corpus or the final folder."""
+    if problem.path is None or not problem.path.is_relative_to(folder):
+        return problem
+    relative = problem.path.relative_to(folder)
+    if relative.parts[:1] == (CORPUS_DIRNAME,) and src.corpus_path is not None:
+        path = src.corpus_path
+    else:
+        path = target / relative
+    return dataclasses.replace(
+        problem, path=path, message=problem.message.replace(str(folder), str(target))
+    )
 
 
 def _find_sources(source: Path, deck: str | None) -> tuple[list[_Source], list[Problem]]:
@@ -117,7 +144,7 @@ def _find_sources(source: Path, deck: str | None) -> tuple[list[_Source], list[P
             f"{source}: no contracts/ folder; point at the Faultline persona folder "
             "that holds contracts/, corpus/ and personas.json"
         )
-    names, deck_ids, problems = _read_personas_index(source, deck)
+    names, handles, deck_ids, problems = _read_personas_index(source, deck)
     sources = []
     for path in sorted(contracts_dir.glob("*.json")):
         raw, problem = _read_json(path)
@@ -133,6 +160,7 @@ def _find_sources(source: Path, deck: str | None) -> tuple[list[_Source], list[P
             _Source(
                 stem=path.stem,
                 name=names.get(persona_id, path.stem),
+                handle=handles.get(persona_id, ""),
                 contract_path=path,
                 corpus_path=corpus if corpus.is_file() else None,
                 worldview_path=worldview if worldview.is_file() else None,
@@ -154,8 +182,8 @@ def _find_sources(source: Path, deck: str | None) -> tuple[list[_Source], list[P
 
 def _read_personas_index(
     source: Path, deck: str | None
-) -> tuple[dict[str, str], set[str] | None, list[Problem]]:
-    """Display names by persona id, and the persona ids of `deck` (None: every persona)."""
+) -> tuple[dict[str, str], dict[str, str], set[str] | None, list[Problem]]:
+    """Display names and handles by persona id, and the ids of `deck` (None: every persona)."""
     path = source / "personas.json"
     if not path.is_file():
         if deck:
@@ -163,7 +191,7 @@ def _read_personas_index(
                 f"{path} not found, so deck {deck!r} cannot be resolved; "
                 "drop --deck or add personas.json"
             )
-        return {}, None, []
+        return {}, {}, None, []
     raw, problem = _read_json(path)
     if problem or not isinstance(raw, dict):
         fix = problem or Problem(
@@ -173,18 +201,23 @@ def _read_personas_index(
             "expected an object with `decks` and `personas`",
             'write {"decks": [...], "personas": [...]}',
         )
-        return {}, None, [fix]
+        return {}, {}, None, [fix]
     names = {
         str(p.get("id")): str(p.get("name") or p.get("id"))
         for p in raw.get("personas", [])
         if isinstance(p, dict) and p.get("id")
     }
+    handles = {
+        str(p.get("id")): str(p.get("twitterHandle"))
+        for p in raw.get("personas", [])
+        if isinstance(p, dict) and p.get("id") and p.get("twitterHandle")
+    }
     if deck is None:
-        return names, None, []
+        return names, handles, None, []
     decks = {str(d.get("id")): d for d in raw.get("decks", []) if isinstance(d, dict)}
     if deck not in decks:
         raise DataError(f"{path}: no deck {deck!r}; decks: {', '.join(sorted(decks)) or 'none'}")
-    return names, {str(i) for i in decks[deck].get("personaIds", [])}, []
+    return names, handles, {str(i) for i in decks[deck].get("personaIds", [])}, []
 
 
 def _stage_persona(
@@ -291,6 +324,7 @@ def _contract_fields(raw: dict[str, Any], src: _Source, slug: str, trainable: bo
         "source": "faultline",
         "source_id": _text(raw.get("personaId")),
         "version": _text(raw.get("version")),
+        "handle": src.handle,
     }
 
 
@@ -380,7 +414,12 @@ def _check_collisions(
         if not existing.is_file():
             continue
         persona.replaced = True
-        previous = yaml.safe_load(existing.read_text(encoding="utf-8")) or {}
+        try:
+            previous = yaml.safe_load(existing.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            previous = None  # unreadable: nothing shows it came from Faultline, so keep it
+        if not isinstance(previous, dict):
+            previous = {}
         if previous.get("source") != "faultline" and not force:
             problems.append(
                 Problem(

@@ -1,12 +1,14 @@
 """Loggers under `foundry`, and forwarding them into Prefect's run logs.
 
-Library code logs with `get_logger(__name__)`; only the CLI prints. Flows call
-`forward_to_prefect()` first, so `foundry` lines reach the Prefect UI beside the task logs.
+Library code logs with `get_logger(__name__)`; only the CLI prints. A flow body runs inside
+`prefect_logs()`, so `foundry` lines reach the Prefect UI beside the task logs while it runs.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 ROOT = "foundry"
 
@@ -16,12 +18,22 @@ def get_logger(module: str) -> logging.Logger:
     return logging.getLogger(module if module.split(".")[0] == ROOT else f"{ROOT}.{module}")
 
 
-def forward_to_prefect(level: int = logging.INFO) -> None:
-    """Send `foundry` records to Prefect's API handler (what PREFECT_LOGGING_EXTRA_LOGGERS does,
-    but without having to set it before Prefect is imported)."""
-    extra = logging.getLogger("prefect.extra")
+@contextmanager
+def prefect_logs(level: int = logging.INFO) -> Iterator[None]:
+    """Send `foundry` records at `level` and above to Prefect's API handler while inside.
+
+    This is what PREFECT_LOGGING_EXTRA_LOGGERS does, without having to set it before Prefect is
+    imported, and without API warnings from `foundry` lines logged outside a flow run.
+    """
     target = logging.getLogger(ROOT)
+    added = [h for h in logging.getLogger("prefect.extra").handlers if h not in target.handlers]
+    previous_level = target.level
     target.setLevel(level)
-    for handler in extra.handlers:
-        if handler not in target.handlers:
-            target.addHandler(handler)
+    for handler in added:
+        target.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in added:
+            target.removeHandler(handler)
+        target.setLevel(previous_level)

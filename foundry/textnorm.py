@@ -22,7 +22,7 @@ _INVISIBLE = dict.fromkeys(
         0x0B,
         0x0C,
         *range(0x0E, 0x20),
-        0x7F,
+        *range(0x7F, 0xA0),
     ]
 )
 _SPACES = re.compile(r"[ \t\u00a0]+")
@@ -96,13 +96,14 @@ def _best_match(
     threshold: float,
 ) -> tuple[int, float] | None:
     # A pair with Jaccard >= t shares at least t * |grams| shingles, so count shared ones first.
+    # Compare count / |grams| (not count < t * |grams|): rounding then agrees with `jaccard`.
     shared: dict[int, int] = defaultdict(int)
     for gram in grams:
         for j in index.get(gram, ()):
             shared[j] += 1
     best: tuple[int, float] | None = None
     for j, count in shared.items():
-        if count < threshold * len(grams):
+        if count / len(grams) < threshold:
             continue
         score = jaccard(grams, kept[j])
         if score >= threshold and (best is None or score > best[1]):

@@ -26,7 +26,7 @@ from foundry.personas import (
     load_topics,
     select_personas,
 )
-from foundry.schemas import CorpusItem, DebateTopic, PersonaContract
+from foundry.schemas import SLUG_PATTERN, CorpusItem, DebateTopic, PersonaContract
 from foundry.textnorm import find_duplicates, normalize_text
 
 logger = get_logger(__name__)
@@ -81,6 +81,18 @@ def prepare_persona(
 
     `persona_dir` overrides the folder (an import validates personas while they are staged).
     """
+    if persona_dir is None and not SLUG_PATTERN.fullmatch(slug):
+        # A folder under data/ named like `Ada_Quill`: report it instead of raising, read nothing.
+        problem = Problem(
+            "error",
+            config.personas_dir / slug,
+            "",
+            f"folder name {slug!r} is not a slug",
+            "rename it to lowercase letters, digits and dashes",
+        )
+        return PreparedPersona(
+            slug=slug, contract=None, items=[], stats=CorpusStats(), problems=[problem]
+        )
     persona_dir = persona_dir or config.persona_dir(slug)
     contract, problems = load_contract(persona_dir)
     records, files = _read_records(persona_dir / CORPUS_DIRNAME, config, problems)
@@ -165,13 +177,15 @@ def _to_items(
         if item_id in first_seen:
             earlier, earlier_text = first_seen[item_id]
             if earlier_text != text:
+                first = earlier.where
+                if earlier.path != record.path:
+                    first = f"{earlier.path.name}, {first}"
                 problems.append(
                     Problem(
                         "error",
                         record.path,
                         record.where,
-                        f"duplicate id {item_id!r} (first at {earlier.path.name}, {earlier.where}) "
-                        "with different text",
+                        f"duplicate id {item_id!r} (first at {first}) with different text",
                         "give each record a unique id",
                     )
                 )

@@ -92,8 +92,18 @@ def dvc_repo(config: FoundryConfig) -> Iterator[Any]:
 
 
 def remote_url(config: FoundryConfig) -> str:
-    """The configured DVC remote, or the default local folder under the cache dir."""
+    """The remote foundry.yaml asks for, or the default local folder under the cache dir."""
     return config.versioning.remote_url or str(config.cache_dir / "dvc-remote")
+
+
+def configured_remote(config: FoundryConfig) -> str:
+    """The URL of the remote DVC will push to, as .dvc/config holds it (resolved if a path)."""
+    with dvc_repo(config) as repo:
+        name = repo.config["core"].get("remote", config.versioning.remote_name)
+        url = str(repo.config["remote"].get(name, {}).get("url", ""))
+    if url and "://" not in url and not Path(url).is_absolute():
+        url = str((config.root / ".dvc" / url).resolve())
+    return url
 
 
 def ensure_dvc(config: FoundryConfig) -> bool:
@@ -110,11 +120,13 @@ def ensure_dvc(config: FoundryConfig) -> bool:
                 subdir=git_root is not None and git_root != config.root,
             ).close()
         created = True
-    url = remote_url(config)
+    name = config.versioning.remote_name
     with dvc_repo(config) as repo, repo.config.edit() as conf:
         conf["core"]["analytics"] = False
-        conf["core"]["remote"] = config.versioning.remote_name
-        conf["remote"][config.versioning.remote_name] = {"url": _relative_to_cwd(url)}
+        # foundry.yaml wins when it names a remote; otherwise keep what .dvc/config already has.
+        if config.versioning.remote_url or name not in conf["remote"]:
+            conf["remote"][name] = {"url": _relative_to_cwd(remote_url(config))}
+        conf["core"]["remote"] = name
     return created
 
 
@@ -162,9 +174,9 @@ def pull_data(config: FoundryConfig) -> bool:
         return False
     try:
         with dvc_repo(config) as repo:
-            repo.pull(targets=[DVC_FILE])
+            repo.pull(targets=[str(config.root / DVC_FILE)])
     except DvcException as exc:
-        logger.info("no data in the DVC remote yet (%s); seeding from the sample instead", exc)
+        logger.warning("could not pull data from the DVC remote (%s); seeding from the sample", exc)
         return False
     return bool(discover_personas(config.personas_dir))
 
@@ -238,7 +250,7 @@ def init_project(config: FoundryConfig) -> InitResult:
     return InitResult(
         seeded_from=seeded_from,
         dvc_initialised=created,
-        remote_url=remote_url(config),
+        remote_url=configured_remote(config),
         version=version,
     )
 

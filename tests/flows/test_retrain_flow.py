@@ -1,0 +1,97 @@
+"""The retrain flow under Prefect's test harness: it validates, versions and reports."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from foundry.config import load_config
+from tasks.versioning import init_project, read_data_version
+from tests.conftest import make_project
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def initialised(tmp_path: Path):
+    root = make_project(tmp_path / "repo", git=True)
+    config = load_config(root / "foundry.yaml")
+    init_project(config)
+    return config
+
+
+def _flow_logs(flow_run_id) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()  # logs reach the API in batches
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+        return [f"{log.name}: {log.message}" for log in logs]
+
+    return asyncio.run(read())
+
+
+def _artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return str(found[0].data)
+
+    return asyncio.run(read())
+
+
+def test_retrain_validates_versions_and_summarises(prefect_harness, initialised):
+    from flows.retrain import retrain
+
+    state = retrain(config_path=str(initialised.source), return_state=True)
+
+    assert state.is_completed()
+    result = state.result()
+    version = read_data_version(initialised)
+    assert result["data_rev"] == version.data_rev
+    assert set(result["personas"]) == set(version.personas)
+    for slug, row in result["personas"].items():
+        assert row["content_hash"] == version.personas[slug]
+        assert row["items"] == row["train"] + row["eval"] >= 80
+    summary = _artifact("retrain-summary")
+    assert version.data_rev in summary
+    assert "tobias-renn" in summary and "Not run yet" in summary
+    logs = _flow_logs(state.state_details.flow_run_id)
+    assert any(line.startswith("foundry.") and "retrain done" in line for line in logs), logs
+
+
+def test_retrain_on_one_persona(prefect_harness, initialised):
+    from flows.retrain import retrain
+
+    result = retrain(config_path=str(initialised.source), personas=["jonah-okafor"])
+
+    assert list(result["personas"]) == ["jonah-okafor"]
+
+
+def test_retrain_fails_naming_the_bad_file_and_keeps_the_data_version(prefect_harness, initialised):
+    from flows.retrain import retrain
+
+    before = read_data_version(initialised)
+    bad = initialised.persona_dir("tobias-renn") / "corpus" / "posts.jsonl"
+    bad.write_text(bad.read_text() + "{not json\n")
+
+    state = retrain(config_path=str(initialised.source), return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(Exception, match=r"posts\.jsonl, line \d+: not valid JSON"):
+        state.result()
+    assert read_data_version(initialised).data_rev == before.data_rev
