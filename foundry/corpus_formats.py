@@ -172,10 +172,12 @@ def _read_csv(path: Path, text: str, text_column: str) -> tuple[list[RawRecord],
             )
         ]
     records = []
-    for row_number, row in enumerate(reader, start=2):  # line 1 is the header
+    line = reader.line_num + 1  # the file line where the next record starts
+    for row in reader:
         fields = {k: v for k, v in row.items() if k is not None}
-        fields["text"] = fields.pop(column, None)
-        records.append(RawRecord(fields, path, f"row {row_number}"))
+        fields["text"] = fields.pop(column, None)  # the configured column is the text
+        records.append(RawRecord(fields, path, f"line {line}"))
+        line = reader.line_num + 1
     return records, []
 
 

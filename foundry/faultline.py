@@ -1,10 +1,10 @@
 """Import personas from the layout the Faultline debate product keeps them in.
 
 `import_faultline(source, config, deck=None)` reads `contracts/<Name>.json`, `corpus/<Name>.json`,
-optional `worldviews/<Name>.json` and optional `personas.json` (decks, display names, handles), converts
-each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus bytes kept
-as they were) in a staging folder, validates everything, and only then moves the personas into
-`data/personas/`. A failure anywhere leaves `data/` as it was.
+optional `worldviews/<Name>.json` and optional `personas.json` (decks, display names, handles),
+converts each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus
+bytes kept as they were) in a staging folder, validates everything, and only then moves the
+personas into `data/personas/`. A failure anywhere leaves `data/` as it was.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from foundry.config import FoundryConfig
 from foundry.corpus_formats import RawRecord, read_corpus_file, text_of
-from foundry.errors import Problem, raise_for_errors
+from foundry.errors import DataError, Problem, raise_for_errors
 from foundry.logs import get_logger
 from foundry.personas import (
     CORPUS_DIRNAME,
@@ -352,6 +352,11 @@ def validate_data(config_path: str | None, personas: list[str] | None = None) ->
 
     config = load_config(Path(config_path) if config_path else None)
     summary = validate_personas(config, personas)
+    if not summary.personas:
+        raise DataError(
+            f"no personas in {config.personas_dir}; run `foundry init` (sample data) or "
+            "`foundry import faultline DIR`"
+        )
     raise_for_errors(summary.problems, f"data in {config.data_dir}")
     for problem in summary.problems:
         logger.warning("%s", problem)

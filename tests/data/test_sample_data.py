@@ -1,4 +1,4 @@
-"""Contracts on a persona data folder (default: the shipped sample; `--data-dir` to check another)."""
+"""Contracts on a persona data folder (default: the shipped sample; `--data-dir` for another)."""
 
 from __future__ import annotations
 

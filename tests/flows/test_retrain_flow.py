@@ -25,7 +25,6 @@ def initialised(tmp_path: Path):
 def _flow_logs(flow_run_id) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
     from prefect.logging.handlers import APILogHandler
 
     APILogHandler().flush()  # logs reach the API in batches

@@ -156,7 +156,12 @@ def test_csv_reads_the_text_column_and_other_columns(tmp_path: Path) -> None:
         {"id": "a", "text": "Hello, world.", "date": "2024-01-01"},
         {"id": "b", "text": "Line one\nline two", "date": "2024-01-02"},
     ]
-    assert [r.where for r in records] == ["row 2", "row 3"]
+    assert [r.where for r in records] == ["line 2", "line 3"]
+
+
+def test_csv_locations_are_file_lines_even_after_a_multiline_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "posts.csv", 'id,text\na,"one\ntwo\nthree"\nb,four\n')
+    assert [r.where for r in read_ok(path)] == ["line 2", "line 5"]
 
 
 def test_csv_reads_a_content_column_as_the_text(tmp_path: Path) -> None:
