@@ -4,7 +4,9 @@
 optional `worldviews/<Name>.json` and optional `personas.json` (decks, display names, handles),
 converts each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus
 bytes kept as they were) in a staging folder, validates everything, and only then moves the
-personas into `data/personas/`. A failure anywhere leaves `data/` as it was.
+personas into `data/personas/`. A failure anywhere leaves `data/` as it was. It returns an
+`ImportReport` with one `ImportedPersona` per persona; the field mapping itself lives in
+`foundry.faultline_mapping`.
 """
 
 from __future__ import annotations
@@ -22,27 +24,12 @@ from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig
 from foundry.corpus_formats import decode_utf8, read_corpus_file
 from foundry.errors import DataError, Problem, raise_for_errors
+from foundry.faultline_mapping import CONTRACT_KEYS, contract_fields, read_positions
 from foundry.logs import get_logger
 from foundry.personas import CONTRACT_FILENAME, CORPUS_DIRNAME, describe_validation_errors
 from foundry.schemas import PersonaContract, slugify
 
 logger = get_logger(__name__)
-
-_CONTRACT_KEYS = {
-    "personaId",
-    "version",
-    "personality",
-    "bias",
-    "stakes",
-    "epistemology",
-    "timeHorizon",
-    "flipConditions",
-    "evidencePolicy",
-    "anchorExcerpts",
-    "name",
-    "summary",
-}
-_CONFIDENCE_WORDS = {"very high": 0.95, "high": 0.85, "medium": 0.6, "moderate": 0.6, "low": 0.35}
 
 
 class ImportedPersona(BaseModel):
@@ -232,7 +219,7 @@ def _stage_persona(
             )
         )
         return None
-    for key in sorted(set(raw) - _CONTRACT_KEYS):
+    for key in sorted(set(raw) - CONTRACT_KEYS):
         problems.append(
             Problem(
                 "warning",
@@ -248,8 +235,8 @@ def _stage_persona(
         problems.append(Problem("error", src.contract_path, "", str(exc)))
         return None
     items = _check_corpus(src, config, problems)
-    fields = _contract_fields(raw, src, slug, trainable=items > 0)
-    fields["positions"] = _positions(src.worldview_path, problems) if src.worldview_path else []
+    fields = contract_fields(raw, src.name, src.handle, slug, trainable=items > 0)
+    fields["positions"] = _read_worldview(src.worldview_path, problems)
     try:
         contract = PersonaContract.model_validate(fields)
     except ValidationError as exc:
@@ -297,101 +284,15 @@ def _check_corpus(src: _Source, config: FoundryConfig, problems: list[Problem]) 
     return len(records)
 
 
-def _contract_fields(raw: dict[str, Any], src: _Source, slug: str, trainable: bool) -> dict:
-    policy = raw.get("evidencePolicy") or {}
-    return {
-        "name": src.name,
-        "slug": slug,
-        "summary": _text(raw.get("summary")),
-        "personality": _text(raw.get("personality")),
-        "bias": _text(raw.get("bias")),
-        "stakes": _text(raw.get("stakes")),
-        "epistemology": _text(raw.get("epistemology")),
-        "time_horizon": _text(raw.get("timeHorizon")),
-        "flip_conditions": _list(raw.get("flipConditions")),
-        "evidence_policy": {
-            "acceptable": _list(policy.get("acceptableSources")),
-            "unacceptable": _list(policy.get("unacceptableSources")),
-            "weighting": _text(policy.get("weightingRules")),
-            "tool_triggers": _list(policy.get("toolPullTriggers")),
-        },
-        "anchor_excerpts": [
-            {k: _text(a.get(k)) for k in ("id", "content", "source", "date")}
-            for a in raw.get("anchorExcerpts") or []
-            if isinstance(a, dict)
-        ],
-        "trainable": trainable,
-        "source": "faultline",
-        "source_id": _text(raw.get("personaId")),
-        "version": _text(raw.get("version")),
-        "handle": src.handle,
-    }
-
-
-def _positions(path: Path, problems: list[Problem]) -> list[dict[str, Any]]:
-    raw, problem = _read_json(path)
-    if problem or not isinstance(raw, dict) or not isinstance(raw.get("positions"), list):
-        problems.append(
-            problem
-            or Problem(
-                "error",
-                path,
-                "",
-                "expected {personaId, positions: [...]}",
-                "fix the worldview file",
-            )
-        )
+def _read_worldview(path: Path | None, problems: list[Problem]) -> list[dict[str, Any]]:
+    """The contract positions of the worldview file at `path`; none if absent or unreadable."""
+    if path is None:
         return []
-    positions = []
-    for index, item in enumerate(raw["positions"]):
-        claim = item.get("claim") if isinstance(item, dict) else None
-        if not isinstance(claim, str) or not claim.strip():
-            problems.append(
-                Problem(
-                    "error",
-                    path,
-                    f"positions[{index}]",
-                    "position has no claim",
-                    "add a `claim` string",
-                )
-            )
-            continue
-        confidence = _confidence(item.get("confidence"))
-        if confidence is None:
-            problems.append(
-                Problem(
-                    "warning",
-                    path,
-                    f"positions[{index}]",
-                    f"unreadable confidence {item.get('confidence')!r}; used 0.7",
-                    "use a number in [0, 1] (or 0-100) or high/medium/low",
-                )
-            )
-        positions.append(
-            {
-                "id": _text(item.get("id")),
-                "claim": claim,
-                "stance": "agree",
-                "confidence": 0.7 if confidence is None else confidence,
-                "type": _text(item.get("type")),
-            }
-        )
-    return positions
-
-
-def _confidence(value: Any) -> float | None:
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _CONFIDENCE_WORDS:
-            return _CONFIDENCE_WORDS[word]
-        try:
-            value = float(word.rstrip("%"))
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = float(value) / 100 if 1 < value <= 100 else float(value)
-        return value if 0 <= value <= 1 else None
-    return None
+    raw, problem = _read_json(path)
+    if problem:
+        problems.append(problem)
+        return []
+    return read_positions(raw, path, problems)
 
 
 def _check_collisions(
@@ -460,17 +361,3 @@ def _read_json(path: Path) -> tuple[Any, Problem | None]:
             f"not valid JSON ({exc.msg})",
             "fix the JSON syntax",
         )
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    return str(value)
-
-
-def _list(value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
