@@ -161,11 +161,19 @@ def _level(problem: Problem) -> str:
 
 
 def _describe(problem: Problem) -> str:
-    location = f"{problem.path}" if problem.path else ""
+    location = _short_path(problem.path) if problem.path else ""
     if problem.where:
         location = f"{location}, {problem.where}" if location else problem.where
     text = f"{location}: {problem.message}" if location else problem.message
     return f"{text}\n  fix: {problem.fix}" if problem.fix else text
+
+
+def _short_path(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it (easier to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @import_app.command(
@@ -198,7 +206,7 @@ def import_faultline_cmd(
         report = import_faultline(source, cfg, deck=deck, force=force, validate=check)
     table = Table(title=f"Imported from {source}" + (f" (deck {deck})" if deck else ""))
     for column in ("persona", "name", "items", "positions", "trainable", "action"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "persona")
     for p in report.personas:
         table.add_row(
             p.slug,
@@ -254,7 +262,7 @@ def personas_list(
         return
     table = Table(title=f"Personas in {cfg.personas_dir}")
     for column in ("persona", "name", "reasoning method", "positions", "trainable"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "persona")
     for slug in slugs:
         contract, _ = load_contract(cfg.personas_dir / slug)
         if contract is None:
@@ -303,7 +311,7 @@ def run(config: ConfigOption = None, persona: PersonaOption = None) -> None:
         result = retrain(config_path=str(cfg.source) if cfg.source else None, personas=persona)
     table = Table(title="Retrain")
     for column in ("persona", "content hash", "items", "train", "eval", "~tokens"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "persona")
     for slug, row in result["personas"].items():
         table.add_row(
             slug,

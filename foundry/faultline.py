@@ -100,8 +100,12 @@ def import_faultline(
             replace_dir(folder, config.persona_dir(persona.slug))
             report.personas.append(persona)
     report.warnings = [str(p) for p in problems if p.level == "warning"]
-    for warning in report.warnings:
-        logger.warning("%s", warning)
+    logger.info(
+        "imported %d persona(s) from %s with %d warning(s) (listed in the report)",
+        len(report.personas),
+        source,
+        len(report.warnings),
+    )
     return report
 
 

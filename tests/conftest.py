@@ -60,3 +60,17 @@ def config(project: Path):
     from foundry.config import load_config
 
     return load_config(project / "foundry.yaml")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` need CUDA; where it is absent they are reported as skipped, not run."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = pytest.mark.skip(reason="needs a CUDA GPU (run on the GPU machine)")
+    for item in gpu_items:
+        item.add_marker(reason)

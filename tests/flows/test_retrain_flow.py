@@ -94,3 +94,16 @@ def test_retrain_fails_naming_the_bad_file_and_keeps_the_data_version(prefect_ha
     with pytest.raises(Exception, match=r"posts\.jsonl, line \d+: not valid JSON"):
         state.result()
     assert read_data_version(initialised).data_rev == before.data_rev
+
+
+def test_retrain_without_personas_fails_and_says_how_to_start(prefect_harness, tmp_path):
+    from flows.retrain import retrain
+
+    root = make_project(tmp_path / "empty")
+    (root / "data" / "personas").mkdir(parents=True)
+
+    state = retrain(config_path=str(root / "foundry.yaml"), return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(Exception, match="no personas in .*foundry init"):
+        state.result()
