@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foundry.errors import ConfigError
+from foundry.model_config import BaseModelConfig, TrainingConfig
 from foundry.schemas import check_slug
 
 CONFIG_FILENAME = "foundry.yaml"
@@ -95,23 +96,6 @@ class VersioningConfig(_Section):
     )
     remote_name: str = Field("local", description="Name of the DVC remote in .dvc/config.")
     push: bool = Field(True, description="Push the data to the remote after each `dvc add`.")
-
-
-class BaseModelConfig(_Section):
-    name: str = Field(
-        "tiny",
-        description="`tiny` (trained locally, offline) or a hub id / local folder of a causal LM.",
-    )
-    trust_remote_code: bool = Field(
-        False, description="Allow model code from the hub; off unless you trust the source."
-    )
-
-
-class TrainingConfig(_Section):
-    backend: Literal["auto", "peft", "unsloth", "together"] = Field(
-        "auto", description="`auto`: Unsloth on CUDA when installed, else PEFT + TRL."
-    )
-    seed: int = Field(42, description="Seed for data order and weight initialisation.")
 
 
 class SynthesisConfig(_Section):
@@ -189,6 +173,14 @@ class FoundryConfig(_Section):
     @property
     def examples_dir(self) -> Path:
         return self.resolve(self.paths.examples_dir)
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.cache_dir / "adapters"
+
+    def adapter_dir(self, slug: str, stage: str) -> Path:
+        """Where persona `slug`'s adapter of `stage` (sft, dpo) lives once trained."""
+        return self.adapters_dir / check_slug(slug) / check_slug(stage)
 
     def persona_dir(self, slug: str) -> Path:
         """The folder of persona `slug`; the slug is checked, so no name escapes `data/`."""

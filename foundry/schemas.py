@@ -182,3 +182,20 @@ class TopicFile(_Strict):
         if repeated:
             raise ValueError(f"topic ids must be unique, repeated: {', '.join(repeated)}")
         return topics
+
+
+class PreferencePair(_Strict):
+    """A DPO example: for `prompt`, the persona would say `chosen`, not `rejected`."""
+
+    persona: str
+    prompt: str = Field(min_length=1)
+    chosen: str = Field(min_length=1)
+    rejected: str = Field(min_length=1)
+    strategy: str = Field(description="How the rejected answer was made (e.g. `cross-persona`).")
+    provenance: dict[str, str] = Field(default_factory=dict)
+    split: Split = "train"
+
+    @field_validator("persona")
+    @classmethod
+    def _persona_is_slug(cls, value: str) -> str:
+        return check_slug(value)

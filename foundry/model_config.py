@@ -1,0 +1,127 @@
+"""Config sections for the base model and adapter training (`base_model:` and `training:`).
+
+Learning rates left empty resolve by base model: the tiny from-scratch model learns with rates a
+real pretrained model would be ruined by (see `TrainingConfig.learning_rate`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TINY = "tiny"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TinyModelConfig(_Section):
+    """The embedded default base: a byte-level BPE tokenizer and a small Llama trained locally."""
+
+    vocab_size: int = Field(4000, ge=300, le=4096, description="BPE vocabulary (at most 4k).")
+    hidden_size: int = Field(128, ge=32, description="Width of the model (64 is weak, 32 fails).")
+    num_layers: int = Field(2, ge=1, description="Decoder blocks.")
+    num_heads: int = Field(4, ge=1, description="Attention heads; must divide hidden_size.")
+    intermediate_size: int = Field(256, ge=32, description="MLP width.")
+    context_length: int = Field(512, ge=64, description="Longest sequence the model takes.")
+    block_size: int = Field(128, ge=16, description="Tokens per pretraining window.")
+    pretrain_steps: int = Field(
+        300, ge=1, description="Optimizer steps of pretraining on all personas' train splits."
+    )
+    batch_size: int = Field(16, ge=1, description="Sequences per pretraining step.")
+    learning_rate: float = Field(3e-3, gt=0, description="Peak pretraining learning rate.")
+    seed: int = Field(0, description="Seed for the tokenizer sample order and the weights.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TinyModelConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        return self
+
+
+class BaseModelConfig(_Section):
+    name: str = Field(
+        TINY,
+        description="`tiny` (trained locally, offline) or a hub id / local folder of a causal LM.",
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow model code from the hub; off unless you trust the source."
+    )
+    quantization: Literal["none", "4bit"] = Field(
+        "none", description="`4bit`: QLoRA loading with bitsandbytes (CUDA only)."
+    )
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
+
+    @model_validator(mode="after")
+    def _tiny_is_not_quantized(self) -> BaseModelConfig:
+        if self.name == TINY and self.quantization != "none":
+            raise ValueError("`quantization: 4bit` needs a real base model, not `tiny`")
+        return self
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.name == TINY
+
+
+class LoraSettings(_Section):
+    r: int = Field(16, ge=1, description="LoRA rank (8-64 is typical).")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (often 2 x r).")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or `all-linear` (every linear layer)."
+    )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _not_empty(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one module name, or `all-linear`")
+        return value
+
+
+class StageSettings(_Section):
+    learning_rate: float | None = Field(
+        None, gt=0, description="Empty: 2e-3 SFT / 5e-4 DPO on `tiny`, 2e-5 / 5e-6 on real models."
+    )
+    epochs: float = Field(3.0, gt=0, description="Passes over the train split.")
+    max_steps: int = Field(0, ge=0, description="Stop after this many steps (0: use epochs).")
+    batch_size: int = Field(8, ge=1, description="Examples per device step.")
+    gradient_accumulation: int = Field(1, ge=1, description="Steps per optimizer update.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps warming up.")
+    max_length: int = Field(512, ge=32, description="Longest example in tokens (truncated).")
+    eval_steps: int = Field(10, ge=1, description="Evaluate (and checkpoint) every N steps.")
+    early_stopping_patience: int = Field(
+        3, ge=0, description="Evaluations without improvement before stopping (0: never stop)."
+    )
+
+
+class SftSettings(StageSettings):
+    packing: bool = Field(False, description="Pack several short examples into one sequence.")
+
+
+class DpoSettings(StageSettings):
+    epochs: float = Field(1.0, gt=0, description="Passes over the preference pairs.")
+    beta: float = Field(0.1, gt=0, description="DPO temperature: how far from the SFT adapter.")
+
+
+class TrainingConfig(_Section):
+    backend: Literal["auto", "peft", "unsloth", "together"] = Field(
+        "auto", description="`auto`: Unsloth on CUDA when installed, else PEFT + TRL."
+    )
+    seed: int = Field(42, description="Seed for data order and adapter initialisation.")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    sft: SftSettings = Field(default_factory=SftSettings)
+    dpo: DpoSettings = Field(default_factory=DpoSettings)
+
+    def learning_rate(self, stage: Literal["sft", "dpo"], is_tiny: bool) -> float:
+        """The configured rate, or the default that works for this kind of base model."""
+        configured = (self.sft if stage == "sft" else self.dpo).learning_rate
+        if configured is not None:
+            return configured
+        defaults = {("sft", True): 2e-3, ("dpo", True): 5e-4, ("sft", False): 2e-5}
+        return defaults.get((stage, is_tiny), 5e-6)
