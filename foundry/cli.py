@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from pydantic import BaseModel
 from rich.logging import RichHandler
 from rich.table import Table
 
-from foundry.config import FoundryConfig, load_config
-from foundry.errors import FoundryError, Problem
-
-console = Console()
-err_console = Console(stderr=True)
+from foundry.cli_common import (
+    ConfigOption,
+    PersonaOption,
+    console,
+    err_console,
+    load_cli_config,
+    user_errors,
+)
+from foundry.errors import Problem
 
 app = typer.Typer(
     help="Persona Foundry: per-persona weights and activations for multi-agent debate.",
@@ -36,43 +38,14 @@ app.add_typer(data_app, name="data")
 app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Project config file (default: ./foundry.yaml).",
-        envvar="FOUNDRY_CONFIG",
-    ),
-]
-PersonaOption = Annotated[
-    list[str] | None,
-    typer.Option("--persona", "-p", help="Persona slug; repeat for several (default: all)."),
-]
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn errors a user can fix into a red message and exit status 1."""
-    try:
-        yield
-    except FoundryError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def _load(config_path: Path | None) -> FoundryConfig:
-    with _user_errors():
-        return load_config(config_path)
-
 
 @app.command(epilog="Example: foundry init")
 def init(config: ConfigOption = None) -> None:
     """Seed data/ from the sample (or pull it from the DVC remote), set up DVC, version the data."""
     from tasks.versioning import init_project
 
-    cfg = _load(config)
-    with _user_errors(), console.status("Setting up data and DVC..."):
+    cfg = load_cli_config(config)
+    with user_errors(), console.status("Setting up data and DVC..."):
         result = init_project(cfg)
     seeded = {
         "examples": f"seeded {cfg.data_dir} from {cfg.examples_dir}",
@@ -96,8 +69,8 @@ def validate(config: ConfigOption = None, persona: PersonaOption = None) -> None
     """Check every persona's contract and corpus, and the debate topics; exit 1 on errors."""
     from tasks.corpus import validate_personas
 
-    cfg = _load(config)
-    with _user_errors():
+    cfg = load_cli_config(config)
+    with user_errors():
         summary = validate_personas(cfg, persona)
     for prepared in summary.personas:
         console.print(_persona_table(prepared))
@@ -197,12 +170,12 @@ def import_faultline_cmd(
     from foundry.faultline import import_faultline
     from tasks.corpus import prepare_persona
 
-    cfg = _load(config)
+    cfg = load_cli_config(config)
 
     def check(folder: Path) -> list[Problem]:
         return prepare_persona(cfg, folder.name, persona_dir=folder).problems
 
-    with _user_errors(), console.status(f"Importing from {source}..."):
+    with user_errors(), console.status(f"Importing from {source}..."):
         report = import_faultline(source, cfg, deck=deck, force=force, validate=check)
     table = Table(title=f"Imported from {source}" + (f" (deck {deck})" if deck else ""))
     for column in ("persona", "name", "items", "positions", "trainable", "action"):
@@ -230,8 +203,8 @@ def data_version(
     """Record the current data/ with DVC (and push); the version is the last line printed."""
     from tasks.versioning import version_data
 
-    cfg = _load(config)
-    with _user_errors(), console.status("Versioning data with DVC..."):
+    cfg = load_cli_config(config)
+    with user_errors(), console.status("Versioning data with DVC..."):
         version = version_data(cfg, push=push)
     table = Table(title="Persona content hashes")
     table.add_column("persona")
@@ -254,7 +227,7 @@ def personas_list(
     """List the personas in data/personas/ with their reasoning method and positions."""
     from foundry.personas import discover_personas, load_contract
 
-    cfg = _load(config)
+    cfg = load_cli_config(config)
     slugs = discover_personas(cfg.personas_dir)
     if plain:
         for slug in slugs:
@@ -286,53 +259,103 @@ def personas_list(
 )
 def config_show(config: ConfigOption = None) -> None:
     """Print the resolved configuration (file plus FOUNDRY_ overrides) with each key's meaning."""
-    cfg = _load(config)
+    cfg = load_cli_config(config)
     console.print(f"# project root: {cfg.root}", highlight=False)
     console.print(f"# loaded from: {cfg.source or '(defaults: no foundry.yaml)'}", highlight=False)
     for section_name, section in cfg:
         console.print(f"{section_name}:", highlight=False)
-        for key, field in type(section).model_fields.items():
-            value = getattr(section, key)
-            shown = str(value) if not isinstance(value, list) else f"[{', '.join(value)}]"
-            console.print(
-                f"  {key}: {shown or repr('')}  # {field.description}",
-                highlight=False,
-                markup=False,
-            )
+        _print_section(section, indent="  ")
+
+
+def _print_section(section: BaseModel, indent: str) -> None:
+    for key, field in type(section).model_fields.items():
+        value = getattr(section, key)
+        if isinstance(value, BaseModel):
+            console.print(f"{indent}{key}:", highlight=False)
+            _print_section(value, indent + "  ")
+            continue
+        shown = str(value) if not isinstance(value, list) else f"[{', '.join(value)}]"
+        console.print(
+            f"{indent}{key}: {shown or repr('')}  # {field.description}",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command(epilog="Example: foundry run")
-def run(config: ConfigOption = None, persona: PersonaOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    persona: PersonaOption = None,
+    train: Annotated[bool, typer.Option(help="Train adapters (--no-train: data only).")] = True,
+) -> None:
     """Run the main job (the `retrain` flow) on the configured personas and summarise it."""
     from flows.retrain import PENDING_STAGES, retrain
 
-    cfg = _load(config)
-    with _user_errors(), console.status("Running the retrain flow (Prefect)..."):
-        result = retrain(config_path=str(cfg.source) if cfg.source else None, personas=persona)
+    cfg = load_cli_config(config)
+    with user_errors(), console.status("Running the retrain flow (Prefect)..."):
+        result = retrain(
+            config_path=str(cfg.source) if cfg.source else None, personas=persona, train=train
+        )
     table = Table(title="Retrain")
-    for column in ("persona", "content hash", "items", "train", "eval", "~tokens"):
+    columns = (
+        "persona",
+        "content hash",
+        "items",
+        "train",
+        "eval",
+        "SFT eval loss",
+        "DPO eval loss",
+    )
+    for column in columns:
         table.add_column(column, no_wrap=column == "persona")
     for slug, row in result["personas"].items():
+        losses = [_eval_loss(row["adapters"].get(stage)) for stage in ("sft", "dpo")]
         table.add_row(
             slug,
             row["content_hash"],
             str(row["items"]),
             str(row["train"]),
             str(row["eval"]),
-            str(row["approx_tokens"]),
+            *losses,
         )
     console.print(table)
-    console.print("Ran: validate, version. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
+    ran = "validate, version, base model, SFT, DPO" if train else "validate, version"
+    console.print(f"Ran: {ran}. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
     console.print(f"data version: {result['data_rev']}", highlight=False)
+
+
+def _eval_loss(artifact: dict | None) -> str:
+    best = (artifact or {}).get("summary", {}).get("best_eval_loss")
+    return f"{best:.3f}" if isinstance(best, int | float) else "-"
 
 
 def main() -> None:
     """Console-script entry point: quiet third-party telemetry, log warnings, run the app."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Our own progress bars replace the libraries' tqdm bars and notices.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False)],
     )
     app()
+
+
+def _register_model_commands() -> None:
+    from foundry import cli_models
+
+    app.command(epilog="Example: foundry train --persona tobias-renn --stage all", name="train")(
+        cli_models.train
+    )
+    app.command(
+        epilog="Example: foundry generate --persona tobias-renn --variant prompt --variant dpo "
+        '"Will AI capex pay off?"',
+        name="generate",
+    )(cli_models.generate)
+
+
+_register_model_commands()

@@ -84,10 +84,14 @@ class LoraSettings(_Section):
 
 
 class StageSettings(_Section):
+    """Settings of one training stage; those left empty resolve by base model (`resolved`)."""
+
     learning_rate: float | None = Field(
-        None, gt=0, description="Empty: 2e-3 SFT / 5e-4 DPO on `tiny`, 2e-5 / 5e-6 on real models."
+        None, gt=0, description="Empty: 6e-3 SFT / 5e-4 DPO on `tiny`, 2e-5 / 5e-6 on real models."
     )
-    epochs: float = Field(3.0, gt=0, description="Passes over the train split.")
+    epochs: float | None = Field(
+        None, gt=0, description="Passes over the data. Empty: 10 SFT / 2 DPO on `tiny`, 3 / 1 else."
+    )
     max_steps: int = Field(0, ge=0, description="Stop after this many steps (0: use epochs).")
     batch_size: int = Field(8, ge=1, description="Examples per device step.")
     gradient_accumulation: int = Field(1, ge=1, description="Steps per optimizer update.")
@@ -95,8 +99,15 @@ class StageSettings(_Section):
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps warming up.")
     max_length: int = Field(512, ge=32, description="Longest example in tokens (truncated).")
     eval_steps: int = Field(10, ge=1, description="Evaluate (and checkpoint) every N steps.")
-    early_stopping_patience: int = Field(
-        3, ge=0, description="Evaluations without improvement before stopping (0: never stop)."
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=0,
+        description="Evaluations without improvement before stopping (0: never). Empty: 0 on "
+        "`tiny` (its eval loss is flat noise), 3 on real models.",
+    )
+    keep_best: bool | None = Field(
+        None,
+        description="End on the lowest-eval-loss checkpoint. Empty: off on `tiny`, on otherwise.",
     )
 
 
@@ -105,7 +116,6 @@ class SftSettings(StageSettings):
 
 
 class DpoSettings(StageSettings):
-    epochs: float = Field(1.0, gt=0, description="Passes over the preference pairs.")
     beta: float = Field(0.1, gt=0, description="DPO temperature: how far from the SFT adapter.")
 
 
@@ -118,10 +128,44 @@ class TrainingConfig(_Section):
     sft: SftSettings = Field(default_factory=SftSettings)
     dpo: DpoSettings = Field(default_factory=DpoSettings)
 
+    def resolved(self, stage: Literal["sft", "dpo"], is_tiny: bool) -> StageSettings:
+        """The stage's settings with every empty field filled by the default for this base."""
+        settings = self.sft if stage == "sft" else self.dpo
+        defaults = _STAGE_DEFAULTS[(stage, is_tiny)]
+        filled = {k: v for k, v in defaults.items() if getattr(settings, k) is None}
+        return settings.model_copy(update=filled)
+
     def learning_rate(self, stage: Literal["sft", "dpo"], is_tiny: bool) -> float:
         """The configured rate, or the default that works for this kind of base model."""
-        configured = (self.sft if stage == "sft" else self.dpo).learning_rate
-        if configured is not None:
-            return configured
-        defaults = {("sft", True): 2e-3, ("dpo", True): 5e-4, ("sft", False): 2e-5}
-        return defaults.get((stage, is_tiny), 5e-6)
+        return float(self.resolved(stage, is_tiny).learning_rate or 0.0)
+
+
+# The tiny from-scratch base memorises its corpus, so its eval loss says little about persona
+# fidelity: it trains longer, at a higher rate, without early stopping. Real models follow the
+# small-data practice: low rates, few epochs, early stopping on eval loss, best checkpoint kept.
+_STAGE_DEFAULTS: dict[tuple[str, bool], dict[str, object]] = {
+    ("sft", True): {
+        "learning_rate": 6e-3,
+        "epochs": 10.0,
+        "early_stopping_patience": 0,
+        "keep_best": False,
+    },
+    ("dpo", True): {
+        "learning_rate": 5e-4,
+        "epochs": 2.0,
+        "early_stopping_patience": 0,
+        "keep_best": False,
+    },
+    ("sft", False): {
+        "learning_rate": 2e-5,
+        "epochs": 3.0,
+        "early_stopping_patience": 3,
+        "keep_best": True,
+    },
+    ("dpo", False): {
+        "learning_rate": 5e-6,
+        "epochs": 1.0,
+        "early_stopping_patience": 3,
+        "keep_best": True,
+    },
+}

@@ -194,4 +194,7 @@ def validate_data(config_path: str | None, personas: list[str] | None = None) ->
     raise_for_errors(summary.problems, f"data in {config.data_dir}")
     for problem in summary.problems:
         logger.warning("%s", problem)
-    return {p.slug: p.stats.model_dump() for p in summary.personas}
+    return {
+        p.slug: {**p.stats.model_dump(), "trainable": p.contract is None or p.contract.trainable}
+        for p in summary.personas
+    }

@@ -19,10 +19,10 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     """Rich wraps table cells at the terminal width; a wide console keeps messages on one line."""
-    import foundry.cli
+    import foundry.cli_common
 
-    for name in ("console", "err_console"):
-        monkeypatch.setattr(foundry.cli, name, type(getattr(foundry.cli, name))(width=400))
+    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+        monkeypatch.setattr(console, "width", 400)
 
 
 def invoke(root: Path, *args: str):
@@ -217,7 +217,9 @@ def test_every_command_has_help_with_an_example(command):
 
 def test_run_executes_the_retrain_flow(prefect_harness, initialised):
     result = runner.invoke(
-        app, ["run", "--config", str(initialised / "foundry.yaml")], terminal_width=300
+        app,
+        ["run", "--no-train", "--config", str(initialised / "foundry.yaml")],
+        terminal_width=300,
     )
 
     assert result.exit_code == 0, result.output

@@ -1,0 +1,146 @@
+"""Cross-persona preference pairs from the sample corpora, and reading pairs.jsonl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from foundry.config import load_config
+from foundry.errors import DataError
+from foundry.schemas import PreferencePair
+from foundry.training_data import TrainingDataError, item_prompts
+from tasks.corpus import validate_personas
+from tasks.preferences import cross_persona_pairs, load_pairs
+from tests.conftest import SAMPLE_DIR, make_project
+
+SLUG = "tobias-renn"
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("pairs") / "project")
+    shutil.copytree(SAMPLE_DIR, root / "data")
+    return load_config(root / "foundry.yaml")
+
+
+@pytest.fixture(scope="module")
+def summary(config):
+    return validate_personas(config)
+
+
+@pytest.fixture(scope="module")
+def pairs(summary):
+    return cross_persona_pairs(summary, SLUG)
+
+
+def _items(summary):
+    return {(p.slug, item.id): item for p in summary.personas for item in p.items}
+
+
+def test_pairs_are_deterministic(summary, pairs):
+    assert cross_persona_pairs(summary, SLUG) == pairs
+    assert cross_persona_pairs(summary, SLUG, max_pairs=20, seed=3) == cross_persona_pairs(
+        summary, SLUG, max_pairs=20, seed=3
+    )
+
+
+def test_chosen_is_the_personas_own_text_and_splits_follow_the_items(summary, pairs):
+    items = _items(summary)
+    own = next(p for p in summary.personas if p.slug == SLUG)
+    assert len(pairs) == len(own.items)  # 131 items, under the default cap of 200
+    for pair in pairs:
+        chosen = items[(SLUG, pair.provenance["chosen_id"])]
+        assert (pair.persona, pair.chosen, pair.split) == (SLUG, chosen.text, chosen.split)
+        assert pair.strategy == "cross-persona"
+    assert sum(p.split == "eval" for p in pairs) == own.stats.eval
+
+
+def test_rejected_always_comes_from_another_persona_of_the_same_split(summary, pairs):
+    items = _items(summary)
+    for pair in pairs:
+        persona = pair.provenance["rejected_persona"]
+        rejected = items[(persona, pair.provenance["rejected_id"])]
+        assert persona != SLUG and rejected.persona == persona
+        assert pair.rejected == rejected.text and pair.rejected != pair.chosen
+        assert rejected.split == pair.split
+    assert len({p.provenance["rejected_persona"] for p in pairs}) >= 2
+
+
+def test_prompt_is_the_items_debate_prompt_and_rejections_share_its_topic(summary, pairs):
+    prompts = {
+        (p.slug, item_id): prompt
+        for p in summary.personas
+        for item_id, prompt in item_prompts(p.items, summary.topics).items()
+    }
+    same_topic = 0
+    for pair in pairs:
+        assert pair.prompt == prompts[(SLUG, pair.provenance["chosen_id"])]
+        assert pair.prompt.startswith("Debate prompt: ")
+        rejected_key = (pair.provenance["rejected_persona"], pair.provenance["rejected_id"])
+        same_topic += prompts[rejected_key] == pair.prompt
+    assert same_topic >= 0.8 * len(pairs)
+
+
+def test_max_pairs_keeps_both_splits(summary):
+    capped = cross_persona_pairs(summary, SLUG, max_pairs=20)
+    assert len(capped) == 20
+    assert {p.split for p in capped} == {"train", "eval"}
+
+
+def test_unknown_persona_or_no_other_persona_is_an_error(summary):
+    with pytest.raises(DataError, match="'nobody' is not among"):
+        cross_persona_pairs(summary, "nobody")
+    alone = summary.model_copy(update={"personas": [summary.personas[0]]})
+    with pytest.raises(DataError, match="need another persona"):
+        cross_persona_pairs(alone, summary.personas[0].slug)
+
+
+def _pair_line(**changes) -> str:
+    row = {
+        "persona": SLUG,
+        "prompt": "Debate prompt: will stablecoins help the dollar?",
+        "chosen": "Model the players and their payoffs first.",
+        "rejected": "History rhymes: remember Bretton Woods.",
+        "strategy": "synthetic-contrast",
+        "split": "train",
+    }
+    return json.dumps(row | changes)
+
+
+def test_load_pairs_reads_pairs_jsonl(config):
+    path = config.data_dir / "synthetic" / SLUG / "pairs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_pair_line() + "\n\n" + _pair_line(split="eval") + "\n")
+    try:
+        pairs = load_pairs(config, SLUG)
+    finally:
+        path.unlink()
+    assert [p.split for p in pairs] == ["train", "eval"]
+    assert pairs[0] == PreferencePair.model_validate_json(_pair_line())
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        (_pair_line(rejected=""), r"line 2: not a valid preference pair \(`rejected`"),
+        (_pair_line(split="test"), r"line 2: not a valid preference pair \(`split`"),
+        ('{"persona": ', r"line 2: not valid JSON"),
+        (_pair_line(persona="jonah-okafor"), r"line 2: pair is for persona 'jonah-okafor'"),
+    ],
+)
+def test_a_bad_pairs_line_names_file_and_line(config, bad_line, message):
+    path = config.data_dir / "synthetic" / SLUG / "pairs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_pair_line() + "\n" + bad_line + "\n")
+    try:
+        with pytest.raises(TrainingDataError, match=message) as error:
+            load_pairs(config, SLUG)
+    finally:
+        path.unlink()
+    assert str(path) in str(error.value)
+
+
+def test_load_pairs_without_a_file_builds_cross_persona_pairs(config, summary):
+    assert load_pairs(config, SLUG) == cross_persona_pairs(summary, SLUG, seed=config.training.seed)
