@@ -11,10 +11,10 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from tasks.train import build_base_task, train_adapter_task
 
 from foundry.logs import get_logger, prefect_logs
 from tasks.corpus import validate_data
+from tasks.train import build_base_task, train_adapter_task
 from tasks.versioning import version_data_task
 
 logger = get_logger(__name__)

@@ -58,9 +58,8 @@ def train(
     stage: Annotated[str, typer.Option(help="sft, dpo, or all (sft then dpo).")] = "all",
 ) -> None:
     """Train persona adapters: SFT on the persona's corpus, then DPO on preference pairs."""
-    from tasks.train import ensure_base, train_dpo, train_sft
-
     from tasks.corpus import validate_personas
+    from tasks.train import ensure_base, train_dpo, train_sft
 
     if stage not in STAGES:
         raise typer.BadParameter(f"use one of {', '.join(STAGES)}", param_hint="--stage")

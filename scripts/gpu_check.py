@@ -84,6 +84,7 @@ def step_qlora(slug: str) -> dict:
 
 def step_unsloth(slug: str) -> dict:
     import unsloth  # noqa: F401  (must import before transformers patches apply)
+
     from tasks.train import train_dpo, train_sft
 
     env = {
