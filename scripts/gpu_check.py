@@ -69,17 +69,21 @@ def tiny_folder() -> str:
     return str(folder)
 
 
-def step_qlora(slug: str) -> dict:
-    from tasks.train import train_sft
-
+def four_bit_config(backend: str):
+    """The tiny base as a local 4-bit model (QLoRA) trained by `backend`, in its own cache."""
     env = {
         "BASE_MODEL__NAME": tiny_folder(),
         "BASE_MODEL__QUANTIZATION": "4bit",
-        "TRAINING__BACKEND": "peft",
-        "PATHS__CACHE_DIR": ".foundry-qlora",
+        "TRAINING__BACKEND": backend,
+        "PATHS__CACHE_DIR": f".foundry-{backend}-4bit",
     }
-    config = config_for(**short_training(env))
-    return {"sft": train_sft(config, slug).summary.model_dump()}
+    return config_for(**short_training(env))
+
+
+def step_qlora(slug: str) -> dict:
+    from tasks.train import train_sft
+
+    return {"sft": train_sft(four_bit_config("peft"), slug).summary.model_dump()}
 
 
 def step_unsloth(slug: str) -> dict:
@@ -87,13 +91,7 @@ def step_unsloth(slug: str) -> dict:
 
     from tasks.train import train_dpo, train_sft
 
-    env = {
-        "BASE_MODEL__NAME": tiny_folder(),
-        "BASE_MODEL__QUANTIZATION": "4bit",
-        "TRAINING__BACKEND": "unsloth",
-        "PATHS__CACHE_DIR": ".foundry-unsloth",
-    }
-    config = config_for(**short_training(env))
+    config = four_bit_config("unsloth")
     sft = train_sft(config, slug)
     dpo = train_dpo(config, slug)
     return {"sft": sft.summary.model_dump(), "dpo": dpo.summary.model_dump()}
