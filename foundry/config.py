@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from foundry.errors import ConfigError
 from foundry.model_config import BaseModelConfig, TrainingConfig
 from foundry.schemas import check_slug
+from foundry.synthesis_config import SynthesisConfig
 
 CONFIG_FILENAME = "foundry.yaml"
 ENV_PREFIX = "FOUNDRY_"
@@ -96,12 +97,6 @@ class VersioningConfig(_Section):
     )
     remote_name: str = Field("local", description="Name of the DVC remote in .dvc/config.")
     push: bool = Field(True, description="Push the data to the remote after each `dvc add`.")
-
-
-class SynthesisConfig(_Section):
-    provider: Literal["auto", "anthropic", "offline", "local"] = Field(
-        "auto", description="`auto`: Anthropic when ANTHROPIC_API_KEY is set, else offline."
-    )
 
 
 class EvaluationConfig(_Section):
@@ -314,6 +309,11 @@ class Settings(BaseSettings):
     )
     fireworks_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("FOUNDRY_FIREWORKS_API_KEY", "FIREWORKS_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FOUNDRY_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+        description="Another Anthropic endpoint (a proxy, or a test server); empty: the SDK's.",
     )
 
 
