@@ -33,10 +33,14 @@ import_app = typer.Typer(help="Import personas from other products.", no_args_is
 data_app = typer.Typer(help="Data versions (DVC).", no_args_is_help=True)
 personas_app = typer.Typer(help="Inspect personas.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+prompts_app = typer.Typer(
+    help="Persona system prompts for prompt-only systems.", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 app.add_typer(data_app, name="data")
 app.add_typer(personas_app, name="personas")
 app.add_typer(config_app, name="config")
+app.add_typer(prompts_app, name="prompts")
 
 
 @app.command(epilog="Example: foundry init")
@@ -356,6 +360,19 @@ def _register_model_commands() -> None:
         '"Will AI capex pay off?"',
         name="generate",
     )(cli_models.generate)
+    from foundry import cli_synth
+
+    app.command(
+        epilog="Example: foundry synth --persona tobias-renn --n 40 --provider offline",
+        name="synth",
+    )(cli_synth.synth)
+    app.command(
+        epilog="Example: foundry pairs --persona tobias-renn --export together --out pairs.jsonl",
+        name="pairs",
+    )(cli_synth.pairs)
+    prompts_app.command("export", epilog="Example: foundry prompts export --out prompts/")(
+        cli_synth.prompts_export
+    )
 
 
 _register_model_commands()

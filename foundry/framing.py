@@ -1,14 +1,24 @@
-"""How persona text is framed as chat: debate prompts for corpus items, and contract system prompts.
+"""How persona text is framed as chat: debate prompts, topic splits and contract system prompts.
 
-Training, generation and (later) synthesis share these, so a persona is always addressed the same
-way: the user turn is a debate prompt, the assistant turn is what the persona wrote or says.
+Training, generation and synthesis share these, so a persona is always addressed the same way: the
+user turn is a debate prompt, the assistant turn is what the persona wrote or says.
+
+Topics split three ways by group (`split_topics`): `train` topics frame corpus items and get
+synthetic turns; `dev` topics get synthetic turns and pairs that only ever land in the eval split
+(DPO and SFT eval loss); `heldout` topics are never trained on or synthesized: evaluation's own.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from foundry.schemas import DebateTopic, PersonaContract
+
+TopicRole = Literal["train", "dev", "heldout"]
 
 GENERIC_PROMPT = "Give your view on the debate."
 
@@ -16,6 +26,49 @@ GENERIC_PROMPT = "Give your view on the debate."
 def debate_prompt(topic: DebateTopic | None) -> str:
     """The user turn for a debate topic."""
     return f"Debate prompt: {topic.prompt}" if topic else GENERIC_PROMPT
+
+
+class TopicSplit(BaseModel):
+    train: list[DebateTopic] = Field(default_factory=list)
+    dev: list[DebateTopic] = Field(default_factory=list)
+    heldout: list[DebateTopic] = Field(default_factory=list)
+
+    @property
+    def framing(self) -> list[DebateTopic]:
+        """Topics a corpus item may be framed by: everything but the held-out ones."""
+        return self.train + self.dev
+
+    def role(self, topic_id: str) -> TopicRole:
+        for role in ("train", "dev", "heldout"):
+            if any(t.id == topic_id for t in getattr(self, role)):
+                return role  # type: ignore[return-value]
+        raise KeyError(f"topic {topic_id!r} is not in the topics file")
+
+
+def split_topics(
+    topics: Sequence[DebateTopic], heldout_fraction: float, dev_fraction: float
+) -> TopicSplit:
+    """Split topics by group into train, dev and held-out, stably (a hash order of group keys).
+
+    With three groups or more, dev and held-out get at least one group each and train keeps at
+    least one; with fewer, everything is train. Adding a topic never moves another group.
+    """
+    groups = sorted(
+        {t.group_key for t in topics}, key=lambda g: hashlib.sha256(g.encode()).hexdigest()
+    )
+    heldout_n = dev_n = 0
+    if len(groups) >= 3:
+        heldout_n = max(1, round(len(groups) * heldout_fraction))
+        dev_n = max(1, round(len(groups) * dev_fraction))
+        heldout_n = min(heldout_n, len(groups) - 2)
+        dev_n = min(dev_n, len(groups) - heldout_n - 1)
+    heldout, dev = set(groups[:heldout_n]), set(groups[heldout_n : heldout_n + dev_n])
+    split = TopicSplit()
+    for topic in topics:
+        key = topic.group_key
+        role = "heldout" if key in heldout else "dev" if key in dev else "train"
+        getattr(split, role).append(topic)
+    return split
 
 
 def nearest_topics(texts: Sequence[str], topics: Sequence[DebateTopic]) -> list[DebateTopic | None]:
@@ -61,3 +114,50 @@ def contract_system_prompt(contract: PersonaContract) -> str:
     if contract.flip_conditions:
         lines.append("You change your mind only if: " + "; ".join(contract.flip_conditions))
     return "\n".join(lines)
+
+
+def persona_system_prompt(contract: PersonaContract) -> str:
+    """The enhanced system prompt: contract, reasoning method, evidence policy and constitution.
+
+    What `foundry prompts export` writes for systems that stay prompt-only, and the system prompt
+    synthesis writes with (the long, cached part of every request).
+    """
+    lines = [contract_system_prompt(contract)]
+    policy = contract.evidence_policy
+    if policy.acceptable:
+        lines.append("Evidence you trust: " + "; ".join(policy.acceptable))
+    if policy.unacceptable:
+        lines.append("Evidence you reject: " + "; ".join(policy.unacceptable))
+    if policy.weighting:
+        lines.append(f"How you weigh evidence: {policy.weighting}")
+    if contract.constitution:
+        lines.append("Principles you hold yourself to:")
+        lines += [f"  - {principle}" for principle in contract.constitution]
+    if contract.anchor_excerpts:
+        lines.append("In your own words:")
+        lines += [f'  "{excerpt.content}"' for excerpt in contract.anchor_excerpts[:3]]
+    return "\n".join(lines)
+
+
+MOVE_CUES = {
+    "claim": "",
+    "challenge": "Challenge this argument",
+    "clarification": "Clarify what you do and do not claim.",
+    "concession": "Concede a point and say what would change your mind.",
+    "reframe": "Reframe the question in your own terms.",
+}
+MAX_QUOTE_WORDS = 30
+
+
+def move_prompt(topic: DebateTopic, move: str, opponent_quote: str = "") -> str:
+    """The user turn a synthetic turn answers: the debate prompt plus a short cue for the move.
+
+    This (not the long synthesis request) is what training and pairs use as the prompt, so an
+    adapter learns to make each move from a plain debate prompt.
+    """
+    cue = MOVE_CUES[move]
+    if move == "challenge":
+        words = opponent_quote.split()
+        quote = " ".join(words[:MAX_QUOTE_WORDS]) + (" ..." if len(words) > MAX_QUOTE_WORDS else "")
+        cue = f'{cue}: "{quote}"' if quote else "Challenge the conventional view."
+    return debate_prompt(topic) + (f"\n{cue}" if cue else "")

@@ -16,6 +16,7 @@ SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG_CHARS = 64
 
 Split = Literal["train", "eval"]
+Move = Literal["claim", "challenge", "clarification", "concession", "reframe"]
 ItemKind = Literal["tweet", "essay", "transcript", "turn", "other"]
 
 
@@ -164,11 +165,25 @@ class DebateTopic(_Strict):
     id: str
     prompt: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
+    group: str = Field(
+        "",
+        description="Topics that phrase one question share a group, so a held-out question "
+        "has no paraphrase in training; empty: the topic is its own group.",
+    )
 
     @field_validator("id")
     @classmethod
     def _id_is_slug(cls, value: str) -> str:
         return check_slug(value)
+
+    @field_validator("group")
+    @classmethod
+    def _group_is_slug(cls, value: str) -> str:
+        return check_slug(value) if value else value
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.id
 
 
 class TopicFile(_Strict):
@@ -194,6 +209,38 @@ class PreferencePair(_Strict):
     strategy: str = Field(description="How the rejected answer was made (e.g. `cross-persona`).")
     provenance: dict[str, str] = Field(default_factory=dict)
     split: Split = "train"
+
+    @field_validator("persona")
+    @classmethod
+    def _persona_is_slug(cls, value: str) -> str:
+        return check_slug(value)
+
+
+class DebateTurn(_Strict):
+    """A generated debate turn with its provenance: who made it, from what, and at what cost."""
+
+    key: str = Field(min_length=1, description="Cache key: provider, model, prompts, params.")
+    persona: str
+    topic_id: str
+    prompt: str = Field(min_length=1, description="The debate prompt (the user turn in training).")
+    move: Move
+    text: str = Field(min_length=1)
+    split: Split = Field("train", description="`eval` for turns on dev topics (never trained on).")
+    provider: str
+    model: str
+    template: str = Field(description="Prompt template name and version.")
+    prompt_hash: str = Field(description="sha256 of the system and user prompts sent.")
+    passage_ids: list[str] = Field(default_factory=list, description="Corpus items retrieved.")
+    opponent: str = Field("", description="The persona whose turn a `challenge` answers.")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    created_at: str = ""
+    draft: str = Field("", description="The text before the constitution pass revised it.")
+    critique: str = Field("", description="The constitution pass's critique of the draft.")
 
     @field_validator("persona")
     @classmethod

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Move = Literal["claim", "challenge", "clarification", "concession", "reframe"]
+from foundry.schemas import Move
+
 MOVES: tuple[Move, ...] = ("claim", "challenge", "clarification", "concession", "reframe")
 PairStrategy = Literal["cross_persona", "generic", "constitution_violation"]
 
@@ -81,6 +82,12 @@ class SynthesisConfig(_Section):
     )
     moves: list[Move] = Field(
         default_factory=lambda: list(MOVES), description="Debate moves to generate, in turn."
+    )
+    dev_topic_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Share of topic groups whose turns and pairs form the eval split only.",
     )
     passages: int = Field(
         4, ge=1, description="Corpus passages retrieved for each prompt to ground the turn."

@@ -8,9 +8,9 @@ started only when its worst-case cost still fits, so the cap holds even with req
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from foundry.errors import FoundryError
 from foundry.synthesis_config import PriceConfig
@@ -40,6 +40,8 @@ class GenerationJob:
     max_tokens: int
     temperature: float
     persona: str
+    # Structured inputs for providers that do not read prompts (the offline composer); not sent.
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from foundry.base_model import PretrainDoc
 from foundry.errors import FoundryError
 from foundry.framing import conversation, debate_prompt, nearest_topics
+from foundry.preference_pairs import to_trl
 from foundry.schemas import CorpusItem, DebateTopic, PreferencePair
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 SYNTHETIC_DIRNAME = "synthetic"
 TURNS_FILENAME = "turns.jsonl"
 PAIRS_FILENAME = "pairs.jsonl"
+SPLITS = ("train", "eval")
 
 
 class TrainingDataError(FoundryError):
@@ -53,7 +55,7 @@ def base_documents(summary: ValidationSummary) -> list[PretrainDoc]:
     """
     documents: list[PretrainDoc] = []
     for persona in summary.personas:
-        prompts = item_prompts(persona.items, summary.topics)
+        prompts = item_prompts(persona.items, summary.topic_split.framing)
         for item in persona.items:
             if item.split == "train":
                 documents.append(PretrainDoc(item.text))
@@ -69,7 +71,7 @@ def sft_examples(
     """The persona's SFT conversations: (train, eval), prompt/completion, no system prompt.
 
     The adapter is the persona, so no contract is put in a system turn. Synthetic turns (rows
-    with `prompt` and `text`) join the train split only.
+    with `prompt` and `text`) join the split their row names (`split`, default train).
 
     Args:
         prepared: one persona from `tasks.corpus.prepare_persona`.
@@ -89,7 +91,8 @@ def sft_examples(
         example = conversation(prompts[item.id], item.text)
         (evaluation if item.split == "eval" else train).append(example)
     if synthetic_turns_path is not None and synthetic_turns_path.is_file():
-        train += [conversation(p, t) for p, t in read_synthetic_turns(synthetic_turns_path)]
+        for prompt, text, split in read_synthetic_turns(synthetic_turns_path):
+            (evaluation if split == "eval" else train).append(conversation(prompt, text))
     if not train:
         raise TrainingDataError(
             f"persona {prepared.slug} has no training examples: its train split is empty; add "
@@ -107,13 +110,7 @@ def dpo_examples(slug: str, pairs: Sequence[PreferencePair]) -> tuple[list[dict]
     """
     rows: dict[str, list[dict]] = {"train": [], "eval": []}
     for pair in pairs:
-        rows[pair.split].append(
-            {
-                "prompt": [{"role": "user", "content": pair.prompt}],
-                "chosen": [{"role": "assistant", "content": pair.chosen}],
-                "rejected": [{"role": "assistant", "content": pair.rejected}],
-            }
-        )
+        rows[pair.split].append(to_trl(pair))
     if not rows["train"]:
         raise TrainingDataError(
             f"persona {slug} has no train preference pairs; add train-split pairs to data/"
@@ -122,17 +119,19 @@ def dpo_examples(slug: str, pairs: Sequence[PreferencePair]) -> tuple[list[dict]
     return rows["train"], rows["eval"]
 
 
-def read_synthetic_turns(path: Path) -> list[tuple[str, str]]:
-    """(prompt, text) per line of a synthetic turns file; other keys are kept out of training."""
+def read_synthetic_turns(path: Path) -> list[tuple[str, str, str]]:
+    """(prompt, text, split) per line of a synthetic turns file; other keys stay out of training."""
     turns = []
     for line_number, row in read_jsonl_records(path):
         values = [row.get(key) for key in ("prompt", "text")]
-        if not all(isinstance(v, str) and v.strip() for v in values):
+        split = row.get("split", "train")
+        if not all(isinstance(v, str) and v.strip() for v in values) or split not in SPLITS:
             raise TrainingDataError(
                 f"{path}, line {line_number}: a synthetic turn needs non-empty string fields "
-                f"`prompt` and `text`, got keys {sorted(row)}; fix or delete the line"
+                f"`prompt` and `text` and a `split` of train or eval (default train), got "
+                f"keys {sorted(row)}; fix or delete the line"
             )
-        turns.append((values[0], values[1]))
+        turns.append((values[0], values[1], split))
     return turns
 
 

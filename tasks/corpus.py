@@ -23,6 +23,7 @@ from foundry.corpus_items import (
     records_to_items,
 )
 from foundry.errors import DataError, Problem, raise_for_errors
+from foundry.framing import TopicSplit, split_topics
 from foundry.logs import get_logger
 from foundry.personas import (
     CORPUS_DIRNAME,
@@ -52,6 +53,9 @@ class ValidationSummary(BaseModel):
     personas: list[PreparedPersona]
     topics: list[DebateTopic]
     topic_problems: list[Any] = Field(default_factory=list)
+    topic_split: TopicSplit = Field(
+        default_factory=TopicSplit, description="Train, dev and held-out topics (by group)."
+    )
 
     @property
     def problems(self) -> list[Problem]:
@@ -166,6 +170,9 @@ def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> 
     selected = select_personas(available, slugs or config.personas.include, config.personas_dir)
     prepared = [prepare_persona(config, slug) for slug in selected]
     topics, topic_problems = load_topics(config.topics_file)
+    topic_split = split_topics(
+        topics, config.evaluation.heldout_topic_fraction, config.synthesis.dev_topic_fraction
+    )
     for persona in prepared:
         logger.info(
             "persona %s: %d items (%d train, %d eval), ~%d tokens, %d problem(s)",
@@ -176,7 +183,9 @@ def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> 
             persona.stats.approx_tokens,
             len(persona.problems),
         )
-    return ValidationSummary(personas=prepared, topics=topics, topic_problems=topic_problems)
+    return ValidationSummary(
+        personas=prepared, topics=topics, topic_problems=topic_problems, topic_split=topic_split
+    )
 
 
 @task(name="validate-data")

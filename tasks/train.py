@@ -104,7 +104,7 @@ def train_sft(
     summary = validate_personas(config, [slug])
     raise_for_errors(summary.problems, f"persona {slug}")
     synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
-    train, evaluation = sft_examples(summary.personas[0], summary.topics, synthetic)
+    train, evaluation = sft_examples(summary.personas[0], summary.topic_split.framing, synthetic)
     model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
     check_target_modules(model, config.training.lora.target_modules, base_id)
     if backend == "unsloth":
