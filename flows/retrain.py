@@ -1,5 +1,6 @@
-"""The `retrain` flow, the main job: validate and version the data, build the base model, then
-train each persona's SFT and DPO adapters.
+"""The `retrain` flow, the main job: validate the data, build the base model, synthesize debate
+turns and preference pairs, version everything with DVC, then train each persona's SFT and DPO
+adapters on it.
 
 Stages still to come (synthesis, persona vectors, evaluation, registration, deployment) are listed
 in `PENDING_STAGES` and reported in the run summary, so nobody mistakes this run for a full retrain.
@@ -14,13 +15,14 @@ from prefect.artifacts import create_markdown_artifact
 
 from foundry.logs import get_logger, prefect_logs
 from tasks.corpus import validate_data
+from tasks.preferences import pairs_task
+from tasks.synth import synth_task
 from tasks.train import build_base_task, train_adapter_task
 from tasks.versioning import version_data_task
 
 logger = get_logger(__name__)
 
 PENDING_STAGES = (
-    "synthesize debate turns and preference pairs (issue 4; DPO uses cross-persona pairs)",
     "persona vectors (issue 8)",
     "evaluation (issue 5)",
     "registry and promotion (issue 6)",
@@ -30,40 +32,57 @@ PENDING_STAGES = (
 
 @flow(name="retrain")
 def retrain(
-    config_path: str | None = None, personas: list[str] | None = None, train: bool = True
+    config_path: str | None = None,
+    personas: list[str] | None = None,
+    train: bool = True,
+    synthesize: bool = True,
+    provider: str = "",
 ) -> dict[str, Any]:
-    """Validate the personas' data, version it with DVC, train adapters, and summarise the run.
+    """Validate the personas' data, synthesize, version it with DVC, train, and summarise.
 
     Args:
         config_path: `foundry.yaml` to use (default: the one in the working directory).
         personas: slugs to run (default: `personas.include`, or every persona).
-        train: build the base model and train SFT then DPO adapters for trainable personas.
+        train: build the base model, make preference pairs, and train SFT then DPO adapters for
+            trainable personas.
+        synthesize: generate synthetic debate turns (and, when training, pairs) first.
+        provider: synthesis provider (default: `synthesis.provider`).
 
     Returns:
-        `{"data_rev", "personas": {slug: {"content_hash", "adapters": {stage: summary}, **stats}},
-        "pending_stages"}`.
+        `{"data_rev", "personas": {slug: {"content_hash", "adapters": {stage: summary},
+        "synthesis", "pairs", **stats}}, "cost_usd", "pending_stages"}`.
     """
     with prefect_logs():
         stats = validate_data(config_path, personas)
-        version = version_data_task(config_path)
-        adapters: dict[str, dict[str, Any]] = {slug: {} for slug in stats}
+        trainable = [slug for slug, row in stats.items() if row["trainable"]]
+        synthesis: dict[str, Any] = {"personas": {}, "cost_usd": 0.0}
+        pairs: dict[str, Any] = {"personas": {}, "cost_usd": 0.0}
         if train:
             build_base_task(config_path)
-            for slug in (s for s, row in stats.items() if row["trainable"]):
-                for stage in ("sft", "dpo"):
-                    adapters[slug][stage] = train_adapter_task(
-                        config_path, slug, stage, version["data_rev"]
-                    )
+        if synthesize and trainable:
+            synthesis = synth_task(config_path, trainable, provider)
+            if train:
+                pairs = pairs_task(config_path, trainable, provider)
+        version = version_data_task(config_path)
+        adapters: dict[str, dict[str, Any]] = {slug: {} for slug in stats}
+        for slug in trainable if train else []:
+            for stage in ("sft", "dpo"):
+                adapters[slug][stage] = train_adapter_task(
+                    config_path, slug, stage, version["data_rev"]
+                )
         result = {
             "data_rev": version["data_rev"],
             "personas": {
                 slug: {
                     "content_hash": version["personas"].get(slug, ""),
                     "adapters": adapters[slug],
+                    "synthesis": synthesis["personas"].get(slug, {}),
+                    "pairs": pairs["personas"].get(slug, {}),
                     **persona_stats,
                 }
                 for slug, persona_stats in stats.items()
             },
+            "cost_usd": round(synthesis["cost_usd"] + pairs["cost_usd"], 6),
             "pending_stages": list(PENDING_STAGES),
         }
         create_markdown_artifact(key="retrain-summary", markdown=render_summary(result))
@@ -76,16 +95,19 @@ def render_summary(result: dict[str, Any]) -> str:
     lines = [
         "# Retrain summary",
         "",
-        f"Data version: `{result['data_rev']}`",
+        f"Data version: `{result['data_rev']}`; synthesis cost ${result.get('cost_usd', 0):.4f}",
         "",
-        "| persona | content hash | items | train | eval | SFT eval loss | DPO eval loss |",
-        "|---|---|---|---|---|---|---|",
+        "| persona | content hash | items | train | eval | turns kept | pairs | SFT eval loss "
+        "| DPO eval loss |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for slug, row in result["personas"].items():
         losses = [_best_loss(row["adapters"].get(stage)) for stage in ("sft", "dpo")]
+        turns = row.get("synthesis", {}).get("accepted", "-")
+        pairs = sum(v for k, v in row.get("pairs", {}).items() if k != "eval") or "-"
         lines.append(
             f"| {slug} | `{row['content_hash']}` | {row['items']} | {row['train']} | "
-            f"{row['eval']} | {losses[0]} | {losses[1]} |"
+            f"{row['eval']} | {turns} | {pairs} | {losses[0]} | {losses[1]} |"
         )
     lines += ["", "Not run yet (later issues add them):", ""]
     lines += [f"- {stage}" for stage in result["pending_stages"]]

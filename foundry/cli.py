@@ -286,11 +286,17 @@ def _print_section(section: BaseModel, indent: str) -> None:
         )
 
 
-@app.command(epilog="Example: foundry run")
+@app.command(epilog="Example: foundry run --provider offline")
 def run(
     config: ConfigOption = None,
     persona: PersonaOption = None,
     train: Annotated[bool, typer.Option(help="Train adapters (--no-train: data only).")] = True,
+    synth: Annotated[
+        bool, typer.Option(help="Synthesize debate turns and pairs first (--no-synth: skip).")
+    ] = True,
+    provider: Annotated[
+        str, typer.Option(help="Synthesis provider: anthropic, offline or local (default: config).")
+    ] = "",
 ) -> None:
     """Run the main job (the `retrain` flow) on the configured personas and summarise it."""
     from flows.retrain import PENDING_STAGES, retrain
@@ -298,34 +304,36 @@ def run(
     cfg = load_cli_config(config)
     with user_errors(), console.status("Running the retrain flow (Prefect)..."):
         result = retrain(
-            config_path=str(cfg.source) if cfg.source else None, personas=persona, train=train
+            config_path=str(cfg.source) if cfg.source else None,
+            personas=persona,
+            train=train,
+            synthesize=synth,
+            provider=provider,
         )
     table = Table(title="Retrain")
-    columns = (
-        "persona",
-        "content hash",
-        "items",
-        "train",
-        "eval",
-        "SFT eval loss",
-        "DPO eval loss",
-    )
+    columns = ("persona", "content hash", "items", "turns", "pairs", "SFT loss", "DPO loss")
     for column in columns:
         table.add_column(column, no_wrap=column == "persona")
     for slug, row in result["personas"].items():
         losses = [_eval_loss(row["adapters"].get(stage)) for stage in ("sft", "dpo")]
+        pairs = sum(v for k, v in row["pairs"].items() if k != "eval")
         table.add_row(
             slug,
             row["content_hash"],
-            str(row["items"]),
-            str(row["train"]),
-            str(row["eval"]),
+            f"{row['items']} ({row['eval']} eval)",
+            str(row["synthesis"].get("accepted", "-")),
+            str(pairs or "-"),
             *losses,
         )
     console.print(table)
-    ran = "validate, version, base model, SFT, DPO" if train else "validate, version"
-    console.print(f"Ran: {ran}. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
-    console.print(f"data version: {result['data_rev']}", highlight=False)
+    stages = ["validate"] + (["base model"] if train else [])
+    stages += (["synthesis"] + (["pairs"] if train else [])) if synth else []
+    stages += ["version"] + (["SFT", "DPO"] if train else [])
+    console.print(f"Ran: {', '.join(stages)}. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
+    console.print(
+        f"data version: {result['data_rev']}; synthesis cost ${result['cost_usd']:.4f}",
+        highlight=False,
+    )
 
 
 def _eval_loss(artifact: dict | None) -> str:

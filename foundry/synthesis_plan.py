@@ -51,17 +51,18 @@ class TurnRequest:
 
 
 def plan_slots(topics: TopicSplit, moves: Sequence[Move], count: int, seed: int = 0) -> list[Slot]:
-    """`count` slots over the train and dev topics (dev slots land in the eval split)."""
+    """`count` slots (at most topics x moves) over the train and dev topics; dev slots land in
+    the eval split. Each round over the topics shifts the moves by one, so no pair repeats."""
     roles = {t.id: "eval" for t in topics.dev} | {t.id: "train" for t in topics.train}
     ordered = sorted(topics.framing, key=lambda t: _digest(f"{seed}:{t.id}"))
     if not ordered:
         return []
-    slots = []
-    for i in range(count):
+    slots: dict[tuple[str, str], Slot] = {}
+    for i in range(min(count, len(ordered) * len(moves))):
         topic = ordered[i % len(ordered)]
         move = moves[(i // len(ordered) + i) % len(moves)]
-        slots.append(Slot(topic, move, roles[topic.id]))  # type: ignore[arg-type]
-    return list(dict.fromkeys(slots))
+        slots[(topic.id, move)] = Slot(topic, move, roles[topic.id])  # type: ignore[arg-type]
+    return list(slots.values())
 
 
 def turn_request(
