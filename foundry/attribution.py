@@ -21,6 +21,21 @@ class AttributionClassifier:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(label) for label in self.pipeline.predict(list(texts))]
 
+    def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Each text's probability per persona (the pipeline's `predict_proba` by `classes_`).
+
+        Args:
+            texts: The texts to attribute.
+
+        Returns:
+            One `{persona: probability}` dict per text, summing to 1.
+        """
+        if not texts:
+            return []  # scikit-learn rejects an empty batch
+        classes = [str(label) for label in self.pipeline.classes_]
+        rows = self.pipeline.predict_proba(list(texts))
+        return [dict(zip(classes, map(float, row), strict=True)) for row in rows]
+
 
 def fit_attribution(
     texts: Sequence[str], personas: Sequence[str], seed: int = 0

@@ -78,17 +78,21 @@ def synth(
             progress=bars,
         )  # fmt: skip
     table = Table(title=f"synthesis: {result.provider} ({result.model}, {result.mode})")
-    for column in ("persona", "planned", "cached", "made", "failed", "over budget", "kept"):
-        table.add_column(column, justify="left" if column == "persona" else "right")
-    table.add_column("filtered out (why)")
-    table.add_column("cost $", justify="right")
+    for column in ("persona", "planned", "cached", "made", "kept", "filtered out (why)", "cost $"):
+        table.add_column(column, justify="left" if column[:3] in ("per", "fil") else "right")
     for slug, row in result.personas.items():
         why = ", ".join(f"{k} {v}" for k, v in sorted(row.rejected.items())) or "-"
         table.add_row(
-            slug, str(row.planned), str(row.reused), str(row.generated), str(row.failed),
-            str(row.skipped_for_budget), str(row.accepted), why, f"{row.cost_usd:.4f}",
+            slug, str(row.planned), str(row.reused), str(row.generated), str(row.accepted), why,
+            f"{row.cost_usd:.4f}",
         )  # fmt: skip
     console.print(table)
+    for slug, row in result.personas.items():
+        if row.failed or row.skipped_for_budget:
+            console.print(
+                f"[yellow]{slug}:[/] {row.failed} failed, {row.skipped_for_budget} not started "
+                "(budget)"
+            )
     for failure in result.failures:
         console.print(f"[yellow]failed:[/] {failure}")
     if result.stopped_by_budget:

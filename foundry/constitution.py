@@ -51,7 +51,7 @@ def critique_and_revise(
     def call(kind: str, turn: DebateTurn, user: str) -> CachedCall:
         system = template.system.format(persona=persona_system_prompt(contracts[turn.persona]))
         key = job_key(engine.name, engine.model, f"{template.name}:{kind}", system, user, config)
-        job = GenerationJob(key, system, user, config.max_tokens, 0.0, turn.persona)
+        job = GenerationJob(key, system, user, config.max_tokens, config.temperature, turn.persona)
         return CachedCall(turn.persona, job, {"kind": kind, "for_key": turn.key})
 
     critique_calls = {

@@ -206,7 +206,7 @@ class PreferencePair(_Strict):
     prompt: str = Field(min_length=1)
     chosen: str = Field(min_length=1)
     rejected: str = Field(min_length=1)
-    strategy: str = Field(description="How the rejected answer was made (e.g. `cross-persona`).")
+    strategy: str = Field(description="How the rejected answer was made (e.g. `cross_persona`).")
     provenance: dict[str, str] = Field(default_factory=dict)
     split: Split = "train"
 

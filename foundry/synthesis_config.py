@@ -1,7 +1,8 @@
 """Config section for synthesis and preference pairs (`synthesis:` in foundry.yaml).
 
 Prices are per million tokens and only used for accounting and the budget cap; set them to your
-model's list prices. The defaults are Claude Sonnet's published prices at the time of writing.
+model's list prices. The defaults are Sonnet-class prices ($3 input, $15 output, cache writes at
+1.25x and reads at 0.1x the input price, batches at half): check them against Anthropic's page.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class SynthesisConfig(_Section):
     provider: Literal["auto", "anthropic", "offline", "local"] = Field(
         "auto", description="`auto`: Anthropic when ANTHROPIC_API_KEY is set, else offline."
     )
-    model: str = Field("claude-sonnet-4-5", description="Anthropic model id for `anthropic`.")
+    model: str = Field("claude-sonnet-5-5", description="Anthropic model id for `anthropic`.")
     mode: Literal["online", "batch"] = Field(
         "online", description="`batch`: the Message Batches API (half price, minutes to hours)."
     )
@@ -96,7 +97,13 @@ class SynthesisConfig(_Section):
         5, ge=1, description="A persona needs this many train items to ground synthesis on."
     )
     max_tokens: int = Field(400, ge=16, description="Most output tokens per generated turn.")
-    temperature: float = Field(1.0, ge=0, le=2, description="Sampling temperature.")
+    temperature: float = Field(
+        1.0,
+        ge=0,
+        le=2,
+        description="Sampling temperature of `local`; Anthropic's Messages API (SDK 2.x) takes "
+        "none and samples at its default.",
+    )
     concurrency: int = Field(16, ge=1, description="Requests in flight at once (online mode).")
     timeout_s: float = Field(60.0, gt=0, description="Timeout of one API request.")
     max_retries: int = Field(

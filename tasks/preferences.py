@@ -11,7 +11,6 @@ not run, falls back to `cross_persona_pairs(summary, slug)`: pairs from the corp
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +21,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig, Settings
-from foundry.errors import DataError, raise_for_errors
+from foundry.corpus_pairs import cross_persona_pairs
+from foundry.errors import raise_for_errors
 from foundry.framing import contract_system_prompt
 from foundry.generation_cache import GENERATIONS_FILENAME, CachedCall, GenerationCache, run_cached
 from foundry.logs import get_logger
@@ -37,7 +37,7 @@ from foundry.preference_pairs import (
 )
 from foundry.prompt_templates import load_template
 from foundry.providers import make_provider, resolve_provider_name
-from foundry.schemas import CorpusItem, DebateTurn, PersonaContract, PreferencePair, check_slug
+from foundry.schemas import DebateTurn, PersonaContract, PreferencePair, check_slug
 from foundry.synthesis_jobs import Budget, GenerationJob, ProgressHook, Provider, SynthesisError
 from foundry.synthesis_plan import job_key
 from foundry.training_data import (
@@ -45,109 +45,20 @@ from foundry.training_data import (
     SYNTHETIC_DIRNAME,
     TURNS_FILENAME,
     TrainingDataError,
-    item_prompts,
     read_jsonl_records,
 )
-from tasks.corpus import ValidationSummary, validate_personas
+from tasks.corpus import validate_personas
 
 logger = get_logger(__name__)
 
-STRATEGY = "cross-persona"
-
-
-def cross_persona_pairs(
-    summary: ValidationSummary, slug: str, max_pairs: int = 200, seed: int = 0
-) -> list[PreferencePair]:
-    """Pairs whose rejected answer is another persona's real text on the same topic.
-
-    For each of the persona's items (its split becomes the pair's split) the prompt is the item's
-    debate prompt and the rejected text is another persona's item of the same split: one with the
-    same nearest topic when there is one, the most similar by TF-IDF among those (else among all),
-    preferring items used least often so the rejections vary.
-
-    Args:
-        summary: validated personas and topics, including the others to draw rejections from.
-        slug: the persona the pairs are for.
-        max_pairs: keep at most this many, sampled per split in proportion (seeded).
-        seed: seed for the sample and for ties.
-
-    Returns:
-        Pairs in the persona's item order; the same inputs always give the same pairs.
-
-    Raises:
-        DataError: `slug` is not in `summary`, or no other persona has corpus items.
-    """
-    personas = {p.slug: p for p in summary.personas}
-    if slug not in personas:
-        raise DataError(f"persona {slug!r} is not among {', '.join(personas) or 'no personas'}")
-    others = [item for p in summary.personas if p.slug != slug for item in p.items]
-    if not others:
-        raise DataError(
-            f"cross-persona pairs for {slug} need another persona's corpus to reject; add a "
-            "second persona, or write data/synthetic/<slug>/pairs.jsonl"
-        )
-    own = _sample(personas[slug].items, max_pairs, seed)
-    own_prompts = item_prompts(personas[slug].items, summary.topic_split.framing)
-    # Ids are unique within a persona only, so the others' prompts go by position.
-    other_prompts = [
-        prompt
-        for p in summary.personas
-        if p.slug != slug
-        for prompt in item_prompts(p.items, summary.topic_split.framing).values()
-    ]
-    similarity = _similarity([i.text for i in own], [i.text for i in others])
-    uses = [0] * len(others)
-    rng = random.Random(seed)
-    tiebreak = [rng.random() for _ in others]
-    pairs = []
-    for row, item in enumerate(own):
-        prompt = own_prompts[item.id]
-        candidates = [j for j, other in enumerate(others) if other.split == item.split]
-        candidates = candidates or list(range(len(others)))
-        same_topic = [j for j in candidates if other_prompts[j] == prompt]
-        pool = same_topic or candidates
-        best = min(pool, key=lambda j: (uses[j], -similarity[row, j], tiebreak[j]))
-        uses[best] += 1
-        pairs.append(_pair(slug, prompt, item, others[best]))
-    return pairs
-
-
-def _pair(slug: str, prompt: str, chosen: CorpusItem, rejected: CorpusItem) -> PreferencePair:
-    return PreferencePair(
-        persona=slug,
-        prompt=prompt,
-        chosen=chosen.text,
-        rejected=rejected.text,
-        strategy=STRATEGY,
-        provenance={
-            "chosen_id": chosen.id,
-            "rejected_id": rejected.id,
-            "rejected_persona": rejected.persona,
-        },
-        split=chosen.split or "train",
-    )
-
-
-def _sample(items: Sequence[CorpusItem], max_pairs: int, seed: int) -> list[CorpusItem]:
-    """At most `max_pairs` items, each split kept in proportion (eval keeps at least one)."""
-    if len(items) <= max_pairs:
-        return list(items)
-    rng = random.Random(seed)
-    evaluation = [i for i in items if i.split == "eval"]
-    eval_quota = min(len(evaluation), max(1, round(max_pairs * len(evaluation) / len(items))))
-    train = [i for i in items if i.split != "eval"]
-    chosen = set(rng.sample([i.id for i in evaluation], eval_quota))
-    chosen |= set(rng.sample([i.id for i in train], min(len(train), max_pairs - eval_quota)))
-    return [i for i in items if i.id in chosen]
-
-
-def _similarity(rows: list[str], columns: list[str]):
-    """TF-IDF cosine similarity of each row text to each column text (a dense array)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True)
-    matrix = vectorizer.fit_transform(rows + columns)
-    return (matrix[: len(rows)] @ matrix[len(rows) :].T).toarray()
+__all__ = [
+    "build_pairs",
+    "cross_persona_pairs",
+    "export_pairs",
+    "load_pairs",
+    "pairs_task",
+    "read_turns",
+]
 
 
 def load_pairs(config: FoundryConfig, slug: str) -> list[PreferencePair]:
@@ -255,7 +166,7 @@ def build_pairs(
         pairs = [
             pair
             for turn in turns[slug]
-            if (pair := _pair(turn, strategies[turn.key], index, negatives)) is not None
+            if (pair := _turn_pair(turn, strategies[turn.key], index, negatives)) is not None
         ]
         pairs = cap_pairs(pairs, config.synthesis.pairs.max_pairs, config.training.seed)
         path = _folder(config, slug) / PAIRS_FILENAME
@@ -354,7 +265,7 @@ def _negatives(
     }
 
 
-def _pair(
+def _turn_pair(
     turn: DebateTurn,
     strategy: str,
     index: dict[tuple[str, str], list[DebateTurn]],

@@ -3,10 +3,11 @@
 Public entry points: `synthesize(config, settings, ...)` returns a `SynthesisSummary`, the
 Prefect task `synth_task`, and `export_system_prompts` (phase 1: prompt-only personas).
 
-Every generation is appended to `data/synthetic/<slug>/generations.jsonl` the moment it exists (`foundry.generation_cache`), so a rerun pays only for what is missing and a
-killed run loses nothing already paid for. Each run then rewrites, atomically, the persona's
-`turns.jsonl` (turns that passed the quality filters) and `rejected.jsonl` (the rest, each with
-its reasons): nothing is silently dropped.
+Every generation is appended to `data/synthetic/<slug>/generations.jsonl` the moment it exists
+(`foundry.generation_cache`), so a rerun pays only for what is missing and a killed run loses
+nothing already paid for. Each run then rewrites, atomically, the persona's `turns.jsonl` (turns
+that passed the quality filters) and `rejected.jsonl` (the rest, each with its reasons): nothing
+is silently dropped.
 
 Turns come in two phases: claims, clarifications, concessions and reframes first, then
 challenges, which answer another persona's first-phase turn on the same topic (or, before one
@@ -146,10 +147,7 @@ def synthesize(
             for slot in phase_slots
         ]
         report = _run(engine, requests, caches, budget, result, progress, phase)
-        for request in requests:
-            row = caches[request.persona].get(request.job.key)
-            if row is not None:
-                turns[request.persona].append(DebateTurn.model_validate(_turn_fields(row)))
+        _collect(requests, caches, turns)
         if report.stopped_by_budget:
             break
     if config.synthesis.constitution_pass:
@@ -160,6 +158,24 @@ def synthesize(
         result.personas[slug].accepted, result.personas[slug].rejected = kept, dict(reasons)
     result.cost_usd = round(budget.spent_usd, 6)
     result.duration_s = round(time.perf_counter() - started, 2)
+    _log_done(result)
+    return result
+
+
+def _collect(
+    requests: list[TurnRequest],
+    caches: dict[str, GenerationCache],
+    turns: dict[str, list[DebateTurn]],
+) -> None:
+    """Add the turn of every request that has one in its cache (made now or by an earlier run)."""
+    for request in requests:
+        row = caches[request.persona].get(request.job.key)
+        if row is not None:
+            fields = {k: v for k, v in row.items() if k in DebateTurn.model_fields}
+            turns[request.persona].append(DebateTurn.model_validate(fields))
+
+
+def _log_done(result: SynthesisSummary) -> None:
     logger.info(
         "synthesis done in %.1f s: %d accepted, %d rejected, $%.4f spent%s",
         result.duration_s,
@@ -168,7 +184,6 @@ def synthesize(
         result.cost_usd,
         " (stopped at the budget)" if result.stopped_by_budget else "",
     )
-    return result
 
 
 def _select(summary: ValidationSummary, slugs: Sequence[str], config: FoundryConfig) -> list[str]:
@@ -339,10 +354,6 @@ def turn_row(request: TurnRequest, generated: GenerationResult) -> dict[str, Any
         "passage_ids": list(request.passage_ids),
         "opponent": request.opponent,
     }
-
-
-def _turn_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k in DebateTurn.model_fields}
 
 
 @task(name="synthesize")

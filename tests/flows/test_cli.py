@@ -226,5 +226,7 @@ def test_run_executes_the_retrain_flow(prefect_harness, initialised):
     from foundry.config import load_config
 
     version = read_data_version(load_config(initialised / "foundry.yaml"))
-    assert result.output.strip().splitlines()[-1] == f"data version: {version.data_rev}"
+    last = result.output.strip().splitlines()[-1]
+    assert last == f"data version: {version.data_rev}; synthesis cost $0.0000"
+    assert "Ran: validate, synthesis, version." in result.output
     assert "Not built yet" in result.output

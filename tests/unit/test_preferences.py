@@ -53,7 +53,7 @@ def test_chosen_is_the_personas_own_text_and_splits_follow_the_items(summary, pa
     for pair in pairs:
         chosen = items[(SLUG, pair.provenance["chosen_id"])]
         assert (pair.persona, pair.chosen, pair.split) == (SLUG, chosen.text, chosen.split)
-        assert pair.strategy == "cross-persona"
+        assert pair.strategy == "cross_persona"
     assert sum(p.split == "eval" for p in pairs) == own.stats.eval
 
 
