@@ -78,7 +78,7 @@ def find_duplicates(texts: Sequence[str], threshold: float) -> dict[int, tuple[i
             duplicates[i] = (seen_exact[key], 1.0)
             continue
         grams = shingles(text)
-        best = _best_match(grams, index, kept_shingles, threshold)
+        best = best_match(grams, index, kept_shingles, threshold)
         if best is not None:
             duplicates[i] = best
             continue
@@ -89,12 +89,13 @@ def find_duplicates(texts: Sequence[str], threshold: float) -> dict[int, tuple[i
     return duplicates
 
 
-def _best_match(
+def best_match(
     grams: frozenset[str],
     index: dict[str, list[int]],
     kept: dict[int, frozenset[str]],
     threshold: float,
 ) -> tuple[int, float] | None:
+    """The kept text (index, Jaccard) most similar to `grams` at or above `threshold`, if any."""
     # A pair with Jaccard >= t shares at least t * |grams| shingles, so count shared ones first.
     # Compare count / |grams| (not count < t * |grams|): rounding then agrees with `jaccard`.
     shared: dict[int, int] = defaultdict(int)

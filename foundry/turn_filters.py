@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from foundry.attribution import AttributionClassifier
 from foundry.synthesis_config import FilterConfig
-from foundry.textnorm import _best_match, exact_key, find_duplicates, shingles, words
+from foundry.textnorm import best_match, exact_key, find_duplicates, shingles, words
 
 # Phrases that only mean a refusal; checked anywhere in the text.
 _REFUSALS_ANYWHERE = [
@@ -121,7 +121,7 @@ class _CorpusIndex:
         key, threshold = exact_key(text), self.settings.near_duplicate_threshold
         if key in self.exact:
             found.append(f"duplicate-of-corpus: exact copy of a {self.exact[key]} text")
-        elif match := _best_match(shingles(text), self.shingle_index, self.shingles, threshold):
+        elif match := best_match(shingles(text), self.shingle_index, self.shingles, threshold):
             slug = self.texts[match[0]][0]
             found.append(f"duplicate-of-corpus: jaccard {match[1]:.2f} with a {slug} text")
         run, slug = self._longest_run(text)

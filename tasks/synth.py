@@ -16,7 +16,6 @@ exists, that persona's own corpus).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from foundry.synthesis_jobs import (
     RunReport,
     SynthesisError,
 )
-from foundry.synthesis_plan import Slot, TurnRequest, plan_slots, turn_request
+from foundry.synthesis_plan import Slot, TurnRequest, choose_opponent, plan_slots, turn_request
 from foundry.training_data import SYNTHETIC_DIRNAME
 from foundry.turn_review import review_turns
 from tasks.corpus import PreparedPersona, ValidationSummary, validate_personas
@@ -258,7 +257,7 @@ def _request(
     contracts = {p.slug: p.contract for p in summary.personas if p.contract is not None}
     opponent = None
     if slot.move == "challenge":
-        opponent = _opponent(slug, slot, sorted(contracts), indexes, caches)
+        opponent = choose_opponent(slug, slot, sorted(contracts), indexes, caches)
         if opponent is not None:
             opponent = (contracts[opponent[0]].name, opponent[1])
     return turn_request(
@@ -272,33 +271,6 @@ def _request(
         opponent=opponent,
         plain=engine.name == "local",
     )
-
-
-def _opponent(
-    slug: str,
-    slot: Slot,
-    slugs: list[str],
-    indexes: dict[str, PassageIndex],
-    caches: dict[str, GenerationCache],
-) -> tuple[str, str] | None:
-    """(opponent slug, text to challenge): their opening turn on the topic, else their corpus."""
-    others = [s for s in slugs if s != slug]
-    if not others:
-        return None
-    digest = hashlib.sha256(f"{slot.topic.id}:{slug}".encode()).digest()
-    other = others[digest[0] % len(others)]
-    openings = [
-        row
-        for row in caches[other].rows.values()
-        if row.get("kind") == "turn"
-        and row.get("topic_id") == slot.topic.id
-        and row.get("move") != "challenge"
-    ]
-    if openings:
-        best = min(openings, key=lambda r: (r.get("move") != "claim", r["key"]))
-        return other, best["text"]
-    passages = indexes[other].top(slot.topic.prompt, 1)
-    return (other, passages[0].text) if passages else None
 
 
 def _run(

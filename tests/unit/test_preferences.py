@@ -72,7 +72,7 @@ def test_prompt_is_the_items_debate_prompt_and_rejections_share_its_topic(summar
     prompts = {
         (p.slug, item_id): prompt
         for p in summary.personas
-        for item_id, prompt in item_prompts(p.items, summary.topics).items()
+        for item_id, prompt in item_prompts(p.items, summary.topic_split.framing).items()
     }
     same_topic = 0
     for pair in pairs:
@@ -81,6 +81,11 @@ def test_prompt_is_the_items_debate_prompt_and_rejections_share_its_topic(summar
         rejected_key = (pair.provenance["rejected_persona"], pair.provenance["rejected_id"])
         same_topic += prompts[rejected_key] == pair.prompt
     assert same_topic >= 0.8 * len(pairs)
+
+
+def test_corpus_pairs_never_use_held_out_topics(summary, pairs):
+    heldout = {f"Debate prompt: {t.prompt}" for t in summary.topic_split.heldout}
+    assert heldout and not heldout & {pair.prompt for pair in pairs}
 
 
 def test_max_pairs_keeps_both_splits(summary):
