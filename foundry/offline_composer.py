@@ -14,6 +14,10 @@ structured like the persona's arguments:
 
 Randomness only comes from `random.Random` seeded with a SHA-256 of seed, prompt, move and persona:
 the same inputs give the same text, and a different seed, prompt or move gives another.
+
+Public entry point: `compose_turn`. This module owns the move shapes, the method-step phrasing and
+the copy check; cutting passages into fragments, quoting and wording helpers live in
+`foundry.composer_text`.
 """
 
 from __future__ import annotations
@@ -23,54 +27,31 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
+from foundry.composer_text import (
+    SENTENCE_END,
+    capitalize,
+    content_words,
+    extract_fragments,
+    lower_first,
+    pick_quote,
+    to_first_person,
+)
 from foundry.schemas import CorpusItem, PersonaContract
 from foundry.synthesis_config import Move
-from foundry.textnorm import exact_key, shingles, words
+from foundry.textnorm import shingles, words
 from foundry.turn_filters import find_refusal
 
-MIN_FRAGMENT_WORDS = 4
-MAX_FRAGMENT_WORDS = 12
 MAX_COPIED_WORDS = 15
 MIN_TURN_WORDS = 60
 # Each turn aims at a length drawn from this range, well inside 60-200 words, so fragments longer
 # than `_estimate` assumes cannot push a turn over 200.
 TARGET_WORDS = (110, 165)
-MAX_QUOTED_WORDS = 12
 
 SLOT = "\ue000"  # where a passage fragment goes in a sentence template
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019]?\s+")
-_CLAUSE_BREAK = re.compile(r"\s*[;:,()\[\]]\s*|\s+[-\u2013\u2014]+\s+|\u2014")
-_JOIN_BREAK = re.compile(r"\s(?:and|but|because|while|so|which|that)\s")
-_QUOTE_MARK = re.compile(r"[\"\u201c\u201d]|(?<!\w)['\u2018\u2019]|['\u2018\u2019](?!\w)")
 _STEP_CUT = re.compile(r",\s|\s(?:and|or|but|then)\s")
-_JOINERS = {"and", "but", "so", "or", "yet", "then", "while", "whereas", "because"}
-# Clauses that cannot stand after a colon: questions and subordinate clauses.
-_DEPENDENT = {"when", "if", "since", "as", "although", "though", "unless", "whether", "than"}
-_DEPENDENT |= {"until", "which", "who", "where", "will", "is", "are", "do", "does", "can", "to"}
-_DEPENDENT |= {"should", "would", "could", "did", "of", "for", "with", "from", "by", "in", "on"}
-_DEPENDENT |= {"at", "into", "under", "over", "after", "before", "through", "like", "per"}
-_DEPENDENT |= {"what", "how", "why", "once"}
-# Clauses opening with a likely subject read as statements ("the spending is rational").
-_SUBJECTS = {"the", "a", "an", "i", "we", "my", "our", "every", "each", "most", "no", "some", "all"}
-# A clause ending in one of these was cut mid-phrase ("my answer to the second is").
-_DANGLING = {"is", "are", "was", "were", "be", "the", "a", "an", "of", "to", "and", "or", "that"}
-_DANGLING |= {"which", "with", "for", "by", "in", "on", "at", "from", "as", "than", "my", "our"}
-_DANGLING |= {"their", "its", "his", "her", "this", "these", "but", "so", "not"}
-# Clauses that point back at something the reader no longer sees; used only when little is left.
-_DEICTIC = {"that", "this", "it", "these", "those", "they", "he", "she", "there", "here"}
 _NOT_VERBS = {"the", "a", "an", "this", "that", "these", "those", "my", "his", "her", "their"}
 _NOT_VERBS |= {"its", "our", "every", "each", "all", "some", "no", "what", "who", "how", "if"}
-_FIRST_PERSON = [
-    (r"\b(?:he|she) has\b", "I have"),
-    (r"\b(?:he|she) is\b", "I am"),
-    (r"\b(?:he|she|you)\b", "I"),
-    (r"\b(?:him|her)self\b", "myself"),
-    (r"\bmake (?:him|her)\b", "make me"),
-    (r"\b(?:his|her|your)\b", "my"),
-    (r"\bhim\b", "me"),
-]
 _PLAIN_STEPS = ["set out the evidence", "trace the mechanism behind it", "weigh what follows"]
 _FIRST = ["First, I {s}", "My first move is to {s}", "To begin, I {s}"]
 _MIDDLE = ["Then I {s}", "Next, I {s}", "After that, I {s}", "From there I {s}"]
@@ -111,7 +92,7 @@ def compose_turn(
             f"cannot compose a turn for {contract.slug!r}: no passages and no anchor excerpts; "
             "pass the persona's corpus items retrieved for the prompt"
         )
-    turn = _Turn(sources, _fragments(sources, prompt, rng))
+    turn = _Turn(sources, extract_fragments(sources, prompt, rng))
     plan = _MOVES[move](_Context(contract, prompt, opponent_text, sources, rng))
     _fill(turn, plan, contract, rng)
     return turn.text()
@@ -134,7 +115,12 @@ def _fill(turn: _Turn, plan: Plan, contract: PersonaContract, rng: random.Random
     for rule in contract.constitution:  # a last resort when the passages were very short
         if turn.word_count() >= MIN_TURN_WORDS:
             break
-        turn.add(f"A rule I keep: {_lower_first(_first_person(rule.rstrip('.')))}.")
+        turn.add(f"A rule I keep: {lower_first(to_first_person(rule.rstrip('.')))}.")
+
+
+def _estimate(templates: Sequence[str]) -> int:
+    """Words a list of templates will have once each slot holds a typical fragment."""
+    return sum(len(words(t.replace(SLOT, ""))) + (9 if SLOT in t else 0) for t in templates)
 
 
 class _Turn:
@@ -150,7 +136,7 @@ class _Turn:
         options = list(self.fragments) if SLOT in template else [""]
         for fragment in options:
             # A quoted question ends the sentence itself: no full stop after `?"`.
-            sentence = re.sub(r'([?!.])"\.$', r'\1"', _capitalize(template.replace(SLOT, fragment)))
+            sentence = re.sub(r'([?!.])"\.$', r'\1"', capitalize(template.replace(SLOT, fragment)))
             text = " ".join([*self.sentences, sentence])
             if shingles(text, MAX_COPIED_WORDS + 1) & self.banned or find_refusal(text):
                 continue
@@ -174,90 +160,21 @@ def _contract_texts(contract: PersonaContract) -> list[str]:
     return [excerpt.content for excerpt in contract.anchor_excerpts]
 
 
-def _fragments(sources: Sequence[str], prompt: str, rng: random.Random) -> list[str]:
-    """Clauses of 4-12 words from the sources, most related to the prompt first (with noise)."""
-    topic = _content_words(prompt)
-    # Words capitalised after a lowercase word or a comma are names ("London"); keep their capital.
-    names = set(re.findall(r"(?<=[a-z,;] )[A-Z][\w'-]*", " ".join(sources)))
-    lowercase = set(re.findall(r"(?<![\w'])[a-z][\w'-]*", " ".join(sources)))
-    scored: dict[str, tuple[float, str]] = {}
-    for rank, source in enumerate(sources):
-        relevance = 1 - rank / len(sources)  # sources come best first
-        for sentence in _SENTENCE_END.split(" ".join(source.split())):
-            if sentence.rstrip("\"'\u201d\u2019").endswith("?"):
-                continue  # rhetorical questions read badly once cut into clauses
-            for clause in _clauses(sentence):
-                fragment = _clean_fragment(clause, names, lowercase)
-                if fragment and exact_key(fragment) not in scored:
-                    first = words(fragment)[0]
-                    score = len(topic & _content_words(fragment)) + relevance + 1.5 * rng.random()
-                    score += 1 if first in _SUBJECTS or first.isdigit() else 0
-                    score -= 3 if first in _DEICTIC else 0
-                    scored[exact_key(fragment)] = (-score, fragment)
-    return [fragment for _, fragment in sorted(scored.values())]
-
-
-def _clauses(sentence: str) -> list[str]:
-    """A sentence's clauses; one too long to use is cut again at its conjunctions."""
-    clauses = []
-    for clause in _CLAUSE_BREAK.split(sentence):
-        too_long = len(clause.split()) > MAX_FRAGMENT_WORDS
-        clauses += _JOIN_BREAK.split(clause) if too_long else [clause]
-    return clauses
-
-
-def _clean_fragment(clause: str, names: set[str], lowercase: set[str]) -> str | None:
-    """A clause trimmed to stand after a colon, or None when it is unusable.
-
-    Its first letter is lowercased when the sources also use that word in lowercase and never
-    capitalise it mid-sentence (`names`): "Confidence" -> "confidence", but "China" stays.
-    """
-    tokens = clause.strip(" .!?*_#>`").split()
-    while tokens and tokens[0].lower() in _JOINERS:
-        tokens = tokens[1:]
-    text = " ".join(tokens)
-    if not MIN_FRAGMENT_WORDS <= len(words(text)) <= MAX_FRAGMENT_WORDS:
-        return None
-    if len(_QUOTE_MARK.findall(text)) % 2 or "http" in text or "@" in text or find_refusal(text):
-        return None
-    if words(text)[0] in _DEPENDENT or words(text)[-1] in _DANGLING:
-        return None
-    first = tokens[0].lower()
-    is_common = first in lowercase or first in _stop_words()
-    return _lower_first(text) if is_common and tokens[0] not in names else text
-
-
-def _quote(text: str, prompt: str, rng: random.Random) -> str:
-    """The other side's statement (at most 12 words) that bears most on the prompt.
-
-    A sentence's last colon part is its statement ("First, I ...: <statement>"); sentences that
-    quote something (often the prompt itself) are passed over.
-    """
-    topic = _content_words(prompt)
-    parts = [s.split(": ")[-1] for s in _SENTENCE_END.split(" ".join(text.split()))]
-    sentences = [s for s in parts if len(words(s)) >= 5 and not _QUOTE_MARK.search(s)]
-    sentences = sentences or [" ".join(text.split())]
-    best = max(len(topic & _content_words(s)) for s in sentences)
-    chosen = rng.choice([s for s in sentences if len(topic & _content_words(s)) == best])
-    tokens = chosen.replace('"', "'").strip(" .!?").split()
-    return " ".join(tokens[:MAX_QUOTED_WORDS]) + ("..." if len(tokens) > MAX_QUOTED_WORDS else "")
-
-
 def _flip_sentence(ctx: _Context) -> str:
     """The flip condition closest to the prompt and its passages, as a first-person sentence."""
     conditions = ctx.contract.flip_conditions
     if not conditions:
         return f"I would change my mind if the evidence turned against one point: {SLOT}."
-    topic, context = _content_words(ctx.prompt), _content_words(" ".join(ctx.sources))
+    topic, context = content_words(ctx.prompt), content_words(" ".join(ctx.sources))
 
     def relevance(condition: str) -> int:
-        found = _content_words(condition)
+        found = content_words(condition)
         return 3 * len(topic & found) + len(context & found)
 
     best = max(map(relevance, conditions))
     choice = ctx.rng.choice([c for c in conditions if relevance(c) == best])
     lead = ctx.rng.choice(["if I saw this", "on seeing this"])
-    return f"I would change my mind {lead}: {_lower_first(_first_person(choice.rstrip('.')))}."
+    return f"I would change my mind {lead}: {lower_first(to_first_person(choice.rstrip('.')))}."
 
 
 # Method
@@ -265,7 +182,7 @@ def _flip_sentence(ctx: _Context) -> str:
 
 def _method_name(contract: PersonaContract) -> str:
     method = contract.reasoning_method
-    return _lower_first(method.name) if method else "plain evidence and mechanism"
+    return lower_first(method.name) if method else "plain evidence and mechanism"
 
 
 def _step_phrases(contract: PersonaContract) -> list[str]:
@@ -277,7 +194,7 @@ def _step_phrases(contract: PersonaContract) -> list[str]:
         return [_step_phrase(step) for step in method.steps]
     # No steps: what the description says the persona does, then the method's name, at least 3.
     phrases = [_step_phrase(step) for step in _description_steps(contract)]
-    generic = [f"start from {_lower_first(method.name)}", "test the evidence against it"]
+    generic = [f"start from {lower_first(method.name)}", "test the evidence against it"]
     return [*phrases, *generic[len(phrases) :], "draw what it supports"]
 
 
@@ -285,7 +202,7 @@ def _description_steps(contract: PersonaContract) -> list[str]:
     """Steps read off a third-person method description ("She then names ..." -> "name ...")."""
     skip = {"he", "she", "they", "then", "also", "first", *words(contract.name)}
     steps = []
-    for sentence in _SENTENCE_END.split(contract.reasoning_method.description):
+    for sentence in SENTENCE_END.split(contract.reasoning_method.description):
         tokens = sentence.split()
         start = 0
         while start < len(tokens) and tokens[start].lower().strip(",") in skip:
@@ -312,11 +229,11 @@ def _step_phrase(step: str) -> str:
             if len(head[: match.start()].split()) >= 4:
                 head = head[: match.start()]
                 break
-    head = _first_person(" ".join(head.split()[:14]))
+    head = to_first_person(" ".join(head.split()[:14]))
     first = head.split()[0].lower()
     is_verb = first not in _NOT_VERBS and not first.endswith(("ing", "ed"))
     is_verb = is_verb and not (first.endswith("s") and not first.endswith("ss"))
-    return _lower_first(head) if is_verb else f"turn to {_lower_first(head)}"
+    return lower_first(head) if is_verb else f"turn to {lower_first(head)}"
 
 
 def _walk(steps: Sequence[str], rng: random.Random) -> list[str]:
@@ -376,7 +293,7 @@ def _claim(ctx: _Context) -> Plan:
 def _challenge(ctx: _Context) -> Plan:
     rng = ctx.rng
     if ctx.opponent:
-        quote = _quote(ctx.opponent, ctx.prompt, rng)
+        quote = pick_quote(ctx.opponent, ctx.prompt, rng)
         target = rng.choice([f'You say "{quote}".', f'The other side argues that "{quote}".'])
         target += f' On "{ctx.question}", I dispute that.'
     else:
@@ -393,7 +310,7 @@ def _clarification(ctx: _Context) -> Plan:
     steps = _step_phrases(contract)
     denial = "I do not claim more than that"
     if contract.style.avoid:
-        denial += f", and my case does not rest on {_lower_first(rng.choice(contract.style.avoid))}"
+        denial += f", and my case does not rest on {lower_first(rng.choice(contract.style.avoid))}"
     head = [
         f'Let me be precise about what I claim on "{ctx.question}".',
         f"I claim this much: {SLOT}.",
@@ -401,14 +318,14 @@ def _clarification(ctx: _Context) -> Plan:
         f"My method is {_method_name(contract)}: I {steps[0]}, and then I {steps[-1]}.",
     ]
     rules = rng.sample(contract.constitution, min(1, len(contract.constitution)))
-    body = [f"A rule I keep: {_lower_first(_first_person(r.rstrip('.')))}." for r in rules]
+    body = [f"A rule I keep: {lower_first(to_first_person(r.rstrip('.')))}." for r in rules]
     return head, _walk(steps[1:3], rng) + body, [f"That is the whole claim: {SLOT}."]
 
 
 def _concession(ctx: _Context) -> Plan:
     rng = ctx.rng
     if ctx.opponent:
-        quote = _quote(ctx.opponent, ctx.prompt, rng)
+        quote = pick_quote(ctx.opponent, ctx.prompt, rng)
         grant = f'On "{ctx.question}", I grant you this much: "{quote}".'
     else:
         grant = f'On "{ctx.question}", I will concede a point: {SLOT}.'
@@ -443,42 +360,3 @@ _MOVES = {
     "concession": _concession,
     "reframe": _reframe,
 }
-
-
-# Text helpers
-
-
-def _estimate(templates: Sequence[str]) -> int:
-    """Words a list of templates will have once each slot holds a typical fragment."""
-    return sum(len(words(t.replace(SLOT, ""))) + (9 if SLOT in t else 0) for t in templates)
-
-
-def _first_person(text: str) -> str:
-    for pattern, replacement in _FIRST_PERSON:
-        text = re.sub(pattern, replacement, text, flags=re.IGNORECASE)
-    return text
-
-
-def _lower_first(text: str) -> str:
-    """Lowercase the first letter unless the first word is "I" or an acronym ("AI", "G20")."""
-    first = text.split()[0] if text.split() else ""
-    if first == "I" or first.startswith("I'") or sum(c.isupper() for c in first) > 1:
-        return text
-    if len(first) > 1 and first[1].isdigit():
-        return text
-    return text[:1].lower() + text[1:]
-
-
-def _capitalize(sentence: str) -> str:
-    return sentence[:1].upper() + sentence[1:]
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in words(text) if len(w) > 2 and w not in _stop_words()}
-
-
-@lru_cache(maxsize=1)
-def _stop_words() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
