@@ -109,7 +109,14 @@ def synth(
 def pairs(
     config: ConfigOption = None,
     persona: PersonaOption = None,
-    provider: ProviderOption = "",
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            help="Who writes the generic and violation negatives: anthropic, or offline/local "
+            "(the base model prompted with the contract). Default: `synthesis.provider`.",
+        ),
+    ] = "",
     budget: BudgetOption = None,
     export: Annotated[
         Literal["trl", "together"] | None,
