@@ -10,14 +10,13 @@ names; `use_adapter(model, name)` is the one-adapter-at-a-time path (PEFT's `set
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from foundry.errors import FoundryError
-from foundry.logs import get_logger
+from foundry.logs import get_logger, quiet_peft_deprecations
 
 logger = get_logger(__name__)
 
@@ -105,9 +104,7 @@ def attach_adapters(model: Any, adapters: dict[str, Path]) -> Any:
     check_adapters(adapters, set(model.peft_config) if isinstance(model, PeftModel) else set())
     for name, folder in adapters.items():
         try:
-            with warnings.catch_warnings():
-                # PEFT 0.21 reads a property transformers 5 deprecated; nothing for us to change.
-                warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            with quiet_peft_deprecations():
                 model = _load_one(model, name, Path(folder))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise AdapterError(

@@ -7,6 +7,7 @@ Library code logs with `get_logger(__name__)`; only the CLI prints. A flow body 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,3 +38,13 @@ def prefect_logs(level: int = logging.INFO) -> Iterator[None]:
         for handler in added:
             target.removeHandler(handler)
         target.setLevel(previous_level)
+
+
+@contextmanager
+def quiet_peft_deprecations() -> Iterator[None]:
+    """Hide the FutureWarning PEFT 0.21 triggers by reading `is_gradient_checkpointing`, a
+    property transformers 5 deprecated: nothing in our code to change, and it repeats per adapter.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        yield

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig
 from foundry.errors import FoundryError
-from foundry.logs import get_logger
+from foundry.logs import get_logger, quiet_peft_deprecations
 from foundry.model_config import LoraSettings
 
 logger = get_logger(__name__)
@@ -195,7 +195,7 @@ def trainer_config(
         "include_num_input_tokens_seen": "non_padding",
         # TRL turns activation checkpointing on by default: it saves memory on real models and
         # only costs time (a second forward pass) on the tiny one.
-        "gradient_checkpointing": not is_tiny,
+        "activation_checkpointing": not is_tiny,
         "report_to": [],
         "disable_tqdm": True,
         "use_cpu": not has_cuda,
@@ -293,7 +293,8 @@ def fit_and_install(
     if checkpoint:
         logger.info("resuming from %s (step %d)", checkpoint, resumed_from_step)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with quiet_peft_deprecations():
+        trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     summary = _summarise(trainer.state, seconds, resumed_from_step, summary_fields)
     model = trainer.accelerator.unwrap_model(trainer.model)

@@ -17,7 +17,7 @@ from prefect import task
 from foundry.base_model import CHAT_TEMPLATE, LoadedBase, Progress, load_base
 from foundry.config import FoundryConfig
 from foundry.errors import raise_for_errors
-from foundry.logs import get_logger
+from foundry.logs import get_logger, quiet_peft_deprecations
 from foundry.schemas import PreferencePair
 from foundry.trainers import (
     ADAPTER_WEIGHTS,
@@ -154,7 +154,8 @@ def train_dpo(
     pairs = load_pairs(config, slug) if pairs is None else pairs
     train, evaluation = dpo_examples(slug, pairs)
     model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
-    model = PeftModel.from_pretrained(model, sft_dir, is_trainable=True)
+    with quiet_peft_deprecations():
+        model = PeftModel.from_pretrained(model, sft_dir, is_trainable=True)
     key = examples_key(
         config.config_hash(), "dpo", base_id, file_digest(sft_dir / ADAPTER_WEIGHTS), train,
         evaluation,
@@ -216,12 +217,13 @@ def _fit(
         "processing_class": tokenizer,
         "callbacks": trainer_callbacks(config, stage, progress, has_eval=has_eval, is_tiny=is_tiny),
     }
-    if stage == "dpo":
-        trainer = DPOTrainer(ref_model=None, **kwargs)  # the SFT adapter, frozen, is the reference
-    elif backend == "peft":
-        trainer = SFTTrainer(peft_config=lora_config(config.training.lora), **kwargs)
-    else:
-        trainer = SFTTrainer(**kwargs)  # Unsloth has already added the LoRA layers
+    with quiet_peft_deprecations():
+        if stage == "dpo":  # the SFT adapter, frozen, is the reference
+            trainer = DPOTrainer(ref_model=None, **kwargs)
+        elif backend == "peft":
+            trainer = SFTTrainer(peft_config=lora_config(config.training.lora), **kwargs)
+        else:
+            trainer = SFTTrainer(**kwargs)  # Unsloth has already added the LoRA layers
     fields = {
         "persona": slug,
         "stage": stage,
