@@ -15,7 +15,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from foundry.cli_common import ConfigOption, PersonaOption, console, load_cli_config, user_errors
+from foundry.cli_common import (
+    ConfigOption,
+    PersonaOption,
+    console,
+    err_console,
+    load_cli_config,
+    user_errors,
+)
 
 ProviderOption = Annotated[
     str,
@@ -104,6 +111,13 @@ def synth(
         f"spent ${result.cost_usd:.4f} in {result.duration_s:.1f} s, {result.retries} retries; "
         f"turns in {cfg.data_dir / 'synthetic'}/<persona>/turns.jsonl"
     )
+    failed = sum(row.failed for row in result.personas.values())
+    if failed:
+        err_console.print(
+            f"[red]{failed} request(s) failed[/] (reasons above); what was made is saved: rerun "
+            "`foundry synth` to retry only the missing ones"
+        )
+        raise typer.Exit(1)
 
 
 def pairs(

@@ -176,10 +176,12 @@ def _collect(
 
 def _log_done(result: SynthesisSummary) -> None:
     logger.info(
-        "synthesis done in %.1f s: %d accepted, %d rejected, $%.4f spent%s",
+        "synthesis done in %.1f s: %d accepted, %d rejected, %d failed, %d retries, $%.4f spent%s",
         result.duration_s,
         sum(p.accepted for p in result.personas.values()),
         sum(sum(p.rejected.values()) for p in result.personas.values()),
+        sum(p.failed for p in result.personas.values()),
+        result.retries,
         result.cost_usd,
         " (stopped at the budget)" if result.stopped_by_budget else "",
     )

@@ -96,3 +96,18 @@ def test_prompts_export_writes_one_file_per_persona(root, tmp_path):
     written = sorted(p.name for p in (tmp_path / "prompts").iterdir())
     assert written == sorted(f"{p.name}.md" for p in (SAMPLE_DIR / "personas").iterdir())
     assert "Principles you hold yourself to" in (tmp_path / "prompts" / written[0]).read_text()
+
+
+def test_synth_exits_1_when_requests_fail_and_keeps_what_was_made(root, monkeypatch):
+    (root / "foundry.yaml").write_text(
+        SMALL_BASE + "synthesis: {max_retries: 1, backoff_s: 0.01, concurrency: 1}\n"
+    )
+    with FakeAnthropicServer() as server:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", server.api_key)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        server.fail_next(500, count=2)  # the first request fails twice: no retries left
+        result = invoke(root, "synth", "--persona", "jonah-okafor", "--n", "3")
+    assert result.exit_code == 1
+    assert "1 request(s) failed" in result.output and "500" in result.output
+    lines = (root / "data/synthetic/jonah-okafor/generations.jsonl").read_text().splitlines()
+    assert len(lines) == 2
