@@ -159,11 +159,21 @@ def pairs(
         table.add_column(name, justify="right" if name != "file" else "left")
     for slug, row in result.personas.items():
         cells = [str(row.get(name, 0)) for name in strategies]
-        table.add_row(slug, *cells, str(row.get("eval", 0)), result.paths[slug])
+        table.add_row(
+            slug, *cells, str(row.get("eval", 0)), _relative(result.paths[slug], cfg.root)
+        )
     console.print(table)
     console.print(f"spent ${result.cost_usd:.4f}")
     if export and out:
         console.print(f"exported {exported} pair(s) in {export} format to {out}")
+
+
+def _relative(path: str, root: Path) -> str:
+    """`path` relative to the project root when it is inside it (short table cells)."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
 
 
 def prompts_export(
