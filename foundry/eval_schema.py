@@ -1,0 +1,114 @@
+"""The evaluation report's schema: what `metrics.json` holds (schema version 1).
+
+Every number a reader sees in the markdown report, the plots, MLflow and the CLI table comes from
+one `EvalReport`. Fields only ever get added; a change of meaning bumps `SCHEMA_VERSION`.
+
+Conventions: matrices are lists of rows; `labels` name the rows and columns in order; a metric
+that could not be computed is `null` with the reason in `EvalReport.notes`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Attribution(_Record):
+    """Who-wrote-this on a variant's answers: true persona against predicted persona."""
+
+    accuracy: float
+    macro_f1: float
+    labels: list[str] = Field(description="Persona slugs, the order of the confusion matrix.")
+    confusion: list[list[int]] = Field(description="Rows: true persona; columns: predicted.")
+
+
+class Fluency(_Record):
+    nll_under_base: float | None = Field(
+        description="Mean token negative log-likelihood of the answers under the base model."
+    )
+    distinct_1: float = Field(description="Unique words / words over all answers (1 = no repeats).")
+    distinct_2: float = Field(description="Unique word bigrams / bigrams over all answers.")
+    mean_words: float = Field(description="Mean answer length in words.")
+
+
+class Homogeneity(_Record):
+    """How alike the personas' answers to one prompt are, averaged over prompts."""
+
+    mean_pairwise_cosine: float = Field(description="1: every persona said the same thing.")
+    effective_rank: float = Field(
+        description="exp(entropy of the singular values) of the answers' embeddings: from 1 "
+        "(one direction) to the number of personas (all different)."
+    )
+    backend: str = Field(description="`minilm` (all-MiniLM-L6-v2) or `tfidf` (the fallback).")
+
+
+class Matrix(_Record):
+    """A persona x persona matrix and how strongly its diagonal dominates."""
+
+    labels: list[str]
+    values: list[list[float]] = Field(description="Rows: the variant's persona; columns: data.")
+    diagonal_dominance: float = Field(
+        description="Share of rows whose own column is the best after removing each column's "
+        "mean (chance is 1 / personas)."
+    )
+    lower_is_better: bool
+
+
+class Stance(_Record):
+    """Whether the variant prefers the persona's side of its contested positions."""
+
+    accuracy: float | None = Field(
+        description="Share of positions where the preferred side is the contract's."
+    )
+    positions: int = Field(description="Positions with a counterclaim that were scored.")
+    divergence: float | None = Field(
+        description="On claims the contracts disagree about, the share of persona pairs whose "
+        "variants also prefer opposite sides (0 when every persona is alike)."
+    )
+
+
+class VariantMetrics(_Record):
+    personas: list[str] = Field(description="The personas this variant was evaluated for.")
+    answers: int = Field(description="Answers generated (personas x held-out prompts).")
+    attribution_style: Attribution | None = None
+    attribution_content: Attribution | None = None
+    fluency: Fluency | None = None
+    homogeneity: Homogeneity | None = None
+    perplexity: Matrix | None = Field(
+        None, description="Held-out corpus perplexity: row persona's variant, column's corpus."
+    )
+    belief: Matrix | None = Field(
+        None, description="Mean log-likelihood of column persona's positions under row's variant."
+    )
+    stance: Stance | None = None
+
+
+class Skipped(_Record):
+    persona: str
+    variant: str
+    reason: str
+
+
+class EvalReport(_Record):
+    schema_version: int = SCHEMA_VERSION
+    created_at: str
+    data_rev: str = ""
+    base_model: str
+    personas: list[str]
+    variants: list[str]
+    heldout_topics: list[str] = Field(description="Topic ids of the prompts (never trained on).")
+    ceiling_style: Attribution | None = Field(
+        None, description="The style classifier on the real held-out corpus: the best to hope for."
+    )
+    ceiling_content: Attribution | None = None
+    real_homogeneity: Homogeneity | None = Field(
+        None, description="Homogeneity of the personas' real held-out corpus, for comparison."
+    )
+    metrics: dict[str, VariantMetrics] = Field(default_factory=dict, description="By variant.")
+    skipped: list[Skipped] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="Why a metric is missing, etc.")
