@@ -267,3 +267,55 @@ def test_generation_params_validate_ranges() -> None:
         with pytest.raises(ValidationError):
             GenerationParams(**bad)
     assert json.loads(GenerationRequest(prompt="p").model_dump_json())["adapter"] == BASE_ADAPTER
+
+
+def test_scores_of_a_mixed_batch_match_one_adapter_and_one_row_at_a_time(setup) -> None:
+    import math
+
+    from foundry.eval_scoring import ScoreRow, score_completions
+
+    model, tokenizer = setup["model"], setup["base"].tokenizer
+    names = [*NAMES, BASE_ADAPTER]
+    rows = [
+        ScoreRow(prompt=p, completion=f"Rates fall when {p.lower()}", adapter=names[(i + j) % 4])
+        for i, p in enumerate(PROMPTS)
+        for j in range(4)
+    ]
+    mixed = score_completions(model, tokenizer, rows, batch_size=5)
+    one_by_one = [score_completions(model, tokenizer, [row])[0] for row in rows]
+    by_adapter = {}
+    for name in names:
+        picked = [i for i, r in enumerate(rows) if r.adapter == name]
+        plain = [ScoreRow(rows[i].prompt, rows[i].completion) for i in picked]
+        with use_adapter(model, name) as inner:
+            by_adapter.update(zip(picked, score_completions(inner, tokenizer, plain), strict=True))
+
+    for i, score in enumerate(mixed):
+        assert score.tokens == one_by_one[i].tokens == by_adapter[i].tokens > 3
+        assert math.isclose(score.nll, one_by_one[i].nll, rel_tol=1e-4)
+        assert math.isclose(score.nll, by_adapter[i].nll, rel_tol=1e-4)
+    # Different adapters give different scores to the same completion.
+    same_text = [s.nll for s, r in zip(mixed, rows, strict=True) if r.prompt == PROMPTS[0]]
+    assert len({round(x, 3) for x in same_text}) == 4
+
+
+def test_score_equals_the_models_own_loss_on_the_completion(setup) -> None:
+    import torch
+
+    from foundry.eval_scoring import ScoreRow, score_completions
+
+    base, tokenizer = setup["base"].model, setup["base"].tokenizer
+    row = ScoreRow(prompt=PROMPTS[1], completion="Nuclear power is worth it.", system="Be brief.")
+    score = score_completions(base, tokenizer, [row])[0]
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPTS[1]}]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion = tokenizer(row.completion, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + completion + [tokenizer.eos_token_id]])
+    labels = ids.clone()
+    labels[0, : len(prompt_ids)] = -100
+    with torch.inference_mode():
+        loss = base(input_ids=ids, labels=labels).loss.item()
+    assert score.tokens == len(completion) + 1
+    assert abs(score.mean_nll - loss) < 1e-4
