@@ -36,7 +36,11 @@ class Score:
 
 
 def score_completions(
-    model: Any, tokenizer: Any, rows: Sequence[ScoreRow], batch_size: int = 16, max_length: int = 512
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[ScoreRow],
+    batch_size: int = 16,
+    max_length: int = 512,
 ) -> list[Score]:
     """The completion NLL of every row, in order (completions are cut at `max_length` tokens).
 
