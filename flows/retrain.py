@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from foundry.logs import get_logger, prefect_logs
 from tasks.corpus import validate_data
+from tasks.evaluate import evaluate_task
 from tasks.preferences import pairs_task
 from tasks.synth import synth_task
 from tasks.train import build_base_task, train_adapter_task
@@ -24,7 +25,6 @@ logger = get_logger(__name__)
 
 PENDING_STAGES = (
     "persona vectors (issue 8)",
-    "evaluation (issue 5)",
     "registry and promotion (issue 6)",
     "deployment (issue 9)",
 )
@@ -38,19 +38,20 @@ def retrain(
     synthesize: bool = True,
     provider: str = "",
 ) -> dict[str, Any]:
-    """Validate the personas' data, synthesize, version it with DVC, train, and summarise.
+    """Validate the personas' data, synthesize, version it with DVC, train, evaluate, summarise.
 
     Args:
         config_path: `foundry.yaml` to use (default: the one in the working directory).
         personas: slugs to run (default: `personas.include`, or every persona).
         train: build the base model, make preference pairs, and train SFT then DPO adapters for
-            trainable personas.
+            trainable personas, then evaluate every variant on held-out prompts.
         synthesize: generate synthetic debate turns (and, when training, pairs) first.
         provider: synthesis provider (default: `synthesis.provider`).
 
     Returns:
         `{"data_rev", "personas": {slug: {"content_hash", "adapters": {stage: summary},
-        "synthesis", "pairs", **stats}}, "cost_usd", "pending_stages"}`.
+        "synthesis", "pairs", **stats}}, "evaluation": {"folder", "metrics"}, "cost_usd",
+        "pending_stages"}`.
     """
     with prefect_logs():
         stats = validate_data(config_path, personas)
@@ -70,8 +71,12 @@ def retrain(
                 adapters[slug][stage] = train_adapter_task(
                     config_path, slug, stage, version["data_rev"]
                 )
+        evaluation = {"metrics": {}, "folder": None}
+        if train and trainable:
+            evaluation = evaluate_task(config_path, trainable, data_rev=version["data_rev"])
         result = {
             "data_rev": version["data_rev"],
+            "evaluation": evaluation,
             "personas": {
                 slug: {
                     "content_hash": version["personas"].get(slug, ""),
@@ -109,9 +114,35 @@ def render_summary(result: dict[str, Any]) -> str:
             f"| {slug} | `{row['content_hash']}` | {row['items']} | {row['train']} | "
             f"{row['eval']} | {turns} | {pairs} | {losses[0]} | {losses[1]} |"
         )
+    lines += _evaluation_lines(result.get("evaluation", {}))
     lines += ["", "Not run yet (later issues add them):", ""]
     lines += [f"- {stage}" for stage in result["pending_stages"]]
     return "\n".join(lines)
+
+
+EVAL_COLUMNS = (
+    ("style acc", "style_accuracy"),
+    ("content acc", "content_accuracy"),
+    ("stance acc", "stance_accuracy"),
+    ("belief dominance", "belief_dominance"),
+    ("homogeneity", "homogeneity_cosine"),
+)
+
+
+def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+    """A variant x metric table from the flat `eval.<variant>.<metric>` numbers."""
+    metrics = evaluation.get("metrics") or {}
+    variants = list(dict.fromkeys(key.split(".")[1] for key in metrics))
+    if not variants:
+        return []
+    lines = ["", f"Evaluation (report: `{evaluation.get('folder')}/report.md`):", ""]
+    lines.append("| variant | " + " | ".join(name for name, _ in EVAL_COLUMNS) + " |")
+    lines.append("|---" * (len(EVAL_COLUMNS) + 1) + "|")
+    for variant in variants:
+        cells = [metrics.get(f"eval.{variant}.{key}") for _, key in EVAL_COLUMNS]
+        text = [f"{c:.2f}" if isinstance(c, int | float) else "-" for c in cells]
+        lines.append(f"| {variant} | " + " | ".join(text) + " |")
+    return lines
 
 
 def _best_loss(artifact: dict[str, Any] | None) -> str:

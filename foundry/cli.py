@@ -328,8 +328,10 @@ def run(
     console.print(table)
     stages = ["validate"] + (["base model"] if train else [])
     stages += (["synthesis"] + (["pairs"] if train else [])) if synth else []
-    stages += ["version"] + (["SFT", "DPO"] if train else [])
+    stages += ["version"] + (["SFT", "DPO", "evaluation"] if train else [])
     console.print(f"Ran: {', '.join(stages)}. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
+    if result["evaluation"].get("folder"):
+        console.print(f"evaluation report: {result['evaluation']['folder']}/report.md")
     console.print(
         f"data version: {result['data_rev']}; synthesis cost ${result['cost_usd']:.4f}",
         highlight=False,
@@ -381,6 +383,12 @@ def _register_model_commands() -> None:
     prompts_app.command("export", epilog="Example: foundry prompts export --out prompts/")(
         cli_synth.prompts_export
     )
+    from foundry import cli_eval
+
+    app.command(
+        "eval",
+        epilog="Example: foundry eval --variant prompt --variant dpo --json metrics.json",
+    )(cli_eval.evaluate)
 
 
 _register_model_commands()

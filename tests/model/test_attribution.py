@@ -88,3 +88,43 @@ def test_generations_are_text_not_copies_of_one_answer(generations):
     for name, answers in generations.items():
         assert all(answer.strip() for answer in answers), name
         assert len(set(answers)) > len(answers) // 2, name
+
+
+@pytest.fixture(scope="module")
+def evaluation(trained, tmp_path_factory):
+    from tasks.evaluate import evaluate
+
+    config, _ = trained
+    return evaluate(config, out_dir=tmp_path_factory.mktemp("eval") / "report")
+
+
+def test_evaluation_sees_trained_adapters_where_base_and_prompt_are_not(evaluation):
+    report, _ = evaluation
+    assert report.variants == ["base", "prompt", "sft", "dpo"] and not report.skipped
+    accuracy = {
+        kind: {v: getattr(m, f"attribution_{kind}").accuracy for v, m in report.metrics.items()}
+        for kind in ("style", "content")
+    }
+    print(f"\nattribution accuracy by variant: {accuracy}")
+    for kind in ("style", "content"):
+        for trained_variant in ("sft", "dpo"):
+            assert accuracy[kind][trained_variant] > max(
+                accuracy[kind]["base"], accuracy[kind]["prompt"]
+            ), (kind, accuracy[kind])
+    # One base model for every persona: its answers cannot differ by persona more than chance.
+    assert report.metrics["base"].attribution_content.accuracy <= 0.5
+    assert report.ceiling_content.accuracy > 0.6
+
+
+def test_evaluation_writes_a_report_a_schema_valid_json_and_plots(evaluation):
+    from foundry.eval_schema import EvalReport
+
+    report, folder = evaluation
+    reread = EvalReport.model_validate_json((folder / "metrics.json").read_text())
+    assert reread == report
+    markdown = (folder / "report.md").read_text()
+    assert all(f"| {variant} " in markdown for variant in report.variants)
+    plots = sorted(p.name for p in (folder / "plots").glob("*.png"))
+    assert "variants.png" in plots and any(p.startswith("confusion_") for p in plots)
+    answers = (folder / "answers.jsonl").read_text().splitlines()
+    assert len(answers) == len(report.variants) * len(report.personas) * len(report.heldout_topics)

@@ -1,0 +1,183 @@
+"""Evaluation: does each persona's variant speak, and reason, like that persona and no other?
+
+Public entry points: `evaluate(config, ...)` returns an `EvalReport` (`foundry/eval_schema.py`)
+and writes `metrics.json`, `report.md`, `answers.jsonl` and PNG plots to one folder, atomically;
+`evaluate_task` wraps it for flows (Prefect artifacts) and logs to an MLflow run when given one.
+
+Every variant (`base`, `prompt`, `sft`, `dpo`) of every persona answers the held-out debate
+prompts (topics never synthesized or trained on) in mixed-adapter batches. Style and content
+attribution, fluency and homogeneity are measured on those answers; the perplexity matrix on the
+held-out corpus; stance and the belief matrix on the contracts' positions (`foundry.eval_scoring`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from foundry.atomic import replace_dir, staged_dir
+from foundry.config import FoundryConfig
+from foundry.errors import FoundryError, raise_for_errors
+from foundry.eval_answers import EvalSetup, generate_answers, resolve_variants
+from foundry.eval_measures import measure_variant, real_corpus_baselines
+from foundry.eval_report import render_markdown, summary_rows, write_plots
+from foundry.eval_schema import EvalReport
+from foundry.logs import get_logger
+from tasks.corpus import validate_personas
+
+logger = get_logger(__name__)
+
+EVAL_DIRNAME = "eval"
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+class EvaluationError(FoundryError):
+    """Evaluation cannot run: nothing held out, no personas, or a requested variant is missing."""
+
+
+def evaluate(
+    config: FoundryConfig,
+    *,
+    personas: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    out_dir: Path | None = None,
+    data_rev: str = "",
+    progress: Progress | None = None,
+) -> tuple[EvalReport, Path]:
+    """Evaluate the variants of the selected personas and write the report folder.
+
+    Args:
+        config: the project configuration (`evaluation:` section).
+        personas: slugs (default: every persona with a contract).
+        variants: variants to evaluate; when given explicitly, a missing adapter is an error,
+            otherwise (`evaluation.variants`) it is skipped with a note.
+        out_dir: where the report goes (default `<cache_dir>/eval`); replaced atomically.
+        data_rev: the data version recorded in the report.
+        progress: `progress(label, steps)` per stage; returns a per-step hook.
+
+    Returns:
+        The report and the folder it was written to.
+
+    Raises:
+        EvaluationError: no held-out prompts, no personas, or an explicit variant is missing.
+        DataError: the persona data has errors.
+    """
+    summary = validate_personas(config, list(personas) if personas else None)
+    raise_for_errors(summary.problems, f"data in {config.data_dir}")
+    setup = EvalSetup.build(config, summary)
+    if not setup.contracts:
+        raise EvaluationError(f"no personas with a contract in {config.personas_dir} to evaluate")
+    if not setup.prompts:
+        raise EvaluationError(
+            "no held-out debate prompts: evaluation answers topics that were never trained on, "
+            f"and {config.topics_file} has too few topic groups to hold any out; add topics "
+            "(three groups or more)"
+        )
+    resolved, skipped = resolve_variants(config, setup, variants, explicit=variants is not None)
+    if skipped and variants is not None:
+        raise EvaluationError("; ".join(s.reason for s in skipped))
+    model, tokenizer, base_id = setup.load_model(resolved)
+    answers = generate_answers(model, tokenizer, setup, resolved, progress)
+    report = EvalReport(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        data_rev=data_rev,
+        base_model=base_id,
+        personas=setup.slugs,
+        variants=sorted({v.variant for v in resolved}, key=setup.variant_order),
+        heldout_topics=[t.id for t in setup.prompts],
+        skipped=skipped,
+    )
+    real_corpus_baselines(setup, report)
+    for variant in report.variants:
+        report.metrics[variant] = measure_variant(
+            model, tokenizer, setup, [r for r in resolved if r.variant == variant], answers, report,
+            progress,
+        )  # fmt: skip
+    folder = write_report(report, answers, out_dir or config.cache_dir / EVAL_DIRNAME)
+    logger.info(
+        "evaluation: %d persona(s) x %d variant(s) on %d held-out prompt(s) -> %s",
+        len(report.personas), len(report.variants), len(report.heldout_topics), folder,
+    )  # fmt: skip
+    return report, folder
+
+
+def write_report(report: EvalReport, answers: list[dict[str, Any]], target: Path) -> Path:
+    """metrics.json, answers.jsonl, plots and report.md into `target`, swapped in at once."""
+    with staged_dir(target.parent, prefix=f".{target.name}-") as stage:
+        (stage / "metrics.json").write_text(report.model_dump_json(indent=2) + "\n")
+        (stage / "answers.jsonl").write_text(
+            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in answers)
+        )
+        plots = write_plots(report, stage / "plots")
+        relative = {name: f"plots/{path.name}" for name, path in plots.items()}
+        (stage / "report.md").write_text(render_markdown(report, relative))
+        replace_dir(stage, target)
+    return target
+
+
+def log_to_mlflow(report: EvalReport, folder: Path, run_id: str, tracking_uri: str) -> None:
+    """Every summary number as an MLflow metric (`eval.<variant>.<metric>`), the folder as
+    artifacts under `evaluation/`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for row in flat_metrics(report).items():
+        client.log_metric(run_id, row[0], row[1])
+    client.log_artifacts(run_id, str(folder), artifact_path="evaluation")
+
+
+def flat_metrics(report: EvalReport) -> dict[str, float]:
+    """`eval.<variant>.<metric>` -> value for every number of the summary that exists."""
+    flat: dict[str, float] = {}
+    for variant, m in report.metrics.items():
+        values = {
+            "style_accuracy": m.attribution_style and m.attribution_style.accuracy,
+            "content_accuracy": m.attribution_content and m.attribution_content.accuracy,
+            "stance_accuracy": m.stance and m.stance.accuracy,
+            "stance_divergence": m.stance and m.stance.divergence,
+            "belief_dominance": m.belief and m.belief.diagonal_dominance,
+            "perplexity_dominance": m.perplexity and m.perplexity.diagonal_dominance,
+            "homogeneity_cosine": m.homogeneity and m.homogeneity.mean_pairwise_cosine,
+            "fluency_nll": m.fluency and m.fluency.nll_under_base,
+            "distinct_2": m.fluency and m.fluency.distinct_2,
+        }
+        flat |= {f"eval.{variant}.{k}": float(v) for k, v in values.items() if v is not None}
+    return flat
+
+
+@task(name="evaluate")
+def evaluate_task(
+    config_path: str | None,
+    personas: list[str] | None = None,
+    variants: list[str] | None = None,
+    data_rev: str = "",
+    mlflow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate, publish the report as Prefect artifacts, and log to MLflow when given a run."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from foundry.config import load_config
+
+    config = load_config(Path(config_path) if config_path else None)
+    report, folder = evaluate(config, personas=personas, variants=variants, data_rev=data_rev)
+    create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
+    create_table_artifact(key="evaluation-summary", table=summary_rows(report))
+    if mlflow_run_id:
+        log_to_mlflow(report, folder, mlflow_run_id, tracking_uri(config))
+    return {"folder": str(folder), "metrics": flat_metrics(report)}
+
+
+def tracking_uri(config: FoundryConfig) -> str:
+    """`registry.tracking_uri`, else MLFLOW_TRACKING_URI, else the project's sqlite store."""
+    import os
+
+    return (
+        config.registry.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI", "")
+        or f"sqlite:///{config.root / 'mlflow.db'}"
+    )
