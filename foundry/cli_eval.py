@@ -37,14 +37,16 @@ def evaluate(
 ) -> None:
     """Measure persona fidelity and differentiation of each variant on held-out prompts."""
     from foundry.atomic import write_text_atomic
+    from foundry.cli_models import read_data_rev
     from foundry.eval_report import summary_rows
     from tasks.evaluate import evaluate as run_evaluation
 
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:
         report, folder = run_evaluation(
-            cfg, personas=persona, variants=variant, out_dir=out, progress=bars
-        )
+            cfg, personas=persona, variants=variant, out_dir=out, progress=bars,
+            data_rev=read_data_rev(cfg),
+        )  # fmt: skip
     rows = summary_rows(report)
     table = Table(title=f"evaluation on {len(report.heldout_topics)} held-out prompts")
     for column in rows[0] if rows else []:

@@ -66,7 +66,7 @@ def train(
     cfg = load_cli_config(config)
     with user_errors():
         slugs = _trainable(cfg, persona, validate_personas)
-        data_rev = _data_rev(cfg)
+        data_rev = read_data_rev(cfg)
     table = Table(title="Adapters")
     for column in ("persona", "stage", "steps", "best eval loss", "seconds", "folder"):
         table.add_column(column, no_wrap=column == "persona")
@@ -99,7 +99,8 @@ def _trainable(cfg: FoundryConfig, persona: list[str] | None, validate: Callable
     return [p.slug for p in summary.personas if p.contract is None or p.contract.trainable]
 
 
-def _data_rev(cfg: FoundryConfig) -> str:
+def read_data_rev(cfg: FoundryConfig) -> str:
+    """The data version in data.dvc, or empty when the data was never versioned."""
     from foundry.errors import FoundryError
     from tasks.versioning import read_data_version
 

@@ -1,0 +1,64 @@
+"""`foundry eval` through Typer's runner on a small tiny base."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from foundry.cli import app
+from foundry.config import load_config
+from foundry.eval_schema import EvalReport
+from tests.conftest import SAMPLE_DIR, make_project
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+SMALL = """
+base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
+  vocab_size: 800, batch_size: 4}}
+evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
+"""
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    import foundry.cli_common
+
+    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+        monkeypatch.setattr(console, "width", 400)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    from tasks.train import ensure_base
+
+    project = make_project(tmp_path_factory.mktemp("cli-eval") / "repo", config_text=SMALL)
+    shutil.copytree(SAMPLE_DIR, project / "data")
+    ensure_base(load_config(project / "foundry.yaml"))
+    return project
+
+
+def invoke(root: Path, *args: str):
+    return runner.invoke(app, [*args, "--config", str(root / "foundry.yaml")])
+
+
+def test_eval_prints_the_summary_and_writes_json_and_report(root, tmp_path):
+    out = tmp_path / "metrics.json"
+    result = invoke(root, "eval", "--variant", "base", "--variant", "prompt", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    report = EvalReport.model_validate(json.loads(out.read_text()))
+    assert report.variants == ["base", "prompt"]
+    row = next(line for line in result.output.splitlines() if line.startswith("│ prompt"))
+    style = f"{report.metrics['prompt'].attribution_style.accuracy:.2f}"
+    assert row.split("│")[2].strip() == style
+    assert "real corpus" in result.output
+    assert (root / ".foundry" / "eval" / "report.md").is_file()
+
+
+def test_eval_of_an_untrained_variant_exits_1_saying_how_to_train(root):
+    result = invoke(root, "eval", "--variant", "dpo", "--persona", "tobias-renn")
+    assert result.exit_code == 1
+    assert "no dpo adapter for tobias-renn" in result.output and "foundry train" in result.output
