@@ -30,6 +30,14 @@ def evaluate(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write metrics.json to this file.")
     ] = None,
+    judge: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge/--no-judge",
+            help="Ask Claude which answer is more like the persona (needs ANTHROPIC_API_KEY). "
+            "Default: `evaluation.judge`.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Report folder (default: .foundry/eval): report.md, plots/, metrics."),
@@ -45,7 +53,7 @@ def evaluate(
     with user_errors(), phase_bars() as bars:
         report, folder = run_evaluation(
             cfg, personas=persona, variants=variant, out_dir=out, progress=bars,
-            data_rev=read_data_rev(cfg),
+            data_rev=read_data_rev(cfg), judge=judge,
         )  # fmt: skip
     rows = summary_rows(report)
     table = Table(title=f"evaluation on {len(report.heldout_topics)} held-out prompts")

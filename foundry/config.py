@@ -117,6 +117,12 @@ class EvaluationConfig(_Section):
     temperature: float = Field(0.7, gt=0, description="Sampling temperature of the answers.")
     seed: int = Field(0, ge=0, description="Seed of the sampled answers.")
     batch_size: int = Field(16, ge=1, description="Rows per generation and scoring batch.")
+    judge: bool = Field(
+        False,
+        description="Ask Claude which of two answers is more like the persona (needs "
+        "ANTHROPIC_API_KEY; uses `synthesis.model`, cached like synthesis).",
+    )
+    judge_budget_usd: float = Field(2.0, gt=0, description="Most dollars one judged run may spend.")
     embeddings: Literal["auto", "minilm", "tfidf"] = Field(
         "auto",
         description="Sentence embeddings for homogeneity: all-MiniLM-L6-v2, TF-IDF, or MiniLM "

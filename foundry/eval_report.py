@@ -34,6 +34,7 @@ COLUMNS = (
     "fluency NLL",
     "distinct-2",
 )
+JUDGE_COLUMN = "judge win vs prompt"  # only when Claude judged the run
 # The bar chart's metrics: (label, summary column, whether 1 - value is drawn, chance kind).
 BAR_METRICS = (
     ("style\nacc", "style acc", False, "personas"),
@@ -139,12 +140,18 @@ def summary_rows(report: EvalReport) -> list[dict[str, str]]:
         numbers have two decimals and a value that was not computed is `"-"`.
     """
     rows = []
+    judged = any(m.judge for m in report.metrics.values())
     for name in _variant_names(report):
         values = _metric_values(report.metrics.get(name))
         rows.append({"variant": name} | {k: _fmt(v) for k, v in values.items()})
+        if judged:
+            judge = report.metrics[name].judge if name in report.metrics else None
+            rows[-1][JUDGE_COLUMN] = _fmt(judge.win_rate if judge else None)
     real = _real_values(report)
     if real is not None:
         rows.append({"variant": REAL_CORPUS} | {k: _fmt(v) for k, v in real.items()})
+        if judged:
+            rows[-1][JUDGE_COLUMN] = "-"
     return rows
 
 
@@ -195,6 +202,12 @@ def _variant_lines(name: str, m: VariantMetrics, chance: float | None) -> list[s
         lines += [
             f"- Stance: accuracy {_fmt(s.accuracy)} over {s.positions} positions, "
             f"divergence {_fmt(s.divergence)}"
+        ]
+    if m.judge:
+        j = m.judge
+        lines += [
+            f"- Judge ({j.model}): more like the persona than `{j.against}` in "
+            f"{_fmt(j.win_rate)} of {j.judgements} verdicts (chance 0.50; {j.invalid} invalid)"
         ]
     parts = {
         "fluency": m.fluency,
@@ -252,7 +265,7 @@ def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) 
     lines = _header_lines(report)
     lines += ["## Summary", ""]
     if rows:
-        lines += _table(["variant", *COLUMNS], [list(row.values()) for row in rows])
+        lines += _table(list(rows[0]), [list(row.values()) for row in rows])
     else:
         lines.append("No variant was evaluated.")
     lines += ["", f"Chance for attribution, belief and perplexity: {chance_text}.", ""]

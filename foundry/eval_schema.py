@@ -72,6 +72,17 @@ class Stance(_Record):
     )
 
 
+class Judge(_Record):
+    """Claude's pairwise verdicts: is this variant's answer more like the persona than the
+    baseline's answer to the same prompt?"""
+
+    win_rate: float | None = Field(description="Share of valid verdicts for this variant.")
+    judgements: int = Field(description="Valid verdicts (answers A or B).")
+    invalid: int = Field(0, description="Verdicts that named neither answer.")
+    against: str = Field(description="The variant it was compared with (the prompt baseline).")
+    model: str
+
+
 class VariantMetrics(_Record):
     personas: list[str] = Field(description="The personas this variant was evaluated for.")
     answers: int = Field(description="Answers generated (personas x held-out prompts).")
@@ -86,6 +97,7 @@ class VariantMetrics(_Record):
         None, description="Mean log-likelihood of column persona's positions under row's variant."
     )
     stance: Stance | None = None
+    judge: Judge | None = None
 
 
 class Skipped(_Record):

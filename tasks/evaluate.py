@@ -21,18 +21,23 @@ from typing import Any
 from prefect import task
 
 from foundry.atomic import replace_dir, staged_dir
-from foundry.config import FoundryConfig
+from foundry.config import FoundryConfig, Settings
 from foundry.errors import FoundryError, raise_for_errors
 from foundry.eval_answers import EvalSetup, generate_answers, resolve_variants
+from foundry.eval_judge import judge_variants
 from foundry.eval_measures import measure_variant, real_corpus_baselines
 from foundry.eval_report import render_markdown, summary_rows, write_plots
 from foundry.eval_schema import EvalReport
+from foundry.generation_cache import GENERATIONS_FILENAME, GenerationCache
 from foundry.logs import get_logger
+from foundry.providers import make_provider, resolve_provider_name
+from foundry.synthesis_jobs import Budget, Provider
 from tasks.corpus import validate_personas
 
 logger = get_logger(__name__)
 
 EVAL_DIRNAME = "eval"
+JUDGE_DIRNAME = "eval-judge"  # the judge's cache: outside the report folder, which is replaced
 Progress = Callable[[str, int], Callable[[int], None]]
 
 
@@ -48,6 +53,8 @@ def evaluate(
     out_dir: Path | None = None,
     data_rev: str = "",
     progress: Progress | None = None,
+    judge: bool | None = None,
+    settings: Settings | None = None,
 ) -> tuple[EvalReport, Path]:
     """Evaluate the variants of the selected personas and write the report folder.
 
@@ -59,12 +66,16 @@ def evaluate(
         out_dir: where the report goes (default `<cache_dir>/eval`); replaced atomically.
         data_rev: the data version recorded in the report.
         progress: `progress(label, steps)` per stage; returns a per-step hook.
+        judge: ask Claude to compare each variant's answers with the prompt baseline's
+            (default `evaluation.judge`); needs ANTHROPIC_API_KEY in `settings`.
+        settings: secrets from the environment (read when None and the judge is on).
 
     Returns:
         The report and the folder it was written to.
 
     Raises:
         EvaluationError: no held-out prompts, no personas, or an explicit variant is missing.
+        SynthesisError: the judge is on and ANTHROPIC_API_KEY is not set.
         DataError: the persona data has errors.
     """
     summary = validate_personas(config, list(personas) if personas else None)
@@ -78,6 +89,7 @@ def evaluate(
             f"and {config.topics_file} has too few topic groups to hold any out; add topics "
             "(three groups or more)"
         )
+    judge_engine = _judge_engine(config, settings) if _use_judge(config, judge) else None
     resolved, skipped = resolve_variants(config, setup, variants, explicit=variants is not None)
     if skipped and variants is not None:
         raise EvaluationError("; ".join(s.reason for s in skipped))
@@ -98,12 +110,43 @@ def evaluate(
             model, tokenizer, setup, [r for r in resolved if r.variant == variant], answers, report,
             progress,
         )  # fmt: skip
+    if judge_engine is not None:
+        _judge(config, setup, answers, judge_engine, report)
     folder = write_report(report, answers, out_dir or config.cache_dir / EVAL_DIRNAME)
     logger.info(
         "evaluation: %d persona(s) x %d variant(s) on %d held-out prompt(s) -> %s",
         len(report.personas), len(report.variants), len(report.heldout_topics), folder,
     )  # fmt: skip
     return report, folder
+
+
+def _use_judge(config: FoundryConfig, judge: bool | None) -> bool:
+    return config.evaluation.judge if judge is None else judge
+
+
+def _judge_engine(config: FoundryConfig, settings: Settings | None) -> Provider:
+    """Claude for the judge; fails before any work when no key is set."""
+    from foundry.config import load_settings
+
+    settings = settings or load_settings()
+    resolve_provider_name(config, settings, "anthropic")
+    return make_provider("anthropic", config, settings)
+
+
+def _judge(
+    config: FoundryConfig,
+    setup: EvalSetup,
+    answers: list[dict[str, Any]],
+    engine: Provider,
+    report: EvalReport,
+) -> None:
+    cache = GenerationCache(config.cache_dir / JUDGE_DIRNAME / GENERATIONS_FILENAME)
+    budget = Budget(config.evaluation.judge_budget_usd)
+    for variant, verdict in judge_variants(setup, answers, engine, cache, budget).items():
+        if variant in report.metrics:
+            report.metrics[variant].judge = verdict
+    if budget.spent_usd:
+        report.notes.append(f"the judge cost ${budget.spent_usd:.4f}")
 
 
 def write_report(report: EvalReport, answers: list[dict[str, Any]], target: Path) -> Path:

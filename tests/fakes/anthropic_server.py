@@ -24,6 +24,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -193,6 +194,8 @@ class FakeAnthropicServer:
         self.latency_s = latency_s
         self.batch_polls_before_end = batch_polls_before_end
         self.batch_outcomes: dict[str, str] = {}  # custom_id -> errored | canceled | expired
+        # Answers the fake cannot make up (a judge's verdict): (system, user) -> text, or None.
+        self.reply_with: Callable[[str, str], str | None] | None = None
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -357,6 +360,9 @@ class FakeAnthropicServer:
         system, use_cache = _system_text(params.get("system"))
         user = _user_text(params["messages"])
         text, stop_reason = compose_reply(system, user, params["max_tokens"])
+        scripted = self.reply_with(system, user) if self.reply_with else None
+        if scripted is not None:
+            text, stop_reason = scripted, "end_turn"
         digest = prompt_hash(system, user)
         with self._lock:
             usage = self._usage(system, user, use_cache, len(text.split()))

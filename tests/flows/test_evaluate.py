@@ -132,3 +132,45 @@ def test_the_flow_publishes_the_report_as_artifacts(prefect_harness, config):
     table = artifacts["evaluation-summary"]
     rows = json.loads(table) if isinstance(table, str) else table
     assert rows[0]["variant"] == "base"
+
+
+def test_the_judge_counts_claudes_verdicts_and_caches_them(config, tmp_path):
+    import hashlib
+
+    from foundry.config import Settings
+    from tests.fakes.anthropic_server import FakeAnthropicServer
+
+    with FakeAnthropicServer() as server:
+        server.reply_with = lambda system, user: "A" if "Debater profile" in user else None
+        settings = Settings(anthropic_api_key=server.api_key, anthropic_base_url=server.base_url)
+        report, folder = evaluate(
+            config, variants=["base", "prompt"], out_dir=tmp_path / "r", judge=True,
+            settings=settings,
+        )  # fmt: skip
+        asked = server.requests
+        evaluate(config, variants=["base", "prompt"], out_dir=tmp_path / "r", judge=True,
+                 settings=settings)  # fmt: skip
+        assert server.requests == asked  # the verdicts came from the cache
+
+    judge = report.metrics["base"].judge
+    assert report.metrics["prompt"].judge is None  # the baseline is not judged against itself
+    expected_a = [
+        hashlib.sha256(f"base:{p}:{t}".encode()).digest()[0] % 2 == 0
+        for p in report.personas
+        for t in report.heldout_topics
+    ]
+    assert asked == judge.judgements == len(expected_a) and judge.invalid == 0
+    assert judge.win_rate == pytest.approx(sum(expected_a) / len(expected_a))
+    assert "judge win vs prompt" in (folder / "report.md").read_text()
+
+
+def test_the_judge_without_a_key_fails_before_any_work(config, tmp_path):
+    from foundry.config import Settings
+    from foundry.synthesis_jobs import SynthesisError
+
+    with pytest.raises(SynthesisError, match="ANTHROPIC_API_KEY is not set"):
+        evaluate(
+            config, variants=["base"], out_dir=tmp_path / "r", judge=True,
+            settings=Settings(anthropic_api_key=None),
+        )  # fmt: skip
+    assert not (tmp_path / "r").exists()
