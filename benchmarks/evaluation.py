@@ -13,6 +13,7 @@ median seconds of each, the speed-up of (a) over (b), and whether both gave the 
 the same scores. It prints, it does not assert.
 
 Run: `.venv/bin/python benchmarks/evaluation.py [--items 8] [--repeats 3] [--threads 1]`
+(`--device cuda` on a GPU).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="Tokens per answer.")
     parser.add_argument("--repeats", type=int, default=3, help="Timed rounds per path.")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default).")
+    parser.add_argument("--device", default="cpu", help="Torch device, e.g. cpu or cuda.")
     args = parser.parse_args()
 
     import torch
@@ -89,6 +91,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="evaluation-bench-") as tmp:
         model, tokenizer = build_model(Path(tmp))
+    model.to(args.device)
     corpus = heldout_rows(args.items)
     runs: dict[str, Callable[[], Result]] = paths(model, tokenizer, corpus, args.new_tokens)
     outputs = {name: run() for name, run in runs.items()}  # warm-up, also the results
@@ -98,8 +101,9 @@ def main() -> None:
             started = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - started)
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(
-        f"cpu ({torch.get_num_threads()} threads): {len(ADAPTERS)} adapters x {len(PROMPTS)} "
+        f"{device} ({torch.get_num_threads()} threads): {len(ADAPTERS)} adapters x {len(PROMPTS)} "
         f"prompts x {args.new_tokens} tokens, and {len(ADAPTERS)} x {len(corpus)} scored "
         f"held-out items; median of {args.repeats}"
     )

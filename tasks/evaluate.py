@@ -26,7 +26,8 @@ from foundry.errors import FoundryError, raise_for_errors
 from foundry.eval_answers import EvalSetup, generate_answers, resolve_variants
 from foundry.eval_judge import judge_variants
 from foundry.eval_measures import measure_variant, real_corpus_baselines
-from foundry.eval_report import render_markdown, summary_rows, write_plots
+from foundry.eval_plots import write_plots
+from foundry.eval_report import render_markdown, summary_rows
 from foundry.eval_schema import EvalReport
 from foundry.generation_cache import GENERATIONS_FILENAME, GenerationCache
 from foundry.logs import get_logger

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from foundry.eval_report import COLUMNS, render_markdown, summary_rows, write_plots
+from foundry.eval_plots import write_plots
+from foundry.eval_report import COLUMNS, render_markdown, summary_rows
 from foundry.eval_schema import (
     Attribution,
     EvalReport,
