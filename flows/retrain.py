@@ -17,6 +17,7 @@ from foundry.logs import get_logger, prefect_logs
 from tasks.corpus import validate_data
 from tasks.evaluate import evaluate_task
 from tasks.preferences import pairs_task
+from tasks.register import register_task
 from tasks.synth import synth_task
 from tasks.train import build_base_task, train_adapter_task
 from tasks.versioning import version_data_task
@@ -25,7 +26,6 @@ logger = get_logger(__name__)
 
 PENDING_STAGES = (
     "persona vectors (issue 8)",
-    "registry and promotion (issue 6)",
     "deployment (issue 9)",
 )
 
@@ -38,20 +38,21 @@ def retrain(
     synthesize: bool = True,
     provider: str = "",
 ) -> dict[str, Any]:
-    """Validate the personas' data, synthesize, version it with DVC, train, evaluate, summarise.
+    """Validate, synthesize, version with DVC, train, evaluate, register and promote; summarise.
 
     Args:
         config_path: `foundry.yaml` to use (default: the one in the working directory).
         personas: slugs to run (default: `personas.include`, or every persona).
         train: build the base model, make preference pairs, and train SFT then DPO adapters for
-            trainable personas, then evaluate every variant on held-out prompts.
+            trainable personas, evaluate every variant on held-out prompts, then log everything
+            to MLflow and register each persona's adapter, promoting it by policy.
         synthesize: generate synthetic debate turns (and, when training, pairs) first.
         provider: synthesis provider (default: `synthesis.provider`).
 
     Returns:
         `{"data_rev", "personas": {slug: {"content_hash", "adapters": {stage: summary},
-        "synthesis", "pairs", **stats}}, "evaluation": {"folder", "metrics"}, "cost_usd",
-        "pending_stages"}`.
+        "synthesis", "pairs", "registry", **stats}}, "evaluation": {"folder", "metrics"},
+        "cost_usd", "pending_stages"}`.
     """
     with prefect_logs():
         stats = validate_data(config_path, personas)
@@ -71,9 +72,14 @@ def retrain(
                 adapters[slug][stage] = train_adapter_task(
                     config_path, slug, stage, version["data_rev"]
                 )
-        evaluation = {"metrics": {}, "folder": None}
+        evaluation: dict[str, Any] = {"metrics": {}, "folder": None}
+        registration: dict[str, Any] = {}
         if train and trainable:
             evaluation = evaluate_task(config_path, trainable, data_rev=version["data_rev"])
+            registration = register_task(
+                config_path, trainable, version["data_rev"], version["personas"],
+                evaluation["folder"], evaluation["metrics"],
+            )  # fmt: skip
         result = {
             "data_rev": version["data_rev"],
             "evaluation": evaluation,
@@ -83,6 +89,7 @@ def retrain(
                     "adapters": adapters[slug],
                     "synthesis": synthesis["personas"].get(slug, {}),
                     "pairs": pairs["personas"].get(slug, {}),
+                    "registry": registration.get(slug, {}),
                     **persona_stats,
                 }
                 for slug, persona_stats in stats.items()
@@ -115,6 +122,7 @@ def render_summary(result: dict[str, Any]) -> str:
             f"{row['eval']} | {turns} | {pairs} | {losses[0]} | {losses[1]} |"
         )
     lines += _evaluation_lines(result.get("evaluation", {}))
+    lines += _registry_lines(result["personas"])
     lines += ["", "Not run yet (later issues add them):", ""]
     lines += [f"- {stage}" for stage in result["pending_stages"]]
     return "\n".join(lines)
@@ -142,6 +150,23 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
         cells = [metrics.get(f"eval.{variant}.{key}") for _, key in EVAL_COLUMNS]
         text = [f"{c:.2f}" if isinstance(c, int | float) else "-" for c in cells]
         lines.append(f"| {variant} | " + " | ".join(text) + " |")
+    return lines
+
+
+def _registry_lines(personas: dict[str, Any]) -> list[str]:
+    """Each persona's new model version and the promotion decision with its reasons."""
+    rows = [(slug, row.get("registry") or {}) for slug, row in personas.items()]
+    rows = [(slug, reg) for slug, reg in rows if reg]
+    if not rows:
+        return []
+    lines = ["", "Registry:", "", "| persona | version | decision | champion | reasons |"]
+    lines.append("|---|---|---|---|---|")
+    for slug, reg in rows:
+        reasons = "; ".join(reg.get("reasons", [])) or "all checks passed"
+        lines.append(
+            f"| persona-{slug} | v{reg['version']} | {reg['decision']} | "
+            f"{'v' + str(reg['champion']) if reg.get('champion') else '-'} | {reasons} |"
+        )
     return lines
 
 

@@ -328,8 +328,16 @@ def run(
     console.print(table)
     stages = ["validate"] + (["base model"] if train else [])
     stages += (["synthesis"] + (["pairs"] if train else [])) if synth else []
-    stages += ["version"] + (["SFT", "DPO", "evaluation"] if train else [])
+    stages += ["version"] + (["SFT", "DPO", "evaluation", "registry"] if train else [])
     console.print(f"Ran: {', '.join(stages)}. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
+    for slug, row in result["personas"].items():
+        reg = row.get("registry") or {}
+        if reg:
+            why = "; ".join(reg["reasons"]) or "all checks passed"
+            console.print(
+                f"persona-{slug} v{reg['version']}: {reg['decision']} ({why}); champion "
+                f"{'v' + str(reg['champion']) if reg['champion'] else 'none'}"
+            )
     if result["evaluation"].get("folder"):
         console.print(f"evaluation report: {result['evaluation']['folder']}/report.md")
     console.print(
@@ -384,6 +392,9 @@ def _register_model_commands() -> None:
         cli_synth.prompts_export
     )
     from foundry import cli_eval
+    from foundry.cli_registry import registry_app
+
+    app.add_typer(registry_app, name="registry")
 
     app.command(
         "eval",

@@ -33,6 +33,7 @@ from foundry.generation_cache import GENERATIONS_FILENAME, GenerationCache
 from foundry.logs import get_logger
 from foundry.providers import make_provider, resolve_provider_name
 from foundry.synthesis_jobs import Budget, Provider
+from registry.tracking import tracking_uri
 from tasks.corpus import validate_personas
 
 logger = get_logger(__name__)
@@ -214,14 +215,3 @@ def evaluate_task(
     if mlflow_run_id:
         log_to_mlflow(report, folder, mlflow_run_id, tracking_uri(config))
     return {"folder": str(folder), "metrics": flat_metrics(report)}
-
-
-def tracking_uri(config: FoundryConfig) -> str:
-    """`registry.tracking_uri`, else MLFLOW_TRACKING_URI, else the project's sqlite store."""
-    import os
-
-    return (
-        config.registry.tracking_uri
-        or os.environ.get("MLFLOW_TRACKING_URI", "")
-        or f"sqlite:///{config.root / 'mlflow.db'}"
-    )

@@ -1,0 +1,460 @@
+"""The MLflow model registry: the only code that registers, aliases, promotes and loads adapters.
+
+Each persona is one registered model, `persona-<slug>` (tag `persona=<slug>`); each retrain
+registers a version whose source is the run's `adapter` artifact folder, with its lineage and
+`metric.<name>` tags. Aliases say what serves: `challenger` (the newest candidate) and
+`champion`. The registered model's `champion_history` tag (a JSON list of versions) remembers
+earlier champions for `rollback`.
+
+Entry points: `register_adapter`, `set_alias`, `get_alias_version`, `promote_version` (the CLI's
+promotion: decide, then `promote` or `record_refusal`), `rollback`, `list_personas`,
+`show_persona`, `download_adapter` and `load_adapter`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from foundry.adapter_loading import attach_adapters, check_adapter_folder
+from foundry.config import PromotionConfig
+from foundry.errors import FoundryError
+from foundry.logs import get_logger
+from registry.promotion import Decision, decide
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from peft import PeftModel
+
+logger = get_logger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"
+METRIC_PREFIX = "metric."
+_MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
+
+
+class RegistryError(FoundryError):
+    """A registry operation cannot be done (missing version, alias or history)."""
+
+
+def model_name(slug: str) -> str:
+    """The registered model name of a persona: `persona-<slug>`."""
+    return f"persona-{slug}"
+
+
+def metric_tags(metrics: Mapping[str, float]) -> dict[str, str]:
+    """Version tags that carry metrics for `promote_version`: `metric.<name>` -> float string."""
+    return {f"{METRIC_PREFIX}{name}": repr(float(value)) for name, value in metrics.items()}
+
+
+def register_adapter(
+    client: MlflowClient,
+    slug: str,
+    run_id: str,
+    artifact_path: str = "adapter",
+    tags: Mapping[str, str] | None = None,
+    description: str = "",
+) -> ModelVersion:
+    """Register a run's adapter folder as a new version of the persona's model.
+
+    Creates the registered model first when it is missing; a concurrent creation by another
+    process (two personas or two retrains at once) is tolerated.
+
+    Args:
+        client: The MLflow client.
+        slug: The persona's slug.
+        run_id: The run that logged the adapter folder.
+        artifact_path: The adapter folder inside the run's artifacts.
+        tags: Version tags (lineage, `metric.*`); `persona` is always added.
+        description: The version's description (e.g. the model card).
+
+    Returns:
+        The new model version.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(slug)
+    try:
+        client.create_registered_model(name, tags={"persona": slug})
+    except MlflowException as exc:
+        # REST raises RestException, sqlite MlflowException: both carry the error code.
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    run = client.get_run(run_id)
+    version = client.create_model_version(
+        name,
+        source=f"{run.info.artifact_uri}/{artifact_path}",
+        run_id=run_id,
+        tags={**(tags or {}), "persona": slug},
+        description=description,
+    )
+    logger.info("registered %s version %s from run %s", name, version.version, run_id)
+    return version
+
+
+def set_alias(client: MlflowClient, slug: str, alias: str, version: int | str) -> None:
+    """Point `alias` (e.g. `challenger`) of the persona's model at `version`."""
+    client.set_registered_model_alias(model_name(slug), alias, str(version))
+
+
+def get_alias_version(client: MlflowClient, slug: str, alias: str) -> ModelVersion | None:
+    """The version an alias points at.
+
+    Args:
+        client: The MLflow client.
+        slug: The persona's slug.
+        alias: The alias, e.g. `champion`.
+
+    Returns:
+        The model version, or None when the alias (or the persona's model) does not exist.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name(slug), alias)
+    except MlflowException as exc:
+        if _is_not_found(exc):
+            return None
+        raise
+
+
+def _is_not_found(exc: Exception) -> bool:
+    # A missing model is RESOURCE_DOES_NOT_EXIST; a missing alias is INVALID_PARAMETER_VALUE
+    # with "alias ... not found" (sqlite and REST stores alike).
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+    )
+
+
+def promote(client: MlflowClient, slug: str, version: int, decision: Decision) -> None:
+    """Make `version` the champion and record the decision on it.
+
+    The previous champion is appended to the model's `champion_history` tag; a `challenger`
+    alias pointing at `version` is removed (it is no longer a challenger).
+
+    Args:
+        client: The MLflow client.
+        slug: The persona's slug.
+        version: The version to promote.
+        decision: The decision that allowed it (`forced` marks a forced promotion).
+    """
+    name = model_name(slug)
+    previous = get_alias_version(client, slug, CHAMPION)
+    if previous is not None and int(previous.version) != version:
+        history = _history(client, slug)
+        _set_history(client, slug, [*history, int(previous.version)])
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    challenger = get_alias_version(client, slug, CHALLENGER)
+    if challenger is not None and int(challenger.version) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    outcome = "promoted-forced" if decision.forced else "promoted"
+    _tag_decision(client, slug, version, outcome, decision)
+    logger.info("%s v%s is champion (%s)", name, version, outcome)
+
+
+def record_refusal(client: MlflowClient, slug: str, version: int, decision: Decision) -> None:
+    """Tag `version` with a refused promotion and its reasons."""
+    _tag_decision(client, slug, version, "refused", decision)
+    logger.info("%s v%s refused: %s", model_name(slug), version, "; ".join(decision.reasons))
+
+
+def _tag_decision(
+    client: MlflowClient, slug: str, version: int, outcome: str, decision: Decision
+) -> None:
+    name, number = model_name(slug), str(version)
+    reasons = "; ".join(decision.reasons) or "all gates and comparisons passed"
+    client.set_model_version_tag(name, number, "promotion.decision", outcome)
+    client.set_model_version_tag(name, number, "promotion.reasons", reasons[:_MAX_TAG_CHARS])
+    client.set_model_version_tag(name, number, "promotion.at", _now())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _history(client: MlflowClient, slug: str) -> list[int]:
+    tags = client.get_registered_model(model_name(slug)).tags
+    return [int(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+
+def _set_history(client: MlflowClient, slug: str, history: list[int]) -> None:
+    # Read-modify-write: two promotions of the same persona at once could lose an entry.
+    client.set_registered_model_tag(model_name(slug), HISTORY_TAG, json.dumps(history))
+
+
+def rollback(client: MlflowClient, slug: str) -> tuple[int, int]:
+    """Give the champion alias back to the previous champion.
+
+    Args:
+        client: The MLflow client.
+        slug: The persona's slug.
+
+    Returns:
+        (demoted version, restored version).
+
+    Raises:
+        RegistryError: The persona has no champion, or no previous champion in its history.
+    """
+    name = model_name(slug)
+    current = get_alias_version(client, slug, CHAMPION)
+    if current is None:
+        raise RegistryError(
+            f"{name} has no champion to roll back; promote a version first with "
+            f"`foundry registry promote {slug} --version N`"
+        )
+    history = _history(client, slug)
+    if not history:
+        raise RegistryError(
+            f"{name} has no previous champion (its `{HISTORY_TAG}` tag is empty), so champion "
+            f"v{current.version} cannot be rolled back; promote another version with "
+            f"`foundry registry promote {slug} --version N --force` instead"
+        )
+    restored = history.pop()
+    client.set_registered_model_alias(name, CHAMPION, str(restored))
+    _set_history(client, slug, history)
+    client.set_model_version_tag(name, current.version, "promotion.rolled_back_at", _now())
+    logger.info("%s champion rolled back from v%s to v%s", name, current.version, restored)
+    return int(current.version), restored
+
+
+def promote_version(
+    client: MlflowClient,
+    slug: str,
+    version: int | None,
+    policy: PromotionConfig,
+    force: bool = False,
+) -> Decision:
+    """Decide on a version against the champion (from `metric.*` tags), then promote or refuse.
+
+    Args:
+        client: The MLflow client.
+        slug: The persona's slug.
+        version: The version to promote; None means the `challenger` alias.
+        policy: The promotion policy.
+        force: Promote even when checks fail.
+
+    Returns:
+        The decision (already applied: aliases and tags are set).
+
+    Raises:
+        RegistryError: The version does not exist, there is no challenger, or the version is
+            already the champion.
+    """
+    candidate = _find_version(client, slug, version)
+    champion = get_alias_version(client, slug, CHAMPION)
+    if champion is not None and champion.version == candidate.version:
+        raise RegistryError(
+            f"{model_name(slug)} v{candidate.version} is already the champion; nothing to promote"
+        )
+    decision = decide(
+        version_metrics(candidate),
+        version_metrics(champion) if champion is not None else None,
+        policy,
+        force,
+        champion_version=int(champion.version) if champion is not None else None,
+    )
+    if decision.promote:
+        promote(client, slug, int(candidate.version), decision)
+    else:
+        record_refusal(client, slug, int(candidate.version), decision)
+    return decision
+
+
+def _find_version(client: MlflowClient, slug: str, version: int | None) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(slug)
+    if version is None:
+        challenger = get_alias_version(client, slug, CHALLENGER)
+        if challenger is None:
+            raise RegistryError(
+                f"{name} has no `{CHALLENGER}` alias; pass `--version N` (versions: "
+                f"{_version_numbers(client, slug) or 'none'})"
+            )
+        return challenger
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        if not _is_not_found(exc):
+            raise
+    raise RegistryError(
+        f"{name} has no version {version}; existing versions: "
+        f"{_version_numbers(client, slug) or 'none (train and register one first)'}"
+    )
+
+
+def _versions(client: MlflowClient, slug: str) -> list[ModelVersion]:
+    found = client.search_model_versions(f"name = '{model_name(slug)}'")
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def _version_numbers(client: MlflowClient, slug: str) -> list[int]:
+    return [int(v.version) for v in _versions(client, slug)]
+
+
+def version_metrics(version: ModelVersion) -> dict[str, float]:
+    """A version's metrics from its `metric.<name>` tags (unparseable values are skipped)."""
+    metrics = {}
+    for key, value in version.tags.items():
+        if key.startswith(METRIC_PREFIX):
+            try:
+                metrics[key.removeprefix(METRIC_PREFIX)] = float(value)
+            except ValueError:
+                logger.warning("ignoring tag %s=%r: not a number", key, value)
+    return metrics
+
+
+def list_personas(client: MlflowClient) -> list[dict[str, Any]]:
+    """Summarise every persona model: versions, aliases and the champion's headline numbers.
+
+    Returns:
+        One dict per persona, sorted by slug: `persona`, `versions` (count), `champion` and
+        `challenger` (version numbers or None), `metrics` (the champion's) and `data_rev`
+        (the champion's tag, "" when unknown).
+    """
+    rows = []
+    for model in _persona_models(client):
+        slug = model.tags["persona"]
+        champion = get_alias_version(client, slug, CHAMPION)
+        challenger = model.aliases.get(CHALLENGER)
+        rows.append(
+            {
+                "persona": slug,
+                "versions": len(_versions(client, slug)),
+                "champion": int(champion.version) if champion else None,
+                "challenger": int(challenger) if challenger else None,
+                "metrics": version_metrics(champion) if champion else {},
+                "data_rev": champion.tags.get("data_rev", "") if champion else "",
+            }
+        )
+    return sorted(rows, key=lambda row: row["persona"])
+
+
+def _persona_models(client: MlflowClient) -> list[Any]:
+    models, token = [], None
+    while True:
+        page = client.search_registered_models(page_token=token)
+        models += [m for m in page if "persona" in m.tags]
+        token = page.token
+        if not token:
+            return models
+
+
+def show_persona(client: MlflowClient, slug: str) -> dict[str, Any]:
+    """Every version of one persona's model, with its aliases, tags and promotion decision.
+
+    Returns:
+        `persona`, `model`, `champion_history`, and `versions`: a list of dicts with
+        `version`, `aliases`, `tags`, `created` (UTC ISO) and `decision` ("" when none).
+
+    Raises:
+        RegistryError: The persona has no registered model.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name = model_name(slug)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if not _is_not_found(exc):
+            raise
+        known = [row["persona"] for row in list_personas(client)]
+        raise RegistryError(
+            f"no registered model {name}; registered personas: {known or 'none'}"
+        ) from None
+    # search_model_versions leaves `aliases` empty on sqlite; the registered model has them all.
+    aliases: dict[int, list[str]] = {}
+    for alias, number in model.aliases.items():
+        aliases.setdefault(int(number), []).append(alias)
+    versions = [
+        {
+            "version": int(v.version),
+            "aliases": sorted(aliases.get(int(v.version), [])),
+            "tags": dict(v.tags),
+            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(),
+            "decision": v.tags.get("promotion.decision", ""),
+        }
+        for v in _versions(client, slug)
+    ]
+    history = json.loads(model.tags.get(HISTORY_TAG, "[]"))
+    return {"persona": slug, "model": name, "champion_history": history, "versions": versions}
+
+
+def download_adapter(uri: str, tracking_uri: str, dst: Path | None = None) -> Path:
+    """Download an adapter folder (e.g. `models:/persona-x@champion`) and check it.
+
+    Args:
+        uri: A `models:/`, `runs:/` or artifact URI of the adapter folder.
+        tracking_uri: The MLflow tracking (and registry) URI.
+        dst: Where to download; None uses a new temporary folder.
+
+    Returns:
+        The local adapter folder.
+
+    Raises:
+        RegistryError: A `models:/` URI names a missing model, alias or version.
+        AdapterError: The folder is incomplete or holds pickled weights (only safetensors load).
+    """
+    import mlflow
+
+    source = _resolve_models_uri(uri, tracking_uri) if uri.startswith("models:/") else uri
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source,
+        dst_path=str(dst) if dst is not None else None,
+        tracking_uri=tracking_uri,
+        registry_uri=tracking_uri,
+    )
+    folder = Path(local)
+    check_adapter_folder(folder)
+    return folder
+
+
+def _resolve_models_uri(uri: str, tracking_uri: str) -> str:
+    """The artifact URI behind `models:/<name>@<alias>[/path]` or `models:/<name>/<version>`."""
+    # MLflow resolves `models:/` URIs with the global registry URI, ignoring `registry_uri=`
+    # (ModelsArtifactRepository._get_model_uri_infos), so resolve them with our own client.
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    head, _, rest = uri.removeprefix("models:/").partition("/")
+    name, _, alias = head.partition("@")
+    version, path = (None, rest) if alias else rest.partition("/")[::2]
+    try:
+        if alias:
+            version = client.get_model_version_by_alias(name, alias).version
+        source = client.get_model_version_download_uri(name, version)
+    except MlflowException as exc:
+        if not _is_not_found(exc):
+            raise
+        raise RegistryError(
+            f"cannot resolve {uri}: {exc.message}; see `foundry registry list` for the models, "
+            "aliases and versions that exist"
+        ) from None
+    return f"{source}/{path}" if path else source
+
+
+def load_adapter(uri: str, base_model: Any, tracking_uri: str, name: str = CHAMPION) -> PeftModel:
+    """Download an adapter from the registry and attach it to a loaded base model.
+
+    Args:
+        uri: The adapter's URI, e.g. `models:/persona-x@champion`.
+        base_model: A transformers causal LM (or a `PeftModel` to add the adapter to).
+        tracking_uri: The MLflow tracking (and registry) URI.
+        name: The adapter's name on the model.
+
+    Returns:
+        The `PeftModel`, in eval mode.
+
+    Raises:
+        AdapterError: The adapter folder is invalid or does not fit the base model.
+    """
+    folder = download_adapter(uri, tracking_uri)
+    return attach_adapters(base_model, {name: folder})

@@ -1,0 +1,256 @@
+"""Promotion policy: turn an evaluation into per-persona numbers and decide champion or not.
+
+Pure code, no MLflow: `persona_metrics(report, variant, slug)` reads one persona's headline
+numbers out of an `EvalReport`; `decide(candidate, champion, policy)` applies the absolute gates
+and the no-regression rule of `PromotionConfig` and returns a `Decision` that lists every check;
+`comparison_markdown(...)` renders that decision for a flow summary or the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel
+
+from foundry.config import PromotionConfig
+from foundry.eval_schema import Attribution, EvalReport, Matrix
+
+METRIC_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
+    "content_recall": "higher",
+    "style_recall": "higher",
+    "belief_margin": "higher",
+    "perplexity_own": "lower",
+    "fluency_nll": "lower",
+}
+
+# Float noise (0.70 - 0.05 = 0.6499999...) must not turn an exact-tolerance tie into a refusal.
+_EPSILON = 1e-9
+
+
+class ComparisonRow(BaseModel):
+    """One metric of a promotion decision: candidate and champion values, rule and verdict."""
+
+    metric: str
+    candidate: float | None
+    champion: float | None
+    ok: bool
+    rule: str = ""
+
+
+class Decision(BaseModel):
+    """Whether a candidate becomes champion, and why (reasons list every failed check)."""
+
+    promote: bool
+    forced: bool
+    reasons: list[str]
+    rows: list[ComparisonRow]
+
+
+def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, float]:
+    """Read one persona's promotion metrics from an evaluation report.
+
+    Args:
+        report: The evaluation report (`metrics.json`).
+        variant: The evaluated variant, e.g. the adapter variant's name.
+        slug: The persona's slug, as in the report's matrix labels.
+
+    Returns:
+        Metric name -> value, for the metrics whose data is present: `content_recall` and
+        `style_recall` (the persona's confusion row: diagonal / row sum), `belief_margin` (own
+        belief minus the best other persona's, after removing each column's mean),
+        `perplexity_own` (own held-out perplexity) and `fluency_nll` (the variant's mean NLL
+        under the base model).
+
+    Raises:
+        ValueError: `variant` is not in the report.
+    """
+    if variant not in report.metrics:
+        raise ValueError(
+            f"variant {variant!r} is not in the evaluation report; it has "
+            f"{sorted(report.metrics) or 'no variants'}; pass one of those"
+        )
+    metrics = report.metrics[variant]
+    found = {
+        "content_recall": _recall(metrics.attribution_content, slug),
+        "style_recall": _recall(metrics.attribution_style, slug),
+        "belief_margin": _belief_margin(metrics.belief, slug),
+        "perplexity_own": _diagonal(metrics.perplexity, slug),
+        "fluency_nll": metrics.fluency.nll_under_base if metrics.fluency else None,
+    }
+    return {name: float(value) for name, value in found.items() if value is not None}
+
+
+def _recall(attribution: Attribution | None, slug: str) -> float | None:
+    if attribution is None or slug not in attribution.labels:
+        return None
+    i = attribution.labels.index(slug)
+    row = attribution.confusion[i]
+    total = sum(row)
+    return row[i] / total if total else None
+
+
+def _diagonal(matrix: Matrix | None, slug: str) -> float | None:
+    if matrix is None or slug not in matrix.labels:
+        return None
+    i = matrix.labels.index(slug)
+    return matrix.values[i][i]
+
+
+def _belief_margin(matrix: Matrix | None, slug: str) -> float | None:
+    if matrix is None or slug not in matrix.labels or len(matrix.labels) < 2:
+        return None
+    i = matrix.labels.index(slug)
+    rows = matrix.values
+    # Removing column means cancels how plausible a persona's positions are to any model.
+    means = [sum(row[j] for row in rows) / len(rows) for j in range(len(rows[0]))]
+    centred = [value - means[j] for j, value in enumerate(rows[i])]
+    others = [value for j, value in enumerate(centred) if j != i]
+    return centred[i] - max(others)
+
+
+def decide(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    policy: PromotionConfig,
+    force: bool = False,
+    *,
+    champion_version: int | None = None,
+) -> Decision:
+    """Decide whether a candidate adapter replaces the champion.
+
+    Absolute gates first (`content_recall >= min_content_recall`, `style_recall >=
+    min_style_recall`, `fluency_nll <= max_fluency_nll`; a missing gated metric fails), then,
+    when there is a champion, every metric of `policy.compare` present on both sides must not be
+    worse than the champion's by more than `policy.tolerance` (direction from
+    `METRIC_DIRECTIONS`).
+
+    Args:
+        candidate: The candidate's metrics.
+        champion: The current champion's metrics; None for a persona's first version.
+        policy: The promotion policy.
+        force: Promote even if checks fail (`forced` is set, reasons still list the failures).
+        champion_version: The champion's version number, named in the reasons.
+
+    Returns:
+        The decision, with one row per gated or compared metric.
+
+    Raises:
+        ValueError: `policy.compare` names a metric without a known direction.
+    """
+    unknown = [name for name in policy.compare if name not in METRIC_DIRECTIONS]
+    if unknown:
+        raise ValueError(
+            f"`registry.promotion.compare` has unknown metric(s) {unknown}; use names from "
+            f"{sorted(METRIC_DIRECTIONS)}"
+        )
+    gates = {
+        "content_recall": policy.min_content_recall,
+        "style_recall": policy.min_style_recall,
+        "fluency_nll": policy.max_fluency_nll,
+    }
+    compared = policy.compare if champion is not None else []
+    rows: list[ComparisonRow] = []
+    reasons: list[str] = []
+    for metric in dict.fromkeys([*gates, *compared]):
+        value = candidate.get(metric)
+        previous = champion.get(metric) if champion is not None else None
+        failures, rules = [], []
+        if metric in gates:
+            rule, failure = _gate(metric, value, gates[metric])
+            rules.append(rule)
+            failures += [failure] if failure else []
+        if metric in compared:
+            rule, failure = _regression(metric, value, previous, policy.tolerance, champion_version)
+            rules.append(rule)
+            failures += [failure] if failure else []
+        reasons += failures
+        row = ComparisonRow(
+            metric=metric,
+            candidate=value,
+            champion=previous,
+            ok=not failures,
+            rule="; ".join(rules),
+        )
+        rows.append(row)
+    return Decision(
+        promote=force or not reasons, forced=force and bool(reasons), reasons=reasons, rows=rows
+    )
+
+
+def _gate(metric: str, value: float | None, limit: float) -> tuple[str, str | None]:
+    """The gate's rule text and, when it fails, the reason."""
+    higher = METRIC_DIRECTIONS[metric] == "higher"
+    sign, broken = (">=", "<") if higher else ("<=", ">")
+    rule = f"{sign} {limit:.2f}"
+    if value is None:
+        return rule, f"{metric} is missing (needs {sign} {limit:.2f}); evaluate the version first"
+    failed = value < limit - _EPSILON if higher else value > limit + _EPSILON
+    word = "required" if higher else "allowed"
+    return rule, f"{metric} {value:.2f} {broken} {limit:.2f} {word}" if failed else None
+
+
+def _regression(
+    metric: str,
+    value: float | None,
+    previous: float | None,
+    tolerance: float,
+    champion_version: int | None,
+) -> tuple[str, str | None]:
+    """The no-regression rule's text and, when the candidate regresses, the reason."""
+    name = f"champion v{champion_version}" if champion_version is not None else "champion"
+    rule = f"within {tolerance:.2f} of {name}"
+    if value is None or previous is None:
+        return f"{rule} (skipped: missing on one side)", None
+    if METRIC_DIRECTIONS[metric] == "higher":
+        failed = value < previous - tolerance - _EPSILON
+    else:
+        failed = value > previous + tolerance + _EPSILON
+    if not failed:
+        return rule, None
+    return rule, (
+        f"{metric} {value:.2f} regresses {name} {previous:.2f} by more than {tolerance:.2f}"
+    )
+
+
+def comparison_markdown(
+    slug: str, version: int, champion_version: int | None, decision: Decision
+) -> str:
+    """Render a promotion decision as markdown: one table row per metric, then the verdict.
+
+    Args:
+        slug: The persona's slug.
+        version: The candidate's version number.
+        champion_version: The champion's version number; None when there is none.
+        decision: The decision to render.
+
+    Returns:
+        Markdown text.
+    """
+    against = f"champion v{champion_version}" if champion_version is not None else "no champion"
+    lines = [
+        f"## Promotion of persona-{slug} v{version} (against {against})",
+        "",
+        "| metric | candidate | champion | rule | ok |",
+        "|---|---|---|---|---|",
+    ]
+    for row in decision.rows:
+        verdict = "yes" if row.ok else "**no**"
+        lines.append(
+            f"| {row.metric} | {_number(row.candidate)} | {_number(row.champion)} | "
+            f"{row.rule} | {verdict} |"
+        )
+    if decision.forced:
+        outcome = "promoted (forced despite failed checks)"
+    else:
+        outcome = "promoted" if decision.promote else "refused"
+    lines += ["", f"**Decision:** {outcome}"]
+    if decision.reasons:
+        lines += ["", "Reasons:", *(f"- {reason}" for reason in decision.reasons)]
+    else:
+        lines += ["", "All gates and comparisons passed."]
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
