@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # CPU torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test lint format ui clean-venv
+.PHONY: run test lint format ui mlflow-ui clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ format: $(VENV)/.installed-dev
 
 ui: $(VENV)/.installed
 	$(BIN)/prefect server start
+
+# The MLflow UI on the project's store (runs, registered persona models, aliases).
+mlflow-ui: $(VENV)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean-venv:
 	rm -rf $(VENV)

@@ -148,3 +148,9 @@ def test_retrain_trains_sft_then_dpo_and_reports_losses(prefect_harness, tmp_pat
     summary = _artifact("retrain-summary", state.state_details.flow_run_id)
     sft_loss = adapters["sft"]["summary"]["best_eval_loss"]
     assert f"{sft_loss:.3f}" in summary
+    # One persona: no attribution to gate on, so the version is registered but not promoted.
+    registry = result["personas"]["tobias-renn"]["registry"]
+    assert registry["version"] == 1 and registry["decision"] == "refused"
+    assert any("content_recall is missing" in reason for reason in registry["reasons"])
+    assert "| persona-tobias-renn | v1 | refused |" in summary
+    assert (root / "mlflow.db").is_file()
