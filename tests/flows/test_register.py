@@ -161,3 +161,41 @@ def test_an_unreachable_tracking_server_fails_clearly_before_registering(registe
         config.registry.tracking_uri = ""
     versions = _client(config).search_model_versions("name = 'persona-tobias-renn'")
     assert len(versions) == 2
+
+
+def test_registry_commands_list_show_promote_and_roll_back(registered, monkeypatch):
+    from typer.testing import CliRunner
+
+    import foundry.cli_common
+    from foundry.cli import app
+
+    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+        monkeypatch.setattr(console, "width", 400)
+    config, _, _ = registered
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, ["registry", *args, "--config", str(config.source)])
+
+    listed = invoke("list")
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if "persona-tobias-renn" in line)
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[2:4] == ["2", "v1"] and "rev-1" in row  # two versions, champion v1
+
+    shown = invoke("show", "tobias-renn")
+    assert shown.exit_code == 0 and "refused" in shown.output and "champion" in shown.output
+
+    refused = invoke("promote", "tobias-renn", "--version", "2")
+    assert refused.exit_code == 1 and "content_recall is missing" in refused.output
+    forced = invoke("promote", "tobias-renn", "--version", "2", "--force")
+    assert forced.exit_code == 0 and "(forced)" in forced.output
+    assert (
+        int(_client(config).get_model_version_by_alias("persona-tobias-renn", "champion").version)
+        == 2
+    )
+
+    rolled = invoke("rollback", "tobias-renn")
+    assert rolled.exit_code == 0 and "v2 -> v1" in rolled.output
+    missing = invoke("promote", "tobias-renn", "--version", "9")
+    assert missing.exit_code == 1 and "no version 9" in missing.output
