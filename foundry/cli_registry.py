@@ -24,8 +24,8 @@ HEADLINE = ("content_recall", "style_recall", "belief_margin", "fluency_nll")
 @registry_app.command("list", epilog="Example: foundry registry list")
 def list_cmd(config: ConfigOption = None) -> None:
     """Every persona's registered model: versions, champion, challenger, key metrics, data."""
-    from registry.models import list_personas
     from registry.tracking import open_client
+    from registry.views import list_personas
 
     cfg = load_cli_config(config)
     with user_errors():
@@ -49,8 +49,8 @@ def list_cmd(config: ConfigOption = None) -> None:
 @registry_app.command("show", epilog="Example: foundry registry show tobias-renn")
 def show_cmd(slug: SlugArgument, config: ConfigOption = None) -> None:
     """One persona's versions with their aliases, lineage and promotion decisions."""
-    from registry.models import show_persona
     from registry.tracking import open_client
+    from registry.views import show_persona
 
     cfg = load_cli_config(config)
     with user_errors():

@@ -87,7 +87,7 @@ def render_model_card(
         "",
         f"- Inspect: `foundry registry show {slug}`",
         f"- Registry URI: `models:/{model}@champion` (or `models:/{model}/{version}`)",
-        "- In Python: `registry.models.load_adapter(uri, base_model, tracking_uri)` attaches it "
+        "- In Python: `registry.loading.load_adapter(uri, base_model, tracking_uri)` attaches it "
         "to a loaded base model.",
         "",
     ]

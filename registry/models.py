@@ -1,14 +1,15 @@
-"""The MLflow model registry: the only code that registers, aliases, promotes and loads adapters.
+"""The MLflow model registry: register adapters, move aliases, promote, refuse and roll back.
 
 Each persona is one registered model, `persona-<slug>` (tag `persona=<slug>`); each retrain
 registers a version whose source is the run's `adapter` artifact folder, with its lineage and
 `metric.<name>` tags. Aliases say what serves: `challenger` (the newest candidate) and
 `champion`. The registered model's `champion_history` tag (a JSON list of versions) remembers
-earlier champions for `rollback`.
+earlier champions for `rollback`. Read-only views live in `registry.views`, downloading and
+loading adapters in `registry.loading`; both build on the small helpers here.
 
 Entry points: `register_adapter`, `set_alias`, `get_alias_version`, `promote_version` (the CLI's
-promotion: decide, then `promote` or `record_refusal`), `rollback`, `list_personas`,
-`show_persona`, `download_adapter` and `load_adapter`.
+promotion: decide, then `promote` or `record_refusal`), `rollback`, and the shared helpers
+`model_name`, `metric_tags`, `version_metrics`, `list_versions` and `is_not_found`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from foundry.adapter_loading import attach_adapters, check_adapter_folder
 from foundry.config import PromotionConfig
 from foundry.errors import FoundryError
 from foundry.logs import get_logger
@@ -28,7 +27,6 @@ from registry.promotion import Decision, decide
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-    from peft import PeftModel
 
 logger = get_logger(__name__)
 
@@ -119,12 +117,13 @@ def get_alias_version(client: MlflowClient, slug: str, alias: str) -> ModelVersi
     try:
         return client.get_model_version_by_alias(model_name(slug), alias)
     except MlflowException as exc:
-        if _is_not_found(exc):
+        if is_not_found(exc):
             return None
         raise
 
 
-def _is_not_found(exc: Exception) -> bool:
+def is_not_found(exc: Exception) -> bool:
+    """Whether an MLflow error means a missing model, version or alias."""
     # A missing model is RESOURCE_DOES_NOT_EXIST; a missing alias is INVALID_PARAMETER_VALUE
     # with "alias ... not found" (sqlite and REST stores alike).
     code = getattr(exc, "error_code", "")
@@ -282,7 +281,7 @@ def _find_version(client: MlflowClient, slug: str, version: int | None) -> Model
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        if not _is_not_found(exc):
+        if not is_not_found(exc):
             raise
     raise RegistryError(
         f"{name} has no version {version}; existing versions: "
@@ -290,13 +289,14 @@ def _find_version(client: MlflowClient, slug: str, version: int | None) -> Model
     )
 
 
-def _versions(client: MlflowClient, slug: str) -> list[ModelVersion]:
+def list_versions(client: MlflowClient, slug: str) -> list[ModelVersion]:
+    """Every version of the persona's model, oldest first."""
     found = client.search_model_versions(f"name = '{model_name(slug)}'")
     return sorted(found, key=lambda v: int(v.version))
 
 
 def _version_numbers(client: MlflowClient, slug: str) -> list[int]:
-    return [int(v.version) for v in _versions(client, slug)]
+    return [int(v.version) for v in list_versions(client, slug)]
 
 
 def version_metrics(version: ModelVersion) -> dict[str, float]:
@@ -309,152 +309,3 @@ def version_metrics(version: ModelVersion) -> dict[str, float]:
             except ValueError:
                 logger.warning("ignoring tag %s=%r: not a number", key, value)
     return metrics
-
-
-def list_personas(client: MlflowClient) -> list[dict[str, Any]]:
-    """Summarise every persona model: versions, aliases and the champion's headline numbers.
-
-    Returns:
-        One dict per persona, sorted by slug: `persona`, `versions` (count), `champion` and
-        `challenger` (version numbers or None), `metrics` (the champion's) and `data_rev`
-        (the champion's tag, "" when unknown).
-    """
-    rows = []
-    for model in _persona_models(client):
-        slug = model.tags["persona"]
-        champion = get_alias_version(client, slug, CHAMPION)
-        challenger = model.aliases.get(CHALLENGER)
-        rows.append(
-            {
-                "persona": slug,
-                "versions": len(_versions(client, slug)),
-                "champion": int(champion.version) if champion else None,
-                "challenger": int(challenger) if challenger else None,
-                "metrics": version_metrics(champion) if champion else {},
-                "data_rev": champion.tags.get("data_rev", "") if champion else "",
-            }
-        )
-    return sorted(rows, key=lambda row: row["persona"])
-
-
-def _persona_models(client: MlflowClient) -> list[Any]:
-    models, token = [], None
-    while True:
-        page = client.search_registered_models(page_token=token)
-        models += [m for m in page if "persona" in m.tags]
-        token = page.token
-        if not token:
-            return models
-
-
-def show_persona(client: MlflowClient, slug: str) -> dict[str, Any]:
-    """Every version of one persona's model, with its aliases, tags and promotion decision.
-
-    Returns:
-        `persona`, `model`, `champion_history`, and `versions`: a list of dicts with
-        `version`, `aliases`, `tags`, `created` (UTC ISO) and `decision` ("" when none).
-
-    Raises:
-        RegistryError: The persona has no registered model.
-    """
-    from mlflow.exceptions import MlflowException
-
-    name = model_name(slug)
-    try:
-        model = client.get_registered_model(name)
-    except MlflowException as exc:
-        if not _is_not_found(exc):
-            raise
-        known = [row["persona"] for row in list_personas(client)]
-        raise RegistryError(
-            f"no registered model {name}; registered personas: {known or 'none'}"
-        ) from None
-    # search_model_versions leaves `aliases` empty on sqlite; the registered model has them all.
-    aliases: dict[int, list[str]] = {}
-    for alias, number in model.aliases.items():
-        aliases.setdefault(int(number), []).append(alias)
-    versions = [
-        {
-            "version": int(v.version),
-            "aliases": sorted(aliases.get(int(v.version), [])),
-            "tags": dict(v.tags),
-            "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(),
-            "decision": v.tags.get("promotion.decision", ""),
-        }
-        for v in _versions(client, slug)
-    ]
-    history = json.loads(model.tags.get(HISTORY_TAG, "[]"))
-    return {"persona": slug, "model": name, "champion_history": history, "versions": versions}
-
-
-def download_adapter(uri: str, tracking_uri: str, dst: Path | None = None) -> Path:
-    """Download an adapter folder (e.g. `models:/persona-x@champion`) and check it.
-
-    Args:
-        uri: A `models:/`, `runs:/` or artifact URI of the adapter folder.
-        tracking_uri: The MLflow tracking (and registry) URI.
-        dst: Where to download; None uses a new temporary folder.
-
-    Returns:
-        The local adapter folder.
-
-    Raises:
-        RegistryError: A `models:/` URI names a missing model, alias or version.
-        AdapterError: The folder is incomplete or holds pickled weights (only safetensors load).
-    """
-    import mlflow
-
-    source = _resolve_models_uri(uri, tracking_uri) if uri.startswith("models:/") else uri
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=source,
-        dst_path=str(dst) if dst is not None else None,
-        tracking_uri=tracking_uri,
-        registry_uri=tracking_uri,
-    )
-    folder = Path(local)
-    check_adapter_folder(folder)
-    return folder
-
-
-def _resolve_models_uri(uri: str, tracking_uri: str) -> str:
-    """The artifact URI behind `models:/<name>@<alias>[/path]` or `models:/<name>/<version>`."""
-    # MLflow resolves `models:/` URIs with the global registry URI, ignoring `registry_uri=`
-    # (ModelsArtifactRepository._get_model_uri_infos), so resolve them with our own client.
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    head, _, rest = uri.removeprefix("models:/").partition("/")
-    name, _, alias = head.partition("@")
-    version, path = (None, rest) if alias else rest.partition("/")[::2]
-    try:
-        if alias:
-            version = client.get_model_version_by_alias(name, alias).version
-        source = client.get_model_version_download_uri(name, version)
-    except MlflowException as exc:
-        if not _is_not_found(exc):
-            raise
-        raise RegistryError(
-            f"cannot resolve {uri}: {exc.message}; see `foundry registry list` for the models, "
-            "aliases and versions that exist"
-        ) from None
-    return f"{source}/{path}" if path else source
-
-
-def load_adapter(uri: str, base_model: Any, tracking_uri: str, name: str = CHAMPION) -> PeftModel:
-    """Download an adapter from the registry and attach it to a loaded base model.
-
-    Args:
-        uri: The adapter's URI, e.g. `models:/persona-x@champion`.
-        base_model: A transformers causal LM (or a `PeftModel` to add the adapter to).
-        tracking_uri: The MLflow tracking (and registry) URI.
-        name: The adapter's name on the model.
-
-    Returns:
-        The `PeftModel`, in eval mode.
-
-    Raises:
-        AdapterError: The adapter folder is invalid or does not fit the base model.
-    """
-    folder = download_adapter(uri, tracking_uri)
-    return attach_adapters(base_model, {name: folder})

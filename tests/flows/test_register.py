@@ -94,7 +94,7 @@ def test_the_champion_loads_with_identical_logits(registered, tmp_path):
 
     from foundry.adapter_loading import attach_adapters
     from foundry.base_model import load_base
-    from registry.models import download_adapter
+    from registry.loading import download_adapter
     from registry.tracking import tracking_uri
 
     config, _, _ = registered

@@ -9,22 +9,20 @@ import pytest
 
 from foundry.config import PromotionConfig
 from foundry.eval_schema import Attribution, EvalReport, Fluency, Matrix, VariantMetrics
+from registry.loading import download_adapter, load_adapter
 from registry.model_card import render_model_card
 from registry.models import (
     RegistryError,
-    download_adapter,
     get_alias_version,
-    list_personas,
-    load_adapter,
     metric_tags,
     model_name,
     promote_version,
     register_adapter,
     rollback,
     set_alias,
-    show_persona,
 )
 from registry.promotion import comparison_markdown, decide, persona_metrics
+from registry.views import list_personas, show_persona
 
 GOOD = {"content_recall": 0.8, "style_recall": 0.7, "belief_margin": 0.3, "fluency_nll": 4.0}
 POLICY = PromotionConfig(min_content_recall=0.5, min_style_recall=0.2, max_fluency_nll=8.0)
