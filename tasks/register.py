@@ -136,7 +136,9 @@ def _register_persona(
         comparison_markdown(slug, number, champion_number, decision),
         "promotion.md",
     )
-    client.log_text(runs[stage], _card(config, slug, number, tags, metrics), "model_card.md")
+    card = _card(config, slug, number, tags, metrics)
+    client.log_text(runs[stage], card, "model_card.md")
+    client.update_model_version(model_name(slug), str(number), description=card)
     logger.info(
         "persona %s: %s v%d %s (%s)", slug, model_name(slug), number,
         "promoted to champion" if decision.promote else "not promoted",

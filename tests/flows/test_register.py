@@ -70,6 +70,7 @@ def test_first_versions_pass_the_gates_and_become_champions(registered):
         assert champion.tags["content_hash"] == f"hash-{slug}"
         assert champion.tags["config_hash"] == config.config_hash()
         assert "metric.content_recall" in champion.tags
+        assert "rev-1" in champion.description and "Intended use" in champion.description
 
 
 def test_runs_are_nested_under_one_parent_with_lineage(registered):
