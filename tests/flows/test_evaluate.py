@@ -97,7 +97,8 @@ def test_metrics_and_report_reach_an_mlflow_run(config, base_and_prompt, tmp_pat
     report, folder = base_and_prompt
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(client.create_experiment("eval-test"))
+    experiment = client.create_experiment("eval-test", artifact_location=tmp_path.as_uri())
+    run = client.create_run(experiment)
     log_to_mlflow(report, folder, run.info.run_id, uri)
 
     logged = client.get_run(run.info.run_id).data.metrics
