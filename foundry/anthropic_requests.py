@@ -116,21 +116,20 @@ class AnthropicRequests:
 
     def sync_client(self) -> anthropic.Anthropic:
         """A blocking client with the SDK's own retries off (batch calls)."""
-        return anthropic.Anthropic(
-            api_key=self._api_key,
-            base_url=self._base_url,
-            max_retries=0,
-            timeout=self.config.timeout_s,
-        )
+        return anthropic.Anthropic(**self._client_options())
 
     def async_client(self) -> anthropic.AsyncAnthropic:
         """An asyncio client with the SDK's own retries off (online calls)."""
-        return anthropic.AsyncAnthropic(
-            api_key=self._api_key,
-            base_url=self._base_url,
-            max_retries=0,
-            timeout=self.config.timeout_s,
-        )
+        return anthropic.AsyncAnthropic(**self._client_options())
+
+    def _client_options(self) -> dict[str, Any]:
+        # Our own retry loop counts and logs retries, so the SDK's are off.
+        return {
+            "api_key": self._api_key,
+            "base_url": self._base_url,
+            "max_retries": 0,
+            "timeout": self.config.timeout_s,
+        }
 
     def params(self, job: GenerationJob) -> dict[str, Any]:
         """Messages API parameters; the persona's system prompt is one cached block.

@@ -112,7 +112,7 @@ def test_the_champion_loads_with_identical_logits(registered, tmp_path):
 
 
 def test_a_second_retrain_is_compared_promoted_and_can_be_rolled_back(registered):
-    from registry.models import rollback
+    from registry.models import RegistryError, rollback
 
     config, _, report = registered
     second = register_retrain(
@@ -125,7 +125,7 @@ def test_a_second_retrain_is_compared_promoted_and_can_be_rolled_back(registered
     refused = client.get_model_version("persona-tobias-renn", "2")
     assert refused.tags["promotion.decision"] == "refused"
     assert int(client.get_model_version_by_alias("persona-tobias-renn", "champion").version) == 1
-    with pytest.raises(Exception, match="no previous champion"):
+    with pytest.raises(RegistryError, match="no previous champion"):
         rollback(client, "tobias-renn")
 
 
