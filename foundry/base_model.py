@@ -4,8 +4,10 @@ Entry point: `load_base(config, documents=None, progress=None)` returns a `Loade
 tokenizer, name, local path). `tiny` is a byte-level BPE tokenizer plus a small `LlamaForCausalLM`
 trained from scratch on `documents` (all personas' train splits, plain and chat-formatted), cached
 under `<cache_dir>/base/` by a hash of the documents and the tiny config, so later runs load it in
-seconds. Nothing comes from a model hub for `tiny`; other names go through transformers and honour
-`HF_HUB_OFFLINE`. Only safetensors weights are loaded.
+seconds. A pin (`tiny_pin`) keeps one base for a set of personas while their corpora are edited,
+since a new base would invalidate every adapter trained on the old one. Nothing comes from a
+model hub for `tiny`; other names go through transformers and honour `HF_HUB_OFFLINE`. Only
+safetensors weights are loaded.
 """
 
 from __future__ import annotations
@@ -64,16 +66,34 @@ def load_base(
     config: FoundryConfig,
     documents: Sequence[PretrainDoc] | None = None,
     progress: Progress | None = None,
+    *,
+    pin: str = "",
+    refresh: bool = False,
 ) -> LoadedBase:
     """Load the configured base model, training and caching `tiny` first when needed.
+
+    `pin` names the inputs the tiny base stands for (`tiny_pin`): a base built under a pin is
+    reused for it even after the documents change, so adapters trained on it stay valid;
+    `refresh` builds (or finds) the base of the current documents and re-pins it.
 
     Raises:
         BaseModelError: `tiny` is not cached and no documents were given; a hub model is not
             available offline; 4-bit loading without CUDA; a folder without safetensors weights.
     """
     if config.base_model.is_tiny:
-        return _load_tiny(config, documents, progress)
+        return _load_tiny(config, documents, progress, pin=pin, refresh=refresh)
     return _load_pretrained(config)
+
+
+def tiny_pin(config: FoundryConfig, slugs: Sequence[str], documents: Sequence[PretrainDoc]) -> str:
+    """What the tiny base must be rebuilt for (`base_model.tiny.rebuild`): its settings and the
+    set of personas, plus every train document under `rebuild: corpus`."""
+    digest = hashlib.sha256(CACHE_VERSION.encode())
+    digest.update(config.base_model.tiny.model_dump_json().encode())
+    digest.update(json.dumps(sorted(slugs)).encode())
+    if config.base_model.tiny.rebuild == "corpus":
+        digest.update(tiny_cache_dir(config, documents).name.encode())
+    return digest.hexdigest()[:16]
 
 
 def tiny_cache_dir(config: FoundryConfig, documents: Sequence[PretrainDoc]) -> Path:
@@ -96,9 +116,17 @@ def latest_tiny(config: FoundryConfig) -> Path | None:
 
 
 def _load_tiny(
-    config: FoundryConfig, documents: Sequence[PretrainDoc] | None, progress: Progress | None
+    config: FoundryConfig,
+    documents: Sequence[PretrainDoc] | None,
+    progress: Progress | None,
+    *,
+    pin: str,
+    refresh: bool,
 ) -> LoadedBase:
-    if documents is None:
+    pinned = None if refresh or not pin else _pinned(config, pin)
+    if pinned is not None:
+        folder = pinned
+    elif documents is None:
         folder = latest_tiny(config)
         if folder is None:
             raise BaseModelError(
@@ -109,9 +137,32 @@ def _load_tiny(
         folder = tiny_cache_dir(config, documents)
         if not (folder / "model.safetensors").is_file():
             _build_tiny(config.base_model.tiny, documents, folder, progress)
+        if pin:
+            _set_pin(config, pin, folder)
+    if documents is not None or pinned is not None:
         write_text_atomic(config.cache_dir / "base" / "latest", folder.name + "\n")
     model, tokenizer = load_tiny_folder(folder)
     return LoadedBase(model=model, tokenizer=tokenizer, name="tiny", path=folder, is_tiny=True)
+
+
+PINS_FILENAME = "pins.json"
+
+
+def _pinned(config: FoundryConfig, pin: str) -> Path | None:
+    """The base folder built under `pin`, when it is still there."""
+    pins_file = config.cache_dir / "base" / PINS_FILENAME
+    if not pins_file.is_file():
+        return None
+    name = json.loads(pins_file.read_text(encoding="utf-8")).get(pin)
+    folder = config.cache_dir / "base" / name if name else None
+    return folder if folder and (folder / "model.safetensors").is_file() else None
+
+
+def _set_pin(config: FoundryConfig, pin: str, folder: Path) -> None:
+    pins_file = config.cache_dir / "base" / PINS_FILENAME
+    pins = json.loads(pins_file.read_text(encoding="utf-8")) if pins_file.is_file() else {}
+    pins[pin] = folder.name
+    write_text_atomic(pins_file, json.dumps(pins, indent=2, sort_keys=True) + "\n")
 
 
 def load_tiny_folder(folder: Path) -> tuple[Any, Any]:

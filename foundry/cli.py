@@ -286,71 +286,6 @@ def _print_section(section: BaseModel, indent: str) -> None:
         )
 
 
-@app.command(epilog="Example: foundry run --provider offline")
-def run(
-    config: ConfigOption = None,
-    persona: PersonaOption = None,
-    train: Annotated[bool, typer.Option(help="Train adapters (--no-train: data only).")] = True,
-    synth: Annotated[
-        bool, typer.Option(help="Synthesize debate turns and pairs first (--no-synth: skip).")
-    ] = True,
-    provider: Annotated[
-        str, typer.Option(help="Synthesis provider: anthropic, offline or local (default: config).")
-    ] = "",
-) -> None:
-    """Run the main job (the `retrain` flow) on the configured personas and summarise it."""
-    from flows.retrain import PENDING_STAGES, retrain
-
-    cfg = load_cli_config(config)
-    with user_errors(), console.status("Running the retrain flow (Prefect)..."):
-        result = retrain(
-            config_path=str(cfg.source) if cfg.source else None,
-            personas=persona,
-            train=train,
-            synthesize=synth,
-            provider=provider,
-        )
-    table = Table(title="Retrain")
-    columns = ("persona", "content hash", "items", "turns", "pairs", "SFT loss", "DPO loss")
-    for column in columns:
-        table.add_column(column, no_wrap=column == "persona")
-    for slug, row in result["personas"].items():
-        losses = [_eval_loss(row["adapters"].get(stage)) for stage in ("sft", "dpo")]
-        pairs = sum(v for k, v in row["pairs"].items() if k != "eval")
-        table.add_row(
-            slug,
-            row["content_hash"],
-            f"{row['items']} ({row['eval']} eval)",
-            str(row["synthesis"].get("accepted", "-")),
-            str(pairs or "-"),
-            *losses,
-        )
-    console.print(table)
-    stages = ["validate"] + (["base model"] if train else [])
-    stages += (["synthesis"] + (["pairs"] if train else [])) if synth else []
-    stages += ["version"] + (["SFT", "DPO", "evaluation", "registry"] if train else [])
-    console.print(f"Ran: {', '.join(stages)}. Not built yet: " + "; ".join(PENDING_STAGES) + ".")
-    for slug, row in result["personas"].items():
-        reg = row.get("registry") or {}
-        if reg:
-            why = "; ".join(reg["reasons"]) or "all checks passed"
-            console.print(
-                f"persona-{slug} v{reg['version']}: {reg['decision']} ({why}); champion "
-                f"{'v' + str(reg['champion']) if reg['champion'] else 'none'}"
-            )
-    if result["evaluation"].get("folder"):
-        console.print(f"evaluation report: {result['evaluation']['folder']}/report.md")
-    console.print(
-        f"data version: {result['data_rev']}; synthesis cost ${result['cost_usd']:.4f}",
-        highlight=False,
-    )
-
-
-def _eval_loss(artifact: dict | None) -> str:
-    best = (artifact or {}).get("summary", {}).get("best_eval_loss")
-    return f"{best:.3f}" if isinstance(best, int | float) else "-"
-
-
 def main() -> None:
     """Console-script entry point: quiet third-party telemetry, log warnings, run the app."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -368,7 +303,13 @@ def main() -> None:
 
 
 def _register_model_commands() -> None:
-    from foundry import cli_models
+    from foundry import cli_models, cli_run, cli_ui
+
+    app.command(
+        "run",
+        epilog="Example: foundry run   (again: only what changed is redone; --force redoes all)",
+    )(cli_run.run)
+    app.command("ui", epilog="Example: foundry ui   (then: foundry ui --stop)")(cli_ui.ui)
 
     app.command(epilog="Example: foundry train --persona tobias-renn --stage all", name="train")(
         cli_models.train

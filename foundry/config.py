@@ -173,6 +173,33 @@ class DeployConfig(_Section):
     )
 
 
+class OrchestrationConfig(_Section):
+    """How the `retrain` flow runs its steps: processes, retries and time limits."""
+
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Training processes at once (0: one per CPU core, at most one per persona "
+        "to train; use 1 per GPU).",
+    )
+    threads_per_worker: int = Field(
+        0, ge=0, description="Torch threads in each training process (0: cores / processes)."
+    )
+    retries: int = Field(
+        2, ge=0, description="Retries of a remote step (synthesis, uploads) that failed whole."
+    )
+    retry_delay_s: float = Field(
+        30.0, ge=0, description="First retry delay; each next retry waits twice as long."
+    )
+    synth_timeout_s: float = Field(
+        7200.0, gt=0, description="Longest one persona's synthesis may run."
+    )
+    train_timeout_s: float = Field(
+        14400.0, gt=0, description="Longest one persona's SFT + DPO training may run."
+    )
+    eval_timeout_s: float = Field(7200.0, gt=0, description="Longest evaluation may run.")
+
+
 class FoundryConfig(_Section):
     """The whole project configuration; sections fill in as stages land."""
 
@@ -185,6 +212,7 @@ class FoundryConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)

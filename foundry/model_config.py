@@ -33,6 +33,12 @@ class TinyModelConfig(_Section):
     batch_size: int = Field(16, ge=1, description="Sequences per pretraining step.")
     learning_rate: float = Field(3e-3, gt=0, description="Peak pretraining learning rate.")
     seed: int = Field(0, description="Seed for the tokenizer sample order and the weights.")
+    rebuild: Literal["personas", "corpus"] = Field(
+        "personas",
+        description="When the tiny base is trained again: `personas` when the set of personas "
+        "or these settings change (a corpus edit keeps it, so other personas' adapters stay "
+        "valid), `corpus` whenever any train split changes.",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> TinyModelConfig:

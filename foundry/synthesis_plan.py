@@ -14,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from foundry.framing import (
     TopicSplit,
@@ -27,9 +26,6 @@ from foundry.retrieval import PassageIndex
 from foundry.schemas import CorpusItem, DebateTopic, Move, PersonaContract, Split
 from foundry.synthesis_config import SynthesisConfig
 from foundry.synthesis_jobs import GenerationJob
-
-if TYPE_CHECKING:
-    from foundry.generation_cache import GenerationCache
 
 # The word range asked of the writer; the quality filter's bounds are wider on purpose.
 TARGET_WORDS = (80, 250)
@@ -158,24 +154,16 @@ def choose_opponent(
     slot: Slot,
     slugs: list[str],
     indexes: Mapping[str, PassageIndex],
-    caches: Mapping[str, GenerationCache],
 ) -> tuple[str, str] | None:
     """(opponent slug, text to challenge) for `slug`'s challenge in `slot`: a fixed other persona
-    (by hash), and its opening turn on the topic (a claim first), else its own top passage."""
+    (by hash), and the passage of its real writing that best fits the topic.
+
+    Real writing rather than the opponent's synthetic turns, so a persona's turns depend on its
+    own inputs only and can be cached and rebuilt persona by persona."""
     others = [s for s in slugs if s != slug]
     if not others:
         return None
     digest = hashlib.sha256(f"{slot.topic.id}:{slug}".encode()).digest()
     other = others[digest[0] % len(others)]
-    openings = [
-        row
-        for row in caches[other].rows.values()
-        if row.get("kind") == "turn"
-        and row.get("topic_id") == slot.topic.id
-        and row.get("move") != "challenge"
-    ]
-    if openings:
-        best = min(openings, key=lambda r: (r.get("move") != "claim", r["key"]))
-        return other, best["text"]
     passages = indexes[other].top(slot.topic.prompt, 1)
     return (other, passages[0].text) if passages else None

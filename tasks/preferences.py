@@ -11,6 +11,7 @@ not run, falls back to `cross_persona_pairs(summary, slug)`: pairs from the corp
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -322,3 +323,22 @@ def pairs_task(
         load_base=lambda: ensure_base(config),
     )  # fmt: skip
     return summary.model_dump(mode="json")
+
+
+@task(name="preference-pairs-persona", task_run_name="pairs[{slug}]")
+def pairs_persona_task(config_path: str | None, slug: str, provider: str = "") -> dict[str, Any]:
+    """One persona's preference pairs from its turns (other personas' turns as they are now)."""
+    from foundry.config import load_config, load_settings
+    from tasks.train import ensure_base
+
+    config = load_config(Path(config_path) if config_path else None)
+    started = time.perf_counter()
+    summary = build_pairs(
+        config, load_settings(), personas=[slug], provider=provider,
+        load_base=lambda: ensure_base(config),
+    )  # fmt: skip
+    return {
+        "pairs": summary.personas.get(slug, {}),
+        "cost_usd": summary.cost_usd,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

@@ -10,6 +10,7 @@ and in the run (`promotion.md`), beside the model card (`model_card.md`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from registry.models import (
 )
 from registry.promotion import comparison_markdown, decide, persona_metrics
 from registry.tracking import (
+    experiment_id,
     finish_run,
     lineage_tags,
     log_adapter_run,
@@ -55,6 +57,7 @@ def register_retrain(
     eval_folder: Path | None,
     eval_metrics: Mapping[str, float] | None = None,
     flow_run_id: str = "",
+    eval_run_id: str = "",
 ) -> dict[str, dict[str, Any]]:
     """Log and register every persona's adapters; promote those the policy lets through.
 
@@ -66,6 +69,8 @@ def register_retrain(
         eval_folder: the evaluation report folder (`metrics.json`), if evaluation ran.
         eval_metrics: the flat evaluation metrics, logged to the eval run.
         flow_run_id: the Prefect flow run, for the lineage tags.
+        eval_run_id: an MLflow run that already holds this evaluation (tagged on the versions
+            instead of logging the evaluation again).
 
     Returns:
         persona -> {"version", "decision", "reasons", "champion", "run_id"}.
@@ -80,11 +85,16 @@ def register_retrain(
     parent = start_parent_run(client, config, tags)
     results: dict[str, dict[str, Any]] = {}
     try:
-        if report is not None and eval_folder is not None:
-            log_eval_run(client, config, parent, report, eval_folder, eval_metrics or {}, tags)
+        if report is not None and eval_folder is not None and not eval_run_id:
+            eval_run_id = log_eval_run(
+                client, config, parent, report, eval_folder, eval_metrics or {}, tags
+            )
         for slug in personas:
             persona_tags = {**tags, "persona": slug, "content_hash": content_hashes.get(slug, "")}
+            if eval_run_id:
+                persona_tags["eval_run_id"] = eval_run_id
             results[slug] = _register_persona(config, client, parent, slug, persona_tags, report)
+            results[slug]["experiment_id"] = experiment_id(client, config)
     except BaseException:
         finish_run(client, parent, failed=True)
         raise
@@ -207,3 +217,51 @@ def register_task(
         eval_folder=Path(eval_folder) if eval_folder else None, eval_metrics=eval_metrics,
         flow_run_id=str(flow_run.id or ""),
     )  # fmt: skip
+
+
+@task(name="register-persona", task_run_name="register[{slug}]")
+def register_persona_task(
+    config_path: str | None,
+    slug: str,
+    data_rev: str,
+    content_hash: str,
+    eval_folder: str | None,
+    eval_run_id: str = "",
+) -> dict[str, Any]:
+    """Register one persona's adapter as a challenger and run the promotion gate."""
+    from prefect.runtime import flow_run
+
+    from foundry.config import load_config
+
+    config = load_config(Path(config_path) if config_path else None)
+    started = time.perf_counter()
+    result = register_retrain(
+        config, [slug], data_rev=data_rev, content_hashes={slug: content_hash},
+        eval_folder=Path(eval_folder) if eval_folder else None,
+        flow_run_id=str(flow_run.id or ""), eval_run_id=eval_run_id,
+    )  # fmt: skip
+    return {**result[slug], "seconds": round(time.perf_counter() - started, 2)}
+
+
+@task(name="promote-persona", task_run_name="promote[{slug}]")
+def promote_task(
+    config_path: str | None, slug: str, version: int | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Promote `version` (default: the challenger) if the policy (or `force`) lets it through."""
+    from foundry.config import load_config
+    from registry.models import promote_version
+
+    config = load_config(Path(config_path) if config_path else None)
+    client = open_client(config)
+    decision = promote_version(client, slug, version, config.registry.promotion, force=force)
+    logger.info(
+        "persona %s: %s (%s)", slug, "promoted" if decision.promote else "refused",
+        "; ".join(decision.reasons) or "all checks passed",
+    )  # fmt: skip
+    return {
+        "persona": slug,
+        "version": version,
+        "promoted": decision.promote,
+        "forced": decision.forced,
+        "reasons": decision.reasons,
+    }

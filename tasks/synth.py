@@ -10,8 +10,9 @@ that passed the quality filters) and `rejected.jsonl` (the rest, each with its r
 is silently dropped.
 
 Turns come in two phases: claims, clarifications, concessions and reframes first, then
-challenges, which answer another persona's first-phase turn on the same topic (or, before one
-exists, that persona's own corpus).
+challenges, which answer the passage of another persona's real writing that best fits the topic.
+A persona's turns depend only on its own inputs, so personas are synthesized (and cached) one by
+one.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def synthesize(
     engine = make_provider(name, config, settings, load_base=load_base, state_path=state)
     per_persona = count or config.synthesis.turns_per_persona
     slots = plan_slots(topic_split, config.synthesis.moves, per_persona, config.training.seed)
-    caches = {p.slug: _cache(config, p.slug) for p in summary.personas}
+    caches = {slug: _cache(config, slug) for slug in selected}
     indexes = {
         p.slug: PassageIndex([i for i in p.items if i.split == "train"]) for p in summary.personas
     }
@@ -141,7 +142,7 @@ def synthesize(
     for phase in ("opening", "challenge"):
         phase_slots = [s for s in slots if (s.move == "challenge") == (phase == "challenge")]
         requests = [
-            _request(config, summary, slug, slot, indexes, caches, template, engine)
+            _request(config, summary, slug, slot, indexes, template, engine)
             for slug in selected
             for slot in phase_slots
         ]
@@ -252,14 +253,13 @@ def _request(
     slug: str,
     slot: Slot,
     indexes: dict[str, PassageIndex],
-    caches: dict[str, GenerationCache],
     template: Any,
     engine: Provider,
 ) -> TurnRequest:
     contracts = {p.slug: p.contract for p in summary.personas if p.contract is not None}
     opponent = None
     if slot.move == "challenge":
-        opponent = choose_opponent(slug, slot, sorted(contracts), indexes, caches)
+        opponent = choose_opponent(slug, slot, sorted(contracts), indexes)
         if opponent is not None:
             opponent = (contracts[opponent[0]].name, opponent[1])
     return turn_request(
@@ -347,6 +347,36 @@ def synth_task(
         load_base=lambda: ensure_base(config),
     )
     return summary.model_dump(mode="json")
+
+
+@task(name="synthesize-persona", task_run_name="synthesize[{slug}]")
+def synth_persona_task(
+    config_path: str | None, slug: str, provider: str = "", budget_usd: float | None = None
+) -> dict[str, Any]:
+    """One persona's turns (both phases, review, files); fails when requests failed, so the
+    persona's training never runs on partial data."""
+    from foundry.config import load_config, load_settings
+    from tasks.train import ensure_base
+
+    config = load_config(Path(config_path) if config_path else None)
+    started = time.perf_counter()
+    summary = synthesize(
+        config, load_settings(), personas=[slug], provider=provider, budget_usd=budget_usd,
+        load_base=lambda: ensure_base(config),
+    )  # fmt: skip
+    counts = summary.personas[slug]
+    if counts.failed or counts.skipped_for_budget:
+        raise SynthesisError(
+            f"persona {slug}: {counts.failed} request(s) failed and {counts.skipped_for_budget} "
+            f"were left for the budget ({'; '.join(summary.failures) or 'no details'}); the turns "
+            "made are kept and a rerun asks only for the missing ones"
+        )
+    return {
+        **counts.model_dump(mode="json"),
+        "provider": summary.provider,
+        "model": summary.model,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def export_system_prompts(

@@ -9,12 +9,13 @@ success (`foundry.trainers`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
-from foundry.base_model import CHAT_TEMPLATE, LoadedBase, Progress, load_base
+from foundry.base_model import CHAT_TEMPLATE, LoadedBase, Progress, load_base, tiny_pin
 from foundry.config import FoundryConfig
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
@@ -63,8 +64,16 @@ __all__ = [
 logger = get_logger(__name__)
 
 
-def ensure_base(config: FoundryConfig, progress: Progress | None = None) -> LoadedBase:
-    """Load the base model; `tiny` is trained on all personas' train splits once, then cached.
+def ensure_base(
+    config: FoundryConfig, progress: Progress | None = None, *, refresh: bool = False
+) -> LoadedBase:
+    """Load the base model; `tiny` is trained on all personas' train splits once, then kept
+    while the set of personas stays the same (`base_model.tiny.rebuild`).
+
+    Args:
+        config: the project configuration.
+        progress: called as `progress(step, total, loss)` while the tiny base trains.
+        refresh: build the tiny base of the current corpora even if one is pinned.
 
     Raises:
         DataError: the persona data has errors (all of them are listed).
@@ -72,8 +81,11 @@ def ensure_base(config: FoundryConfig, progress: Progress | None = None) -> Load
     """
     summary = validate_personas(config)
     raise_for_errors(summary.problems, f"data in {config.data_dir}")
-    documents = base_documents(summary) if config.base_model.is_tiny else None
-    return load_base(config, documents, progress)
+    if not config.base_model.is_tiny:
+        return load_base(config)
+    documents = base_documents(summary)
+    pin = tiny_pin(config, [p.slug for p in summary.personas], documents)
+    return load_base(config, documents, progress, pin=pin, refresh=refresh)
 
 
 def train_sft(
@@ -284,15 +296,17 @@ def _unsloth_lora(model: Any, config: FoundryConfig) -> Any:
 
 
 @task(name="build-base")
-def build_base_task(config_path: str | None) -> dict[str, Any]:
+def build_base_task(config_path: str | None, refresh: bool = False) -> dict[str, Any]:
     """Build (tiny, first time) or load the base model once, before per-persona training."""
     from foundry.config import load_config
 
-    base = ensure_base(load_config(Path(config_path) if config_path else None))
+    started = time.perf_counter()
+    base = ensure_base(load_config(Path(config_path) if config_path else None), refresh=refresh)
     return {
         "name": base.name,
         "path": str(base.path) if base.path else None,
         "is_tiny": base.is_tiny,
+        "seconds": round(time.perf_counter() - started, 2),
     }
 
 
@@ -309,3 +323,25 @@ def train_adapter_task(
         raise TrainingError(f"unknown training stage {stage!r}; use `sft` or `dpo`")
     artifact = trainers[stage](config, slug, data_rev=data_rev)
     return artifact.model_dump(mode="json")
+
+
+def train_persona(config_path: str | None, slug: str, data_rev: str = "") -> dict[str, Any]:
+    """SFT then DPO for one persona, each on a freshly loaded base; runs in a worker process."""
+    from foundry.config import load_config
+
+    config = load_config(Path(config_path) if config_path else None)
+    sft = train_sft(config, slug, data_rev=data_rev)
+    dpo = train_dpo(config, slug, data_rev=data_rev)
+    return {"sft": sft.model_dump(mode="json"), "dpo": dpo.model_dump(mode="json")}
+
+
+@task(name="train-persona", task_run_name="train[{slug}]")
+def train_persona_task(config_path: str | None, slug: str, data_rev: str = "") -> dict[str, Any]:
+    """Train one persona's adapters in the flow's training pool (`foundry.train_pool`)."""
+    from prefect.logging import get_run_logger
+
+    from foundry.train_pool import run_in_pool
+
+    started = time.perf_counter()
+    result = run_in_pool(train_persona, config_path, slug, data_rev, log=get_run_logger())
+    return {**result, "seconds": round(time.perf_counter() - started, 2)}

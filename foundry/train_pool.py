@@ -1,0 +1,130 @@
+"""Training in worker processes, so personas train in parallel (threads would share the GIL).
+
+`training_pool(workers, threads)` opens a pool of spawned processes for the length of a flow run;
+`run_in_pool(fn, *args)` runs a picklable function in it from a task's thread and waits, relaying
+the worker's `foundry` log lines to the caller's logger as they come, so they reach the Prefect
+task run's logs (and the UI) while training goes on. Outside `training_pool` the function runs in
+the calling process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from foundry.logs import ROOT, get_logger
+
+logger = get_logger(__name__)
+
+_state: dict[str, Any] = {}
+_job_ids = itertools.count(1)
+_worker_job: dict[str, int] = {"id": 0}
+
+
+def plan_workers(configured: int, jobs: int, threads: int = 0) -> tuple[int, int]:
+    """(processes, torch threads each) for `jobs` trainings on this machine's cores."""
+    cores = os.cpu_count() or 1
+    workers = max(1, min(configured or cores, jobs or 1))
+    return workers, threads or max(1, cores // workers)
+
+
+@contextmanager
+def training_pool(workers: int, threads: int) -> Iterator[None]:
+    """A pool of `workers` spawned processes with `threads` torch threads each."""
+    context = multiprocessing.get_context("spawn")
+    lines = context.Queue()
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(lines, threads)
+    )
+    inboxes: dict[int, queue.Queue] = {}
+    relay = threading.Thread(target=_relay, args=(lines, inboxes), daemon=True)
+    relay.start()
+    _state.update(executor=executor, inboxes=inboxes)
+    logger.info("training pool: %d process(es) x %d thread(s)", workers, threads)
+    try:
+        yield
+    finally:
+        _state.clear()
+        executor.shutdown(wait=True, cancel_futures=True)
+        lines.put(None)
+        relay.join(timeout=5)
+        lines.close()
+
+
+def run_in_pool(fn: Callable[..., Any], *args: Any, log: logging.Logger | None = None) -> Any:
+    """`fn(*args)` in the pool (or here, outside one), relaying its log lines to `log`."""
+    executor: ProcessPoolExecutor | None = _state.get("executor")
+    if executor is None:
+        return fn(*args)
+    log = log or logger
+    job = next(_job_ids)
+    inbox: queue.Queue = queue.Queue()
+    _state["inboxes"][job] = inbox
+    try:
+        future: Future = executor.submit(_run_job, job, fn, *args)
+        while True:
+            try:
+                level, message = inbox.get(timeout=0.5)
+                log.log(level, "%s", message)
+            except queue.Empty:
+                if future.done():
+                    break
+        while not inbox.empty():
+            level, message = inbox.get_nowait()
+            log.log(level, "%s", message)
+        return future.result()
+    finally:
+        _state.get("inboxes", {}).pop(job, None)
+
+
+def _relay(lines: Any, inboxes: dict[int, queue.Queue]) -> None:
+    """Hand each worker line to the inbox of the job that wrote it."""
+    while True:
+        try:
+            item = lines.get()
+        except (EOFError, OSError):
+            return
+        if item is None:
+            return
+        job, level, message = item
+        inbox = inboxes.get(job)
+        if inbox is not None:
+            inbox.put((level, message))
+
+
+class _QueueLines(logging.Handler):
+    def __init__(self, lines: Any) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.put((_worker_job["id"], record.levelno, record.getMessage()))
+        except Exception:  # noqa: BLE001 - a lost log line must not fail training
+            pass
+
+
+def _init_worker(lines: Any, threads: int) -> None:
+    """In each worker: torch threads, and `foundry` log lines sent to the parent."""
+    import torch
+
+    torch.set_num_threads(threads)
+    root = logging.getLogger(ROOT)
+    root.setLevel(logging.INFO)
+    root.handlers[:] = [_QueueLines(lines)]
+    root.propagate = False
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+
+def _run_job(job: int, fn: Callable[..., Any], *args: Any) -> Any:
+    _worker_job["id"] = job
+    return fn(*args)
