@@ -310,6 +310,9 @@ def _register_model_commands() -> None:
         epilog="Example: foundry run   (again: only what changed is redone; --force redoes all)",
     )(cli_run.run)
     app.command("ui", epilog="Example: foundry ui   (then: foundry ui --stop)")(cli_ui.ui)
+    from foundry.cli_schedule import schedule_app
+
+    app.add_typer(schedule_app, name="schedule")
 
     app.command(epilog="Example: foundry train --persona tobias-renn --stage all", name="train")(
         cli_models.train

@@ -206,6 +206,10 @@ def test_validate_without_personas_says_how_to_start(fresh):
         ["data", "version"],
         ["personas", "list"],
         ["config", "show"],
+        ["ui"],
+        ["schedule", "list"],
+        ["schedule", "deploy"],
+        ["schedule", "serve"],
     ],
 )
 def test_every_command_has_help_with_an_example(command):
@@ -213,20 +217,3 @@ def test_every_command_has_help_with_an_example(command):
 
     assert result.exit_code == 0
     assert "Example: foundry" in result.output or "foundry config show" in result.output
-
-
-def test_run_executes_the_retrain_flow(prefect_harness, initialised):
-    result = runner.invoke(
-        app,
-        ["run", "--no-train", "--config", str(initialised / "foundry.yaml")],
-        terminal_width=300,
-    )
-
-    assert result.exit_code == 0, result.output
-    from foundry.config import load_config
-
-    version = read_data_version(load_config(initialised / "foundry.yaml"))
-    last = result.output.strip().splitlines()[-1]
-    assert last == f"data version: {version.data_rev}; synthesis cost $0.0000"
-    assert "Ran: validate, synthesis, version." in result.output
-    assert "Not built yet" in result.output

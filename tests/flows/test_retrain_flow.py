@@ -1,11 +1,19 @@
-"""The retrain flow under Prefect's test harness: it validates, versions and reports."""
+"""The whole `retrain` flow on the sample under Prefect's test harness: a cold run, a rerun that
+is all cache hits, an edit that retrains one persona, and a failure that spares the others.
+
+The runs build on each other (module-scoped project), as a user's runs do: each test asserts on
+the task run states Prefect recorded, on the registry and on the artifacts, never on time.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from foundry.config import load_config
 from tasks.versioning import init_project, read_data_version
@@ -13,30 +21,34 @@ from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow
 
+PERSONAS = ["jonah-okafor", "marguerite-vale", "priya-castellanos", "tobias-renn"]
+SMALL = """
+base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
+  vocab_size: 800, batch_size: 4}}
+training:
+  lora: {r: 4, alpha: 8}
+  sft: {max_steps: 2, eval_steps: 2, batch_size: 4, max_length: 96}
+  dpo: {max_steps: 2, eval_steps: 2, batch_size: 2, max_length: 96}
+synthesis: {turns_per_persona: 20}
+evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
+registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50, compare: []}}
+orchestration: {workers: 2}
+"""
+STEP_TASKS = ("synthesize", "pairs", "train", "register")
 
-@pytest.fixture
-def initialised(tmp_path: Path):
-    root = make_project(tmp_path / "repo", git=True)
-    config = load_config(root / "foundry.yaml")
-    init_project(config)
-    return config
 
-
-def _flow_logs(flow_run_id) -> list[str]:
+def _task_states(flow_run_id) -> dict[str, str]:
+    """task run name -> final state name, as Prefect recorded them."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    APILogHandler().flush()  # logs reach the API in batches
-
-    async def read() -> list[str]:
+    async def read():
         async with get_client() as client:
-            logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        return [f"{log.name}: {log.message}" for log in logs]
 
-    return asyncio.run(read())
+    return {run.name: run.state.name for run in asyncio.run(read())}
 
 
 def _artifact(key: str, flow_run_id) -> str:
@@ -47,110 +59,210 @@ def _artifact(key: str, flow_run_id) -> str:
         ArtifactFilterKey,
     )
 
-    async def read() -> str:
+    async def read():
         async with get_client() as client:
-            found = await client.read_artifacts(
+            return await client.read_artifacts(
                 artifact_filter=ArtifactFilter(
                     key=ArtifactFilterKey(any_=[key]),
                     flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
                 )
             )
-        return str(found[0].data)
 
-    return asyncio.run(read())
+    found = asyncio.run(read())
+    assert found, f"no {key} artifact"
+    return found[0].data if isinstance(found[0].data, str) else json.dumps(found[0].data)
 
 
-def test_retrain_validates_versions_and_summarises(prefect_harness, initialised):
+def _versions(config, slug: str) -> list[int]:
+    from registry.models import list_versions
+    from registry.tracking import open_client
+
+    return sorted(int(v.version) for v in list_versions(open_client(config), slug))
+
+
+def _champion(config, slug: str) -> int | None:
+    from registry.models import get_alias_version
+    from registry.tracking import open_client
+
+    version = get_alias_version(open_client(config), slug, "champion")
+    return int(version.version) if version else None
+
+
+def _edit_corpus(config, slug: str, text: str) -> None:
+    folder = config.persona_dir(slug) / "corpus"
+    target = next(p for p in sorted(folder.iterdir()) if p.suffix == ".md")
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(f"\n\n{text}\n")
+
+
+@pytest.fixture(scope="module")
+def project(prefect_harness, tmp_path_factory):
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    root = make_project(tmp_path_factory.mktemp("retrain") / "repo", git=True, config_text=SMALL)
+    config = load_config(root / "foundry.yaml")
+    init_project(config)
+    yield config
+    monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def cold(project):
     from flows.retrain import retrain
 
-    state = retrain(config_path=str(initialised.source), train=False, return_state=True)
-
-    assert state.is_completed()
-    result = state.result()
-    version = read_data_version(initialised)
-    assert result["data_rev"] == version.data_rev
-    assert set(result["personas"]) == set(version.personas)
-    for slug, row in result["personas"].items():
-        assert row["content_hash"] == version.personas[slug]
-        assert row["items"] == row["train"] + row["eval"] >= 80
-    summary = _artifact("retrain-summary", state.state_details.flow_run_id)
-    assert version.data_rev in summary
-    assert "tobias-renn" in summary and "Not run yet" in summary
-    logs = _flow_logs(state.state_details.flow_run_id)
-    assert any(line.startswith("foundry.") and "retrain done" in line for line in logs), logs
+    state = retrain(config_path=str(project.source), return_state=True)
+    return state
 
 
-def test_retrain_on_one_persona(prefect_harness, initialised):
+@pytest.fixture(scope="module")
+def rerun(project, cold):
+    """The second run goes through `foundry run`, as a user would start it."""
+    from foundry.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--config", str(project.source)], terminal_width=200)
+    return result
+
+
+@pytest.fixture(scope="module")
+def edited(project, rerun):
     from flows.retrain import retrain
 
-    result = retrain(config_path=str(initialised.source), personas=["jonah-okafor"], train=False)
+    _edit_corpus(project, "jonah-okafor", "Freight rates move first; the quay tells you later.")
+    return retrain(config_path=str(project.source), return_state=True)
 
-    assert list(result["personas"]) == ["jonah-okafor"]
 
-
-def test_retrain_fails_naming_the_bad_file_and_keeps_the_data_version(prefect_harness, initialised):
+@pytest.fixture(scope="module")
+def failed(project, edited):
+    """Two personas edited; one of them cannot train (its work folder is a plain file)."""
     from flows.retrain import retrain
 
-    before = read_data_version(initialised)
-    bad = initialised.persona_dir("tobias-renn") / "corpus" / "posts.jsonl"
+    _edit_corpus(project, "marguerite-vale", "Every archive is an argument about what mattered.")
+    _edit_corpus(project, "priya-castellanos", "A trial that cannot fail teaches nothing.")
+    blocker = project.cache_dir / "work" / "priya-castellanos"
+    shutil.rmtree(blocker, ignore_errors=True)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder\n")
+    state = retrain(config_path=str(project.source), return_state=True)
+    blocker.unlink()
+    return state
+
+
+def test_cold_run_trains_evaluates_registers_and_promotes_every_persona(project, cold):
+    assert cold.is_completed(), cold.message
+    result = cold.result()
+    states = _task_states(cold.state_details.flow_run_id)
+    for slug in PERSONAS:
+        assert result["personas"][slug]["status"] == "retrained"
+        for step in STEP_TASKS:
+            assert states[f"{step}[{slug}]"] == "Completed", (step, slug, states)
+        for stage in ("sft", "dpo"):
+            assert (project.adapter_dir(slug, stage) / "adapter_model.safetensors").is_file()
+        assert _versions(project, slug) == [1] and _champion(project, slug) == 1
+    assert result["data_rev"] == read_data_version(project).data_rev
+    summary = _artifact("retrain-summary", cold.state_details.flow_run_id)
+    assert "retrained: " + ", ".join(PERSONAS) in summary
+    assert "persona-tobias-renn: v1 promoted" in summary and "#/models/persona-" in summary
+    table = _artifact("retrain-metrics", cold.state_details.flow_run_id)
+    assert all(slug in table for slug in PERSONAS)
+
+
+def test_a_rerun_with_nothing_changed_is_all_cache_hits(project, cold, rerun):
+    from prefect.client.orchestration import get_client
+
+    assert rerun.exit_code == 0, rerun.output
+
+    async def last_run():
+        async with get_client() as client:
+            runs = await client.read_flow_runs(sort="START_TIME_DESC", limit=1)
+            return runs[0]
+
+    states = _task_states(asyncio.run(last_run()).id)
+    heavy = {name: s for name, s in states.items() if not name.startswith(("plan", "version"))}
+    assert heavy and all(s == "Cached" for s in heavy.values()), heavy
+    assert all(f"train[{slug}]" in heavy for slug in PERSONAS)
+    assert all(_versions(project, slug) == [1] for slug in PERSONAS)
+    for slug in PERSONAS:
+        assert slug in rerun.output
+    assert rerun.output.count("cached") >= len(PERSONAS)
+    assert "Where to look next" in rerun.output
+
+
+def test_editing_one_persona_retrains_only_that_persona(project, edited):
+    assert edited.is_completed(), edited.message
+    states = _task_states(edited.state_details.flow_run_id)
+    for step in STEP_TASKS:
+        assert states[f"{step}[jonah-okafor]"] == "Completed", (step, states)
+        for slug in PERSONAS[1:]:
+            assert states[f"{step}[{slug}]"] == "Cached", (step, slug, states)
+    assert next(s for n, s in states.items() if n.startswith("build-base")) == "Cached"
+    assert next(s for n, s in states.items() if n.startswith("evaluate")) == "Completed"
+    assert _versions(project, "jonah-okafor") == [1, 2]
+    assert all(_versions(project, slug) == [1] for slug in PERSONAS[1:])
+    assert edited.result()["personas"]["jonah-okafor"]["status"] == "retrained"
+
+
+def test_a_failing_persona_leaves_the_others_registered_and_its_champion_in_place(project, failed):
+    assert failed.is_failed()
+    assert "priya-castellanos" in failed.message and "train" in failed.message
+    result = failed.result(raise_on_failure=False)
+    assert set(result["failed"]) == {"priya-castellanos"}
+    assert result["personas"]["marguerite-vale"]["status"] == "retrained"
+    assert _versions(project, "marguerite-vale") == [1, 2]
+    assert _versions(project, "priya-castellanos") == [1]
+    assert _champion(project, "priya-castellanos") == 1
+    states = _task_states(failed.state_details.flow_run_id)
+    assert states["train[priya-castellanos]"] == "Failed"
+    assert "register[priya-castellanos]" not in states
+    summary = _artifact("retrain-summary", failed.state_details.flow_run_id)
+    assert "**priya-castellanos**" in summary and "champion is unchanged" in summary
+
+
+def test_a_broken_persona_stops_the_run_before_anything_is_written(prefect_harness, tmp_path):
+    from flows.retrain import retrain
+
+    root = make_project(tmp_path / "repo", git=True, config_text=SMALL)
+    config = load_config(root / "foundry.yaml")
+    init_project(config)
+    before = read_data_version(config)
+    bad = config.persona_dir("tobias-renn") / "corpus" / "posts.jsonl"
     bad.write_text(bad.read_text() + "{not json\n")
 
-    state = retrain(config_path=str(initialised.source), train=False, return_state=True)
+    state = retrain(config_path=str(config.source), return_state=True)
 
     assert state.is_failed()
     with pytest.raises(Exception, match=r"posts\.jsonl, line \d+: not valid JSON"):
         state.result()
-    assert read_data_version(initialised).data_rev == before.data_rev
+    assert read_data_version(config).data_rev == before.data_rev
+    assert not (config.cache_dir / "results").exists()
+    assert not (config.cache_dir / "base").exists()
 
 
-def test_retrain_without_personas_fails_and_says_how_to_start(prefect_harness, tmp_path):
+def test_without_dvc_the_run_says_to_run_foundry_init(prefect_harness, tmp_path):
     from flows.retrain import retrain
 
-    root = make_project(tmp_path / "empty")
-    (root / "data" / "personas").mkdir(parents=True)
+    root = make_project(tmp_path / "repo", config_text=SMALL)
+    shutil.copytree(root / "examples" / "sample", root / "data")
 
-    state = retrain(config_path=str(root / "foundry.yaml"), train=False, return_state=True)
+    state = retrain(config_path=str(root / "foundry.yaml"), return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(Exception, match="DVC is not initialised.*foundry init"):
+        state.result()
+    assert not (root / "data.dvc").exists()
+
+
+def test_without_personas_the_run_says_how_to_start(prefect_harness, tmp_path):
+    from flows.retrain import retrain
+
+    root = make_project(tmp_path / "empty", git=True)
+    init_root = Path(root)
+    (init_root / ".dvc").mkdir()
+    (init_root / "data.dvc").write_text("outs: []\n")
+    (init_root / "data" / "personas").mkdir(parents=True)
+
+    state = retrain(config_path=str(root / "foundry.yaml"), return_state=True)
 
     assert state.is_failed()
     with pytest.raises(Exception, match="no personas in .*foundry init"):
         state.result()
-
-
-SMALL_TRAINING = """
-base_model: {tiny: {pretrain_steps: 20, hidden_size: 64, intermediate_size: 128,
-  vocab_size: 800, batch_size: 4}}
-training:
-  lora: {r: 4, alpha: 8}
-  sft: {max_steps: 3, eval_steps: 3, batch_size: 4, max_length: 96}
-  dpo: {max_steps: 2, eval_steps: 2, batch_size: 2, max_length: 96}
-"""
-
-
-def test_retrain_trains_sft_then_dpo_and_reports_losses(prefect_harness, tmp_path):
-    from flows.retrain import retrain
-
-    root = make_project(tmp_path / "repo", git=True, config_text=SMALL_TRAINING)
-    config = load_config(root / "foundry.yaml")
-    init_project(config)
-
-    state = retrain(
-        config_path=str(root / "foundry.yaml"), personas=["tobias-renn"], return_state=True
-    )
-    result = state.result()
-
-    adapters = result["personas"]["tobias-renn"]["adapters"]
-    assert set(adapters) == {"sft", "dpo"}
-    for stage in ("sft", "dpo"):
-        folder = config.adapter_dir("tobias-renn", stage)
-        assert (folder / "adapter_model.safetensors").is_file()
-        assert adapters[stage]["summary"]["data_rev"] == result["data_rev"]
-        assert adapters[stage]["summary"]["steps"] == (3 if stage == "sft" else 2)
-    summary = _artifact("retrain-summary", state.state_details.flow_run_id)
-    sft_loss = adapters["sft"]["summary"]["best_eval_loss"]
-    assert f"{sft_loss:.3f}" in summary
-    # One persona: no attribution to gate on, so the version is registered but not promoted.
-    registry = result["personas"]["tobias-renn"]["registry"]
-    assert registry["version"] == 1 and registry["decision"] == "refused"
-    assert any("content_recall is missing" in reason for reason in registry["reasons"])
-    assert "| persona-tobias-renn | v1 | refused |" in summary
-    assert (root / "mlflow.db").is_file()
