@@ -224,9 +224,10 @@ def _train(run: _Run, config_path: str | None) -> None:
 
 
 def _evaluate(run: _Run, config_path: str | None) -> None:
-    slugs = run.active
-    if not slugs:
+    if not run.active:
         return
+    current = [p for p in run.plan.peers if has_result(run.config, run.plan.keys[p].train)]
+    slugs = [*run.active, *current]
     emit("", "evaluate", "running")
     task = run.cached(evaluation_task, run.plan.evaluation_key(run.config, slugs)).with_options(
         timeout_seconds=run.config.orchestration.eval_timeout_s
@@ -238,7 +239,7 @@ def _evaluate(run: _Run, config_path: str | None) -> None:
         return
     reason = f"evaluation: {_reason(state)}"
     emit("", "evaluate", "failed", detail=reason)
-    for slug in slugs:  # nothing can be gated without metrics
+    for slug in run.active:  # nothing can be gated without metrics
         run.failed[slug] = reason
         run.outcomes[slug]["evaluate"] = "failed"
 

@@ -42,6 +42,11 @@ class PlanError(FoundryError):
 
 class RetrainPlan(BaseModel):
     personas: list[str] = Field(description="Trainable personas this run builds, in data order.")
+    peers: list[str] = Field(
+        default_factory=list,
+        description="Trainable personas not selected: evaluated beside the selected ones when "
+        "their adapters are current, since attribution needs every persona.",
+    )
     not_trainable: dict[str, str] = Field(
         default_factory=dict, description="Selected personas left out, with the reason."
     )
@@ -104,14 +109,20 @@ def plan_retrain(
             f"no trainable persona among {', '.join(left_out)}: "
             + "; ".join(f"{slug}: {why}" for slug, why in left_out.items())
         )
+    everyone = validate_personas(config) if personas else summary
     pin = ""
     if config.base_model.is_tiny:
-        everyone = validate_personas(config) if personas else summary
         pin = tiny_pin(config, [p.slug for p in everyone.personas], base_documents(everyone))
     base = base_key(config, pin)
     topics = file_hash(config.topics_file)
     uri = tracking_uri(config)
-    hashes = {p.slug: persona_content_hash(config.persona_dir(p.slug)) for p in summary.personas}
+    peers = [
+        p.slug
+        for p in everyone.personas
+        if p.slug not in trainable and p.slug not in left_out and not p.has_errors
+        and p.contract is not None and p.contract.trainable and p.items
+    ]  # fmt: skip
+    hashes = {slug: persona_content_hash(config.persona_dir(slug)) for slug in [*trainable, *peers]}
     keys = {
         slug: persona_keys(
             config,
@@ -122,11 +133,11 @@ def plan_retrain(
             base=base,
             tracking=uri,
         )  # fmt: skip
-        for slug in trainable
+        for slug in [*trainable, *peers]
     }
     stats = {p.slug: p.stats.model_dump() for p in summary.personas}
     return RetrainPlan(
-        personas=trainable, not_trainable=left_out, stats=stats, content_hashes=hashes,
+        personas=trainable, peers=peers, not_trainable=left_out, stats=stats, content_hashes=hashes,
         provider=name, base_pin=pin, base_key=base, keys=keys, code_version=code_version(),
         tracking_uri=uri,
     )  # fmt: skip
