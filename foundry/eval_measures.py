@@ -3,20 +3,26 @@
 `measure_variant` scores a variant's answers (style and content attribution, fluency,
 homogeneity) and the variant itself (perplexity matrix on the held-out corpus, stance and belief
 matrix on the contracts' positions). All log-likelihoods of one variant are computed in one
-mixed-adapter scoring pass. Metrics that need two personas are left empty with a note.
+mixed-adapter scoring pass, batched persona by persona so that a persona's new adapters or answers
+redo only its own batches (`foundry.eval_cache`); embeddings go through the same cache. Metrics
+that need two personas are left empty with a note.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from foundry.adapter_loading import BASE_ADAPTER
 from foundry.attribution import fit_content_classifier, fit_style_classifier
-from foundry.embeddings import embed_texts
-from foundry.eval_answers import EvalSetup
+from foundry.embeddings import embed_texts, minilm_identity
+from foundry.eval_answers import EvalSetup, LoadModel
+from foundry.eval_cache import BatchJob, EvalCache
 from foundry.eval_metrics import (
     attribution_scores,
     fluency,
@@ -25,14 +31,14 @@ from foundry.eval_metrics import (
     stance_metrics,
 )
 from foundry.eval_schema import EvalReport, VariantMetrics
-from foundry.eval_scoring import ScoreRow, score_completions
+from foundry.eval_scoring import ScoreRow, score_batches
 from foundry.framing import GENERIC_PROMPT
 from foundry.variants import ResolvedVariant
 
 Tag = tuple[str, ...]
 
 
-def real_corpus_baselines(setup: EvalSetup, report: EvalReport) -> None:
+def real_corpus_baselines(setup: EvalSetup, report: EvalReport, cache: EvalCache) -> None:
     """The classifiers' accuracy on the real held-out corpus (the ceiling) and its homogeneity."""
     if len(setup.slugs) < 2:
         report.notes.append(
@@ -47,31 +53,34 @@ def real_corpus_baselines(setup: EvalSetup, report: EvalReport) -> None:
         setattr(report, f"ceiling_{kind}", scores)
     depth = min(len(setup.heldout[s]) for s in setup.slugs)
     groups = [[setup.heldout[s][k][1] for s in setup.slugs] for k in range(depth)]
-    report.real_homogeneity = _homogeneity(setup, groups)
+    report.real_homogeneity = _homogeneity(setup, groups, cache)
 
 
 def measure_variant(
-    model: Any,
-    tokenizer: Any,
+    load: LoadModel,
+    cache: EvalCache,
     setup: EvalSetup,
     resolved: Sequence[ResolvedVariant],
     answers: Sequence[dict[str, Any]],
-    report: EvalReport,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> VariantMetrics:
-    """Every metric of one variant (`resolved`: its persona rows)."""
+    """Every metric of one variant (`resolved`: its persona rows); `load` gives the model when a
+    scoring batch is not cached."""
     variant = resolved[0].variant
     mine = [row for row in answers if row["variant"] == variant]
     by_persona = {r.persona: r for r in resolved}
-    tagged = _scoring_rows(setup, by_persona, mine)
-    hook = progress(f"{variant}: scoring", len(tagged)) if progress else None
-    scores = score_completions(
-        model, tokenizer, [row for _, row in tagged], batch_size=setup.config.evaluation.batch_size
-    )
-    if hook:
-        hook(len(tagged))
+    size = setup.config.evaluation.batch_size
+    groups = _scoring_groups(setup, by_persona, mine)
+    tags = [tag for _, rows in groups for tag, _ in rows]
+    batches = [
+        (owner, [row for _, row in rows[i : i + size]])
+        for owner, rows in groups
+        for i in range(0, len(rows), size)
+    ]
+    hook = progress(f"{variant}: scoring", len(tags)) if progress else None
+    scores = score_batches(load, batches, cache, hook=hook)
     totals: dict[Tag, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for (tag, _), score in zip(tagged, scores, strict=True):
+    for tag, score in zip(tags, scores, strict=True):
         totals[tag][0] += score.nll
         totals[tag][1] += score.tokens
     mean_nll = {tag: nll / max(tokens, 1) for tag, (nll, tokens) in totals.items()}
@@ -80,36 +89,52 @@ def measure_variant(
     metrics.fluency = fluency(texts, mean_nll.get(("fluency",)))
     if len(by_persona) >= 2:
         _attribution(setup, mine, metrics)
-        metrics.homogeneity = _homogeneity(setup, _answer_groups(mine, list(by_persona)))
+        metrics.homogeneity = _homogeneity(setup, _answer_groups(mine, list(by_persona)), cache)
         metrics.perplexity = _matrix(mean_nll, "ppl", list(by_persona), math.exp, True)
         metrics.belief = _matrix(mean_nll, "belief", list(by_persona), lambda x: -x, False)
     metrics.stance = _stance(setup, mean_nll, list(by_persona))
     return metrics
 
 
-def _scoring_rows(
+def _scoring_groups(
     setup: EvalSetup, by_persona: dict[str, ResolvedVariant], answers: Sequence[dict[str, Any]]
-) -> list[tuple[Tag, ScoreRow]]:
-    """Every log-likelihood one variant needs, tagged with what it is for."""
-    rows: list[tuple[Tag, ScoreRow]] = [
-        (("fluency",), ScoreRow(row["prompt"], row["answer"] or " ", BASE_ADAPTER))
-        for row in answers
-    ]
+) -> list[tuple[str, list[tuple[Tag, ScoreRow]]]]:
+    """Every log-likelihood one variant needs, tagged with what it is for, grouped by persona.
+
+    A persona's group holds the corpus and belief rows under its adapter (the same for every
+    persona of the base variant, so first: their batches are equal and scored once), then its
+    stance rows and the base model's rows on its answers (fluency). Each part is sorted by length
+    so that a batch pads little (scoring ran 6% faster).
+    """
+    groups = []
     for slug, variant in by_persona.items():
         adapter, system = variant.adapter, variant.system
+        matrix: list[tuple[Tag, ScoreRow]] = []
         for other in by_persona:
             for prompt, text in setup.heldout.get(other, []):
-                rows.append((("ppl", slug, other), ScoreRow(prompt, text, adapter, system)))
+                matrix.append((("ppl", slug, other), ScoreRow(prompt, text, adapter, system)))
             for statement in _held_beliefs(setup, other):
                 row = ScoreRow(GENERIC_PROMPT, statement, adapter, system)
-                rows.append((("belief", slug, other), row))
+                matrix.append((("belief", slug, other), row))
+        own: list[tuple[Tag, ScoreRow]] = []
         for index, position in enumerate(setup.contracts[slug].positions):
             if position.counterclaim:
                 key = position.id or str(index)
                 for side, text in (("claim", position.claim), ("counter", position.counterclaim)):
                     row = ScoreRow(GENERIC_PROMPT, text, adapter, system)
-                    rows.append((("stance", slug, key, side), row))
-    return rows
+                    own.append((("stance", slug, key, side), row))
+        own += [
+            (("fluency",), ScoreRow(row["prompt"], row["answer"] or " ", BASE_ADAPTER))
+            for row in answers
+            if row["persona"] == slug
+        ]
+        groups.append((slug, sorted(matrix, key=_length) + sorted(own, key=_length)))
+    return groups
+
+
+def _length(tagged: tuple[Tag, ScoreRow]) -> int:
+    row = tagged[1]
+    return len(row.system or "") + len(row.prompt) + len(row.completion)
 
 
 def _held_beliefs(setup: EvalSetup, slug: str) -> list[str]:
@@ -154,14 +179,35 @@ def _answer_groups(answers: Sequence[dict[str, Any]], slugs: list[str]) -> list[
     return [[group[s] for s in slugs] for group in by_topic.values() if len(group) == len(slugs)]
 
 
-def _homogeneity(setup: EvalSetup, groups: list[list[str]]):
+def _homogeneity(setup: EvalSetup, groups: list[list[str]], cache: EvalCache):
     if not groups:
         return None
     flat = [text for group in groups for text in group]
-    matrix, backend = embed_texts(flat, setup.config.evaluation.embeddings)
+    matrix, backend = _embed(flat, setup.config.evaluation.embeddings, cache)
     width = len(groups[0])
     rows = [matrix[i * width : (i + 1) * width] for i in range(len(groups))]
     return homogeneity(rows, backend)
+
+
+def _embed(texts: list[str], backend: str, cache: EvalCache) -> tuple[np.ndarray, str]:
+    """`embed_texts` as one cached batch (MiniLM pads texts in batches: a vector depends on the
+    other texts). `auto` falling back to TF-IDF although MiniLM is installed is not kept."""
+    minilm = minilm_identity() if backend != "tfidf" else None
+    payload = {"backend": backend, "minilm": minilm, "texts": texts}
+
+    def compute() -> dict[str, Any]:
+        matrix, used = embed_texts(texts, backend)
+        data = base64.b64encode(np.ascontiguousarray(matrix).tobytes()).decode("ascii")
+        return {"backend": used, "dtype": matrix.dtype.str, "shape": matrix.shape, "data": data}
+
+    def is_kept(value: dict[str, Any]) -> bool:
+        return not (backend == "auto" and minilm and value["backend"] != "minilm")
+
+    key = cache.key("embeddings", payload, use_model=False)
+    [value] = cache.run("embeddings", [BatchJob(key, None, len(texts), compute, is_kept)])
+    raw = base64.b64decode(value["data"])
+    matrix = np.frombuffer(raw, dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
+    return matrix, value["backend"]
 
 
 def _matrix(

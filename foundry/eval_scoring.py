@@ -4,17 +4,19 @@
 its completion tokens and the token count, given its prompt (and system prompt) rendered with the
 chat template: the same framing as training and generation. Rows of one batch may each use a
 different adapter (PEFT's `adapter_names`), so a persona x persona matrix costs one pass over the
-data, not one per adapter. Evaluation builds fluency, perplexity, stance and belief on this.
+data, not one per adapter. Evaluation builds fluency, perplexity, stance and belief on this, through
+`score_batches`: batches it forms itself, each reused from the `EvalCache` when its key is stored.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from foundry.adapter_loading import BASE_ADAPTER
+from foundry.eval_cache import BatchJob, EvalCache
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,46 @@ def score_completions(
         if was_training:
             model.train()
     return scores
+
+
+def score_batches(
+    load: Callable[[], tuple[Any, Any]],
+    batches: Sequence[tuple[str | None, Sequence[ScoreRow]]],
+    cache: EvalCache,
+    max_length: int = 512,
+    hook: Callable[[int], None] | None = None,
+) -> list[Score]:
+    """The completion NLL of every row of every batch, in order; one forward pass per batch.
+
+    Args:
+        load: returns (model, tokenizer); called only when a batch is not cached.
+        batches: (the persona the batch involves or None, its rows), formed by the caller the
+            same way whether or not anything is cached (a row's numbers depend on its batch).
+        cache: where finished batches are kept and found.
+        max_length: as in `score_completions`.
+        hook: called with each batch's row count once it is done.
+
+    Returns:
+        One `Score` per row.
+    """
+    jobs = []
+    for owner, batch in batches:
+        rows = [[cache.adapter_id(r.adapter), r.system, r.prompt, r.completion] for r in batch]
+        key = cache.key("scores", {"max_length": max_length, "rows": rows})
+        jobs.append(BatchJob(key, owner, len(batch), _scorer(load, batch, max_length)))
+    values = cache.run("scores", jobs, hook)
+    return [Score(float(nll), int(tokens)) for value in values for nll, tokens in value]
+
+
+def _scorer(
+    load: Callable[[], tuple[Any, Any]], batch: Sequence[ScoreRow], max_length: int
+) -> Callable[[], Any]:
+    def compute() -> list[list[float]]:
+        model, tokenizer = load()
+        scores = score_completions(model, tokenizer, batch, len(batch), max_length)
+        return [[s.nll, s.tokens] for s in scores]
+
+    return compute
 
 
 def _score_batch(

@@ -1,7 +1,8 @@
 """Fetch registered adapters: resolve `models:/` URIs, download, check and attach them.
 
-Entry points: `download_adapter` (a checked local adapter folder) and `load_adapter` (the
-adapter attached to a loaded base model).
+Entry points: `download_adapter` (a checked local adapter folder), `load_adapter` (the
+adapter attached to a loaded base model) and `fetch_champions` (every champion laid out like the
+trained adapters, for re-evaluation).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foundry.adapter_loading import attach_adapters, check_adapter_folder
-from registry.models import CHAMPION, RegistryError, is_not_found
+from foundry.atomic import replace_dir, staged_dir
+from foundry.config import FoundryConfig
+from registry.models import CHAMPION, RegistryError, get_alias_version, is_not_found, model_name
+from registry.tracking import open_client, tracking_uri
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -87,3 +91,27 @@ def load_adapter(uri: str, base_model: Any, tracking_uri: str, name: str = CHAMP
     """
     folder = download_adapter(uri, tracking_uri)
     return attach_adapters(base_model, {name: folder})
+
+
+def fetch_champions(config: FoundryConfig, slugs: list[str], root: Path) -> dict[str, int]:
+    """Download each persona's champion to `root/<slug>/<registry.stage>` (the layout of
+    `config.adapters_dir`); personas without a champion are left out.
+
+    Returns:
+        persona -> champion version.
+    """
+    client = open_client(config)
+    uri = tracking_uri(config)
+    stage = config.registry.stage
+    fetched = {}
+    for slug in slugs:
+        champion = get_alias_version(client, slug, CHAMPION)
+        if champion is None:
+            continue
+        target = root / slug / stage
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with staged_dir(target.parent, prefix=f".{stage}-") as stage_dir:
+            folder = download_adapter(f"models:/{model_name(slug)}@{CHAMPION}", uri, stage_dir)
+            replace_dir(folder, target)
+        fetched[slug] = int(champion.version)
+    return fetched

@@ -5,9 +5,11 @@ and writes `metrics.json`, `report.md`, `answers.jsonl` and PNG plots to one fol
 `evaluate_task` wraps it for flows (Prefect artifacts) and logs to an MLflow run when given one.
 
 Every variant (`base`, `prompt`, `sft`, `dpo`) of every persona answers the held-out debate
-prompts (topics never synthesized or trained on) in mixed-adapter batches. Style and content
-attribution, fluency and homogeneity are measured on those answers; the perplexity matrix on the
-held-out corpus; stance and the belief matrix on the contracts' positions (`foundry.eval_scoring`).
+prompts (topics never synthesized or trained on). Style and content attribution, fluency and
+homogeneity are measured on those answers; the perplexity matrix on the held-out corpus; stance
+and the belief matrix on the contracts' positions (`foundry.eval_scoring`). Every batch is kept
+in `<cache_dir>/eval-cache` under a key of all it depends on, so a rerun computes only the batches
+whose inputs changed (`foundry.eval_cache`), with the same results.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from prefect import task
 from foundry.atomic import replace_dir, staged_dir
 from foundry.config import FoundryConfig, Settings
 from foundry.errors import FoundryError, raise_for_errors
-from foundry.eval_answers import EvalSetup, generate_answers, resolve_variants
+from foundry.eval_answers import EvalSetup, LazyModel, generate_answers, resolve_variants
+from foundry.eval_cache import CacheStats, open_eval_cache
 from foundry.eval_judge import judge_variants
 from foundry.eval_measures import measure_variant, real_corpus_baselines
 from foundry.eval_plots import write_plots
@@ -57,6 +60,8 @@ def evaluate(
     progress: Progress | None = None,
     judge: bool | None = None,
     settings: Settings | None = None,
+    cache: bool = True,
+    cache_stats: CacheStats | None = None,
 ) -> tuple[EvalReport, Path]:
     """Evaluate the variants of the selected personas and write the report folder.
 
@@ -71,6 +76,9 @@ def evaluate(
         judge: ask Claude to compare each variant's answers with the prompt baseline's
             (default `evaluation.judge`); needs ANTHROPIC_API_KEY in `settings`.
         settings: secrets from the environment (read when None and the judge is on).
+        cache: reuse and keep answer, scoring and embedding batches in `<cache_dir>/eval-cache`
+            (results are the same either way; False computes every batch).
+        cache_stats: filled with the batches reused and computed, and whether the model loaded.
 
     Returns:
         The report and the folder it was written to.
@@ -95,23 +103,25 @@ def evaluate(
     resolved, skipped = resolve_variants(config, setup, variants, explicit=variants is not None)
     if skipped and variants is not None:
         raise EvaluationError("; ".join(s.reason for s in skipped))
-    model, tokenizer, base_id = setup.load_model(resolved)
-    answers = generate_answers(model, tokenizer, setup, resolved, progress)
+    model = LazyModel(setup, resolved)
+    batches = open_eval_cache(config, resolved, use_file=cache, stats=cache_stats)
+    answers = generate_answers(model, setup, resolved, batches, progress)
     report = EvalReport(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         data_rev=data_rev,
-        base_model=base_id,
+        base_model=model.base_id(),
         personas=setup.slugs,
         variants=sorted({v.variant for v in resolved}, key=setup.variant_order),
         heldout_topics=[t.id for t in setup.prompts],
         skipped=skipped,
     )
-    real_corpus_baselines(setup, report)
+    real_corpus_baselines(setup, report, batches)
     for variant in report.variants:
         report.metrics[variant] = measure_variant(
-            model, tokenizer, setup, [r for r in resolved if r.variant == variant], answers, report,
-            progress,
-        )  # fmt: skip
+            model, batches, setup, [r for r in resolved if r.variant == variant], answers, progress
+        )
+    batches.stats.is_model_loaded = model.loaded is not None
+    logger.info("%s; model %s", batches.summary(), "loaded" if model.loaded else "not loaded")
     if judge_engine is not None:
         _judge(config, setup, answers, judge_engine, report)
     folder = write_report(report, answers, out_dir or config.cache_dir / EVAL_DIRNAME)
@@ -202,16 +212,65 @@ def evaluate_task(
     variants: list[str] | None = None,
     data_rev: str = "",
     mlflow_run_id: str | None = None,
+    adapters_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate, publish the report as Prefect artifacts, and log to MLflow when given a run."""
+    """Evaluate, publish the report as Prefect artifacts, and log to MLflow when given a run.
+
+    `adapters_dir` evaluates the adapters found there (e.g. the champions) instead of the ones
+    trained last, and writes the report beside the usual one (`.foundry/eval-champions/`)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from foundry.config import load_config
 
     config = load_config(Path(config_path) if config_path else None)
-    report, folder = evaluate(config, personas=personas, variants=variants, data_rev=data_rev)
+    out_dir = None
+    if adapters_dir:
+        config = config.with_adapters_dir(Path(adapters_dir))
+        out_dir = config.cache_dir / f"{EVAL_DIRNAME}-champions"
+    report, folder = evaluate(
+        config, personas=personas, variants=variants, data_rev=data_rev, out_dir=out_dir
+    )
     create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
     create_table_artifact(key="evaluation-summary", table=summary_rows(report))
     if mlflow_run_id:
         log_to_mlflow(report, folder, mlflow_run_id, tracking_uri(config))
     return {"folder": str(folder), "metrics": flat_metrics(report)}
+
+
+@task(name="evaluate-personas")
+def evaluation_task(
+    config_path: str | None, personas: list[str], data_rev: str = ""
+) -> dict[str, Any]:
+    """The retrain flow's evaluation: report artifacts, an MLflow `evaluation` run, and each
+    persona's gate metrics for the registry."""
+    import time
+
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from foundry.config import load_config
+    from registry.promotion import persona_metrics
+    from registry.tracking import experiment_id, lineage_tags, open_client
+
+    started = time.perf_counter()
+    config = load_config(Path(config_path) if config_path else None)
+    report, folder = evaluate(config, personas=personas, data_rev=data_rev)
+    create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
+    create_table_artifact(key="evaluation-summary", table=summary_rows(report))
+    client = open_client(config)
+    tags = {"mlflow.runName": "evaluation", **lineage_tags(config, data_rev)}
+    run_id = client.create_run(experiment_id(client, config), tags=tags).info.run_id
+    log_to_mlflow(report, folder, run_id, tracking_uri(config))
+    client.set_terminated(run_id)
+    stage = config.registry.stage
+    per_persona = (
+        {slug: persona_metrics(report, stage, slug) for slug in personas}
+        if stage in report.metrics
+        else {}
+    )
+    return {
+        "folder": str(folder),
+        "metrics": flat_metrics(report),
+        "per_persona": per_persona,
+        "run_id": run_id,
+        "seconds": round(time.perf_counter() - started, 2),
+    }

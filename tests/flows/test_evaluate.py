@@ -116,7 +116,9 @@ def test_the_flow_publishes_the_report_as_artifacts(prefect_harness, config):
 
     from flows.evaluate import evaluate_flow
 
-    result = evaluate_flow(str(config.source), ["jonah-okafor", "priya-castellanos"], ["base"])
+    result = evaluate_flow(
+        str(config.source), ["jonah-okafor", "priya-castellanos"], ["base"], champions=False
+    )
     assert set(result["metrics"]) >= {"eval.base.style_accuracy", "eval.base.fluency_nll"}
 
     async def read():
@@ -175,3 +177,105 @@ def test_the_judge_without_a_key_fails_before_any_work(config, tmp_path):
             settings=Settings(anthropic_api_key=None),
         )  # fmt: skip
     assert not (tmp_path / "r").exists()
+
+
+# The eval cache: a rerun computes only the batches whose inputs changed, with the same results.
+
+PAIR = ["jonah-okafor", "tobias-renn"]
+
+
+def _write_adapter(config, slug: str, stage: str, seed: int) -> None:
+    """A random, non-zero LoRA adapter on the tiny base (standing in for a trained one)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from foundry.base_model import latest_tiny, load_tiny_folder
+
+    model, _ = load_tiny_folder(latest_tiny(config))
+    torch.manual_seed(seed)
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    get_peft_model(model, lora).save_pretrained(config.adapter_dir(slug, stage))
+
+
+@pytest.fixture(scope="module")
+def adapted_root(config, tmp_path_factory):
+    """The small project with an sft adapter for each persona of PAIR, and no eval cache."""
+    root = tmp_path_factory.mktemp("adapted") / "project"
+    skip = shutil.ignore_patterns("eval-cache", "eval")
+    shutil.copytree(config.source.parent, root, ignore=skip)
+    adapted = load_config(root / "foundry.yaml")
+    for seed, slug in enumerate(PAIR, start=1):
+        _write_adapter(adapted, slug, "sft", seed)
+    return root
+
+
+@pytest.fixture
+def adapted(adapted_root, tmp_path):
+    """A fresh copy of the adapted project: each test starts with an empty eval cache."""
+    import torch
+
+    shutil.copytree(adapted_root, tmp_path / "project")
+    # One thread: the models are tiny, and two threads on a busy 2-core runner thrash.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_config(tmp_path / "project" / "foundry.yaml")
+    torch.set_num_threads(threads)
+
+
+def _outputs(folder):
+    """metrics.json without its timestamp, and answers.jsonl."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.pop("created_at")
+    return metrics, (folder / "answers.jsonl").read_text()
+
+
+def _evaluate(config, folder, variants, cache=True):
+    """Evaluate PAIR into `folder`; the cache's counters."""
+    from foundry.eval_cache import CacheStats
+
+    stats = CacheStats()
+    evaluate(
+        config, personas=PAIR, variants=variants, out_dir=folder, cache=cache, cache_stats=stats
+    )
+    return stats
+
+
+def test_a_rerun_reuses_every_batch_without_loading_the_model(adapted, tmp_path):
+    from foundry.eval_cache import CACHE_DIRNAME, CACHE_FILENAME
+
+    first = _evaluate(adapted, tmp_path / "first", ["base", "sft"])
+    second = _evaluate(adapted, tmp_path / "second", ["base", "sft"])
+    assert first.computed["answers"] == 4 and first.is_model_loaded
+    assert first.reused["scores"] > 0  # the base variant's matrix batches: the same per persona
+    assert sum(second.computed.values()) == 0 and not second.is_model_loaded
+    assert second.reused == first.reused + first.computed
+    assert _outputs(tmp_path / "second") == _outputs(tmp_path / "first")
+
+    # A run killed while writing leaves a cut-off last line: dropped, its batch computed again.
+    cache_file = adapted.cache_dir / CACHE_DIRNAME / CACHE_FILENAME
+    with cache_file.open("r+b") as handle:
+        handle.truncate(cache_file.stat().st_size - 20)
+    repaired = _evaluate(adapted, tmp_path / "repaired", ["base", "sft"])
+    assert sum(repaired.computed.values()) == 1
+    assert all(json.loads(line) for line in cache_file.read_text().splitlines())
+    assert _outputs(tmp_path / "repaired") == _outputs(tmp_path / "first")
+
+
+def test_new_weights_for_one_persona_redo_only_its_batches(adapted, tmp_path):
+    changed, kept = PAIR
+    cold = _evaluate(adapted, tmp_path / "cold", ["sft"])
+    _write_adapter(adapted, changed, "sft", seed=99)  # "retrained" with another seed
+    rerun = _evaluate(adapted, tmp_path / "rerun", ["sft"])
+    fresh = _evaluate(adapted, tmp_path / "fresh", ["sft"], cache=False)
+
+    assert set(rerun.computed_by) == {changed}
+    assert rerun.computed_by[changed] == cold.computed_by[changed] > 1
+    assert rerun.reused["answers"] == 1  # the kept persona's
+    assert rerun.computed["embeddings"] == 1  # both personas' answers, compared
+    assert fresh.computed == cold.computed  # without the file, the same work
+    assert _outputs(tmp_path / "rerun") == _outputs(tmp_path / "fresh")
+    before, after = (_outputs(tmp_path / n)[1].splitlines() for n in ("cold", "rerun"))
+    assert [r for r in before if kept in r] == [r for r in after if kept in r]
+    assert [r for r in before if changed in r] != [r for r in after if changed in r]

@@ -167,6 +167,21 @@ def test_cold_run_trains_evaluates_registers_and_promotes_every_persona(project,
     assert all(slug in table for slug in PERSONAS)
 
 
+def test_the_evaluate_flow_re_evaluates_the_champions_from_the_registry(project, cold):
+    from flows.evaluate import evaluate_flow
+
+    result = evaluate_flow(str(project.source), variants=["base", "dpo"])
+
+    assert result["champions"] == dict.fromkeys(PERSONAS, 1)
+    folder = Path(result["folder"])
+    assert folder == project.cache_dir / "eval-champions" and (folder / "metrics.json").is_file()
+    assert "eval.dpo.content_accuracy" in result["metrics"]
+    for slug in PERSONAS:  # fetched from the registry, byte for byte what was trained
+        fetched = folder.parent / "champions" / slug / "dpo" / "adapter_model.safetensors"
+        trained = project.adapter_dir(slug, "dpo") / "adapter_model.safetensors"
+        assert fetched.read_bytes() == trained.read_bytes()
+
+
 def test_a_rerun_with_nothing_changed_is_all_cache_hits(project, cold, rerun):
     from prefect.client.orchestration import get_client
 
