@@ -129,7 +129,7 @@ class _StepView:
     def update(self, event: StepEvent) -> None:
         with self.lock:
             text = STATUS_STYLE.get(event.status, event.status)
-            if event.status in ("done",) and event.seconds:
+            if event.status == "done" and event.seconds and event.seconds >= 1:
                 text = f"[green]done {event.seconds:.0f}s[/]"
             if event.persona:
                 self.cells.setdefault(event.persona, {})[event.step] = text

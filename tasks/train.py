@@ -329,19 +329,23 @@ def train_persona(config_path: str | None, slug: str, data_rev: str = "") -> dic
     """SFT then DPO for one persona, each on a freshly loaded base; runs in a worker process."""
     from foundry.config import load_config
 
+    started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
     sft = train_sft(config, slug, data_rev=data_rev)
     dpo = train_dpo(config, slug, data_rev=data_rev)
-    return {"sft": sft.model_dump(mode="json"), "dpo": dpo.model_dump(mode="json")}
+    return {
+        "sft": sft.model_dump(mode="json"),
+        "dpo": dpo.model_dump(mode="json"),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 @task(name="train-persona", task_run_name="train[{slug}]")
 def train_persona_task(config_path: str | None, slug: str, data_rev: str = "") -> dict[str, Any]:
-    """Train one persona's adapters in the flow's training pool (`foundry.train_pool`)."""
+    """Train one persona's adapters in the flow's training pool (`foundry.train_pool`); its
+    `seconds` are the training's own, not the wait for a free process."""
     from prefect.logging import get_run_logger
 
     from foundry.train_pool import run_in_pool
 
-    started = time.perf_counter()
-    result = run_in_pool(train_persona, config_path, slug, data_rev, log=get_run_logger())
-    return {**result, "seconds": round(time.perf_counter() - started, 2)}
+    return run_in_pool(train_persona, config_path, slug, data_rev, log=get_run_logger())
