@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # CPU torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test lint format ui mlflow-ui clean-venv
+.PHONY: run test lint format ui ui-stop clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,12 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# The Prefect UI (:4200) and the MLflow UI (:5000) in the background; `make ui-stop` stops them.
 ui: $(VENV)/.installed
-	$(BIN)/prefect server start
+	$(BIN)/foundry ui
 
-# The MLflow UI on the project's store (runs, registered persona models, aliases).
-mlflow-ui: $(VENV)/.installed
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+ui-stop: $(VENV)/.installed
+	$(BIN)/foundry ui --stop
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,12 +4,12 @@ changed, and a rerun after editing one of the four personas' corpus.
 Each run is the real command (`foundry run`, a subprocess) in a fresh project made from the
 shipped sample and the repository's `foundry.yaml`, with its own `PREFECT_HOME`, so nothing is
 cached before the cold run; `foundry init` (seeding, DVC) is not timed. While a run goes, the
-resident memory of its whole process tree (the CLI, Prefect's temporary server, the training
-processes) is sampled every 0.2 s. The script prints wall times, the two ratios against the cold
-run with their targets (no-op at most 0.15x, one persona at most 0.4x), and the cold run's peak
-memory (target: at most 3 GB) as the sum of the processes' proportional set sizes (PSS: shared
-library pages counted once across processes, as the machine holds them; RSS would count the
-torch libraries once per process); it prints, it does not assert.
+memory of its whole process tree (the CLI, Prefect's temporary server, the training processes)
+is sampled every second, as the sum of the processes' proportional set sizes (PSS: shared library
+pages counted once, as the machine holds them; RSS would count the torch libraries once per
+process; reading PSS costs CPU time, hence once a second). The script prints wall times, the two
+ratios against the cold run with their targets (no-op at most 0.15x, one persona at most 0.4x),
+and the cold run's peak memory (target: at most 3 GB); it prints, it does not assert.
 
 Run: `.venv/bin/python benchmarks/pipeline.py [--keep DIR]`
 """
@@ -68,7 +68,7 @@ def timed(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[f
                     peaks["single"] = max(peaks["single"], max(sizes, default=0))
                 except psutil.Error:
                     pass
-                done.wait(0.2)
+                done.wait(1.0)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

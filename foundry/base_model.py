@@ -89,7 +89,7 @@ def tiny_pin(config: FoundryConfig, slugs: Sequence[str], documents: Sequence[Pr
     """What the tiny base must be rebuilt for (`base_model.tiny.rebuild`): its settings and the
     set of personas, plus every train document under `rebuild: corpus`."""
     digest = hashlib.sha256(CACHE_VERSION.encode())
-    digest.update(config.base_model.tiny.model_dump_json().encode())
+    digest.update(_model_settings(config))
     digest.update(json.dumps(sorted(slugs)).encode())
     if config.base_model.tiny.rebuild == "corpus":
         digest.update(tiny_cache_dir(config, documents).name.encode())
@@ -99,10 +99,15 @@ def tiny_pin(config: FoundryConfig, slugs: Sequence[str], documents: Sequence[Pr
 def tiny_cache_dir(config: FoundryConfig, documents: Sequence[PretrainDoc]) -> Path:
     """Where the tiny base for these documents and this config lives."""
     digest = hashlib.sha256(CACHE_VERSION.encode())
-    digest.update(config.base_model.tiny.model_dump_json().encode())
+    digest.update(_model_settings(config))
     for doc in documents:
         digest.update(json.dumps([doc.prompt, doc.text]).encode() + b"\0")
     return config.cache_dir / "base" / f"tiny-{digest.hexdigest()[:16]}"
+
+
+def _model_settings(config: FoundryConfig) -> bytes:
+    """The tiny settings that shape the model (not `rebuild`, a policy about when to build)."""
+    return config.base_model.tiny.model_dump_json(exclude={"rebuild"}).encode()
 
 
 def latest_tiny(config: FoundryConfig) -> Path | None:

@@ -96,7 +96,7 @@ class StageSettings(_Section):
         None, gt=0, description="Empty: 6e-3 SFT / 5e-4 DPO on `tiny`, 2e-5 / 5e-6 on real models."
     )
     epochs: float | None = Field(
-        None, gt=0, description="Passes over the data. Empty: 10 SFT / 2 DPO on `tiny`, 3 / 1 else."
+        None, gt=0, description="Passes over the data. Empty: 8 SFT / 2 DPO on `tiny`, 3 / 1 else."
     )
     max_steps: int = Field(0, ge=0, description="Stop after this many steps (0: use epochs).")
     batch_size: int = Field(8, ge=1, description="Examples per device step.")
@@ -152,7 +152,7 @@ class TrainingConfig(_Section):
 _STAGE_DEFAULTS: dict[tuple[str, bool], dict[str, object]] = {
     ("sft", True): {
         "learning_rate": 6e-3,
-        "epochs": 10.0,
+        "epochs": 8.0,
         "early_stopping_patience": 0,
         "keep_best": False,
     },

@@ -115,3 +115,34 @@ def test_four_bit_needs_cuda(tmp_path, monkeypatch):
 def test_four_bit_tiny_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="quantization"):
         _config(tmp_path, "base_model: {quantization: 4bit}\n")
+
+
+def test_a_pinned_base_survives_a_corpus_edit_but_not_a_new_persona_set(tmp_path):
+    from foundry.base_model import tiny_pin
+
+    config = _config(tmp_path)
+    edited = [*DOCS[:1], PretrainDoc("Count the players before the payoffs, twice.")]
+    pin = tiny_pin(config, ["a", "b"], DOCS)
+
+    first = load_base(config, DOCS, pin=pin)
+    kept = load_base(config, edited, pin=tiny_pin(config, ["a", "b"], edited))
+    rebuilt = load_base(config, edited, pin=tiny_pin(config, ["a", "b", "c"], edited))
+    refreshed = load_base(config, edited, pin=pin, refresh=True)
+
+    assert tiny_pin(config, ["b", "a"], edited) == pin  # order and corpus edits do not matter
+    assert kept.path == first.path
+    assert rebuilt.path == tiny_cache_dir(config, edited) != first.path
+    assert refreshed.path == rebuilt.path
+    assert load_base(config, DOCS, pin=pin).path == rebuilt.path  # the refresh re-pinned
+
+
+def test_rebuild_corpus_ties_the_base_to_the_documents(tmp_path):
+    from foundry.base_model import tiny_pin
+
+    config = _config(
+        tmp_path,
+        SMALL.replace("block_size: 32}}", "block_size: 32, rebuild: corpus}}"),
+    )
+    edited = [*DOCS, PretrainDoc("One more text.")]
+
+    assert tiny_pin(config, ["a"], DOCS) != tiny_pin(config, ["a"], edited)
