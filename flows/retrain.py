@@ -13,7 +13,6 @@ others go on; the run then ends failed and names it, and its champion stays as i
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +78,15 @@ def retrain(
         config = load_config(Path(config_path) if config_path else None)
         run = _Run(config, plan, force)
         version_data_task(config_path)
-        run.step(build_base_task, plan.base_key, config_path, refresh=force)
-        _synthesize(run, config_path)
-        _pairs(run, config_path)
-        version = version_data_task(config_path)
-        run.data_rev = version["data_rev"]
-        _train(run, config_path)
+        # Models load in the pool's processes (started on first use, ended before evaluation),
+        # so this process does not hold them while the workers train.
+        with training_pool(*_pool_size(run)):
+            run.step(build_base_task, plan.base_key, config_path, refresh=force)
+            _synthesize(run, config_path)
+            _pairs(run, config_path)
+            version = version_data_task(config_path)
+            run.data_rev = version["data_rev"]
+            _train(run, config_path)
         _evaluate(run, config_path)
         _register(run, config_path)
         if deploy:
@@ -205,22 +207,23 @@ def _pairs(run: _Run, config_path: str | None) -> None:
         run.record(slug, "pairs", task(config_path, slug, run.plan.provider, return_state=True))
 
 
-def _train(run: _Run, config_path: str | None) -> None:
-    keys = {slug: run.plan.keys[slug].train for slug in run.active}
-    to_train = [s for s, k in keys.items() if run.force or not has_result(run.config, k)]
+def _pool_size(run: _Run) -> tuple[int, int]:
+    """(processes, threads each) for the personas whose training is not cached."""
+    keys = [run.plan.keys[slug].train for slug in run.plan.personas]
+    to_train = [k for k in keys if run.force or not has_result(run.config, k)]
     orchestration = run.config.orchestration
-    workers, threads = plan_workers(
-        orchestration.workers, len(to_train), orchestration.threads_per_worker
-    )
-    pool = training_pool(workers, threads) if to_train else nullcontext()
-    with pool:
-        futures = {
-            slug: run.cached(train_persona_task, key)
-            .with_options(timeout_seconds=orchestration.train_timeout_s)
-            .submit(config_path, slug, run.data_rev)
-            for slug, key in keys.items()
-        }
-        _collect(run, "train", futures)
+    return plan_workers(orchestration.workers, len(to_train), orchestration.threads_per_worker)
+
+
+def _train(run: _Run, config_path: str | None) -> None:
+    timeout = run.config.orchestration.train_timeout_s
+    futures = {
+        slug: run.cached(train_persona_task, run.plan.keys[slug].train)
+        .with_options(timeout_seconds=timeout)
+        .submit(config_path, slug, run.data_rev)
+        for slug in run.active
+    }
+    _collect(run, "train", futures)
 
 
 def _evaluate(run: _Run, config_path: str | None) -> None:

@@ -55,7 +55,7 @@ def run(
     cfg = load_cli_config(config)
     view = _StepView()
     started = time.perf_counter()
-    with user_errors(), _prefect_api(cfg) as api, listening(view.update):
+    with user_errors(), _prefect_api(cfg) as api, listening(view.update), _warnings_only():
         console.print(f"Prefect API: {api or 'a temporary local server (start one: foundry ui)'}")
         with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
             view.live = live
@@ -152,6 +152,22 @@ class _StepView:
         if not self.cells:
             table.add_row("[dim]checking the data and the cache...[/]", *[""] * (len(STEPS) - 1))
         return table
+
+
+@contextmanager
+def _warnings_only() -> Iterator[None]:
+    """Only warnings on the terminal while the live table draws: step lines go to Prefect."""
+    import logging
+
+    handlers = logging.getLogger().handlers
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
 
 
 @contextmanager

@@ -4,7 +4,9 @@
 `run_in_pool(fn, *args)` runs a picklable function in it from a task's thread and waits, relaying
 the worker's `foundry` log lines to the caller's logger as they come, so they reach the Prefect
 task run's logs (and the UI) while training goes on. Outside `training_pool` the function runs in
-the calling process.
+the calling process. Processes start on the first job, so a run with nothing to do starts none;
+the retrain flow also builds the base and the pairs' negatives in the pool, which keeps the
+models out of the flow's own process while the workers train.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ logger = get_logger(__name__)
 
 _state: dict[str, Any] = {}
 _job_ids = itertools.count(1)
-_worker_job: dict[str, int] = {"id": 0}
+_worker_job: dict[str, int] = {"id": 0, "threads": 1}
 
 
 def plan_workers(configured: int, jobs: int, threads: int = 0) -> tuple[int, int]:
@@ -59,8 +61,11 @@ def training_pool(workers: int, threads: int) -> Iterator[None]:
         lines.close()
 
 
-def run_in_pool(fn: Callable[..., Any], *args: Any, log: logging.Logger | None = None) -> Any:
-    """`fn(*args)` in the pool (or here, outside one), relaying its log lines to `log`."""
+def run_in_pool(fn: Callable[..., Any], *args: Any, log: Any = None, threads: int = 0) -> Any:
+    """`fn(*args)` in the pool (or here, outside one), relaying its log lines to `log`.
+
+    `threads` sets the worker's torch threads for this job (0: the pool's setting): a job that
+    runs alone, such as building the base model, may use every core."""
     executor: ProcessPoolExecutor | None = _state.get("executor")
     if executor is None:
         return fn(*args)
@@ -69,7 +74,7 @@ def run_in_pool(fn: Callable[..., Any], *args: Any, log: logging.Logger | None =
     inbox: queue.Queue = queue.Queue()
     _state["inboxes"][job] = inbox
     try:
-        future: Future = executor.submit(_run_job, job, fn, *args)
+        future: Future = executor.submit(_run_job, job, threads, fn, *args)
         while True:
             try:
                 level, message = inbox.get(timeout=0.5)
@@ -117,6 +122,7 @@ def _init_worker(lines: Any, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    _worker_job["threads"] = threads
     root = logging.getLogger(ROOT)
     root.setLevel(logging.INFO)
     root.handlers[:] = [_QueueLines(lines)]
@@ -125,6 +131,9 @@ def _init_worker(lines: Any, threads: int) -> None:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
-def _run_job(job: int, fn: Callable[..., Any], *args: Any) -> Any:
+def _run_job(job: int, threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    import torch
+
     _worker_job["id"] = job
+    torch.set_num_threads(threads or _worker_job["threads"])
     return fn(*args)

@@ -327,7 +327,22 @@ def pairs_task(
 
 @task(name="preference-pairs-persona", task_run_name="pairs[{slug}]")
 def pairs_persona_task(config_path: str | None, slug: str, provider: str = "") -> dict[str, Any]:
-    """One persona's preference pairs from its turns (other personas' turns as they are now)."""
+    """One persona's preference pairs from its turns (other personas' turns as they are now),
+    in the flow's process pool when it has one: the generic negatives load the base model."""
+    import os
+
+    from prefect.logging import get_run_logger
+
+    from foundry.train_pool import run_in_pool
+
+    return run_in_pool(
+        persona_pairs, config_path, slug, provider, log=get_run_logger(),
+        threads=os.cpu_count() or 1,
+    )  # fmt: skip
+
+
+def persona_pairs(config_path: str | None, slug: str, provider: str = "") -> dict[str, Any]:
+    """Build one persona's pairs; what the flow records of them."""
     from foundry.config import load_config, load_settings
     from tasks.train import ensure_base
 

@@ -295,9 +295,8 @@ def _unsloth_lora(model: Any, config: FoundryConfig) -> Any:
     )
 
 
-@task(name="build-base")
-def build_base_task(config_path: str | None, refresh: bool = False) -> dict[str, Any]:
-    """Build (tiny, first time) or load the base model once, before per-persona training."""
+def build_base(config_path: str | None, refresh: bool = False) -> dict[str, Any]:
+    """Build (tiny, first time) or load the base model; what the flow records of it."""
     from foundry.config import load_config
 
     started = time.perf_counter()
@@ -308,6 +307,21 @@ def build_base_task(config_path: str | None, refresh: bool = False) -> dict[str,
         "is_tiny": base.is_tiny,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+@task(name="build-base")
+def build_base_task(config_path: str | None, refresh: bool = False) -> dict[str, Any]:
+    """Build or load the base model once, before per-persona work (in the flow's process pool
+    when it has one, on every core)."""
+    import os
+
+    from prefect.logging import get_run_logger
+
+    from foundry.train_pool import run_in_pool
+
+    return run_in_pool(
+        build_base, config_path, refresh, log=get_run_logger(), threads=os.cpu_count() or 1
+    )
 
 
 @task(name="train-adapter")

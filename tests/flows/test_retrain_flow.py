@@ -281,3 +281,28 @@ def test_without_personas_the_run_says_how_to_start(prefect_harness, tmp_path):
     assert state.is_failed()
     with pytest.raises(Exception, match="no personas in .*foundry init"):
         state.result()
+
+
+def test_watch_data_retrains_only_what_changed_since_its_champion(project, failed):
+    from flows.watch import watch_data
+
+    result = watch_data(config_path=str(project.source))
+
+    assert result["changed"] == ["priya-castellanos"]  # its edit never reached a champion
+    summary = result["retrain"]
+    assert summary["personas"]["priya-castellanos"]["status"] == "retrained"
+    assert all(
+        summary["personas"][s]["status"] == "cached" for s in PERSONAS if s != "priya-castellanos"
+    )
+    assert _champion(project, "priya-castellanos") == 2
+    again = watch_data(config_path=str(project.source))
+    assert again["changed"] == [] and again["retrain"] is None
+
+
+def test_the_promote_flow_promotes_an_earlier_version(project, edited):
+    from flows.promote import promote_flow
+
+    result = promote_flow("jonah-okafor", version=1, config_path=str(project.source), force=True)
+
+    assert result["promoted"] and result["version"] == 1
+    assert _champion(project, "jonah-okafor") == 1  # back from v2
