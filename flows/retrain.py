@@ -191,7 +191,6 @@ def _synthesize(run: _Run, config_path: str | None) -> None:
             retries=run.config.orchestration.retries,
             retry_delay_seconds=_backoff(run.config),
             retry_condition_fn=_worth_retrying,
-            timeout_seconds=run.config.orchestration.synth_timeout_s,
         )
         .submit(config_path, slug, run.plan.provider, share)
         for slug in run.active
@@ -216,11 +215,11 @@ def _pool_size(run: _Run) -> tuple[int, int]:
 
 
 def _train(run: _Run, config_path: str | None) -> None:
-    timeout = run.config.orchestration.train_timeout_s
+    # The time limit is enforced on the worker process (`orchestration.train_timeout_s`).
     futures = {
-        slug: run.cached(train_persona_task, run.plan.keys[slug].train)
-        .with_options(timeout_seconds=timeout)
-        .submit(config_path, slug, run.data_rev)
+        slug: run.cached(train_persona_task, run.plan.keys[slug].train).submit(
+            config_path, slug, run.data_rev
+        )
         for slug in run.active
     }
     _collect(run, "train", futures)

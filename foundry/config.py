@@ -191,11 +191,10 @@ class OrchestrationConfig(_Section):
     retry_delay_s: float = Field(
         30.0, ge=0, description="First retry delay; each next retry waits twice as long."
     )
-    synth_timeout_s: float = Field(
-        7200.0, gt=0, description="Longest one persona's synthesis may run."
-    )
     train_timeout_s: float = Field(
-        14400.0, gt=0, description="Longest one persona's SFT + DPO training may run."
+        14400.0,
+        gt=0,
+        description="Longest one persona's SFT + DPO training may run (its process is stopped).",
     )
     eval_timeout_s: float = Field(7200.0, gt=0, description="Longest evaluation may run.")
 

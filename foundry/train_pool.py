@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -54,18 +55,30 @@ def training_pool(workers: int, threads: int) -> Iterator[None]:
     try:
         yield
     finally:
+        overdue = _state.get("overdue", False)
         _state.clear()
-        executor.shutdown(wait=True, cancel_futures=True)
+        if overdue:  # a job past its limit is still running: stop the processes
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.terminate()
+        executor.shutdown(wait=not overdue, cancel_futures=True)
         lines.put(None)
         relay.join(timeout=5)
         lines.close()
 
 
-def run_in_pool(fn: Callable[..., Any], *args: Any, log: Any = None, threads: int = 0) -> Any:
+def run_in_pool(
+    fn: Callable[..., Any],
+    *args: Any,
+    log: Any = None,
+    threads: int = 0,
+    timeout: float | None = None,
+) -> Any:
     """`fn(*args)` in the pool (or here, outside one), relaying its log lines to `log`.
 
     `threads` sets the worker's torch threads for this job (0: the pool's setting): a job that
-    runs alone, such as building the base model, may use every core."""
+    runs alone, such as building the base model, may use every core. Past `timeout` seconds the
+    job fails with `TimeoutError`, and its process is stopped when the pool closes (a thread
+    cannot be interrupted, a process can)."""
     executor: ProcessPoolExecutor | None = _state.get("executor")
     if executor is None:
         return fn(*args)
@@ -73,9 +86,16 @@ def run_in_pool(fn: Callable[..., Any], *args: Any, log: Any = None, threads: in
     job = next(_job_ids)
     inbox: queue.Queue = queue.Queue()
     _state["inboxes"][job] = inbox
+    deadline = time.monotonic() + timeout if timeout else None
     try:
         future: Future = executor.submit(_run_job, job, threads, fn, *args)
         while True:
+            if deadline is not None and time.monotonic() > deadline and not future.done():
+                _state["overdue"] = True
+                raise TimeoutError(
+                    f"{getattr(fn, '__name__', 'the job')} ran past {timeout:.0f} s; its process "
+                    "is stopped (raise the limit in `orchestration` if the work needs longer)"
+                )
             try:
                 level, message = inbox.get(timeout=0.5)
                 log.log(level, "%s", message)

@@ -360,6 +360,10 @@ def train_persona_task(config_path: str | None, slug: str, data_rev: str = "") -
     `seconds` are the training's own, not the wait for a free process."""
     from prefect.logging import get_run_logger
 
+    from foundry.config import load_config
     from foundry.train_pool import run_in_pool
 
-    return run_in_pool(train_persona, config_path, slug, data_rev, log=get_run_logger())
+    limit = load_config(Path(config_path) if config_path else None).orchestration.train_timeout_s
+    return run_in_pool(
+        train_persona, config_path, slug, data_rev, log=get_run_logger(), timeout=limit
+    )

@@ -34,3 +34,22 @@ def test_inside_a_pool_the_work_runs_in_another_process_and_its_logs_come_back(c
 
     assert pid != os.getpid()
     assert any("working on persona-x" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def sleep_for(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "woke"
+
+
+def test_a_job_past_its_limit_fails_and_its_process_is_stopped():
+    import time
+
+    import pytest
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="ran past 1 s"), training_pool(1, 1):
+        run_in_pool(sleep_for, 120.0, timeout=1.0)
+
+    assert time.monotonic() - started < 60  # not the 120 s the job wanted
