@@ -1,8 +1,8 @@
 """Corpus preparation: read every file of a persona, normalise, drop duplicates, split, count.
 
 Public entry points: `prepare_persona(config, slug)` (contract, items with their split, stats and
-problems), `validate_personas(config, slugs)` and the `validate_data` task. Turning records into
-items (ids, kinds, duplicates, the deterministic train/eval split) lives in
+problems), `validate_personas(config, slugs)` (the retrain flow's `plan` step calls it). Turning
+records into items (ids, kinds, duplicates, the deterministic train/eval split) lives in
 `foundry.corpus_items`.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from pydantic import BaseModel, Field
 
 from foundry.config import FoundryConfig
@@ -22,7 +21,7 @@ from foundry.corpus_items import (
     drop_duplicate_items,
     records_to_items,
 )
-from foundry.errors import DataError, Problem, raise_for_errors
+from foundry.errors import Problem
 from foundry.framing import TopicSplit, split_topics
 from foundry.logs import get_logger
 from foundry.personas import (
@@ -186,24 +185,3 @@ def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> 
     return ValidationSummary(
         personas=prepared, topics=topics, topic_problems=topic_problems, topic_split=topic_split
     )
-
-
-@task(name="validate-data")
-def validate_data(config_path: str | None, personas: list[str] | None = None) -> dict[str, Any]:
-    """Validate every selected persona; fail with all errors listed; return stats per persona."""
-    from foundry.config import load_config
-
-    config = load_config(Path(config_path) if config_path else None)
-    summary = validate_personas(config, personas)
-    if not summary.personas:
-        raise DataError(
-            f"no personas in {config.personas_dir}; run `foundry init` (sample data) or "
-            "`foundry import faultline DIR`"
-        )
-    raise_for_errors(summary.problems, f"data in {config.data_dir}")
-    for problem in summary.problems:
-        logger.warning("%s", problem)
-    return {
-        p.slug: {**p.stats.model_dump(), "trainable": p.contract is None or p.contract.trainable}
-        for p in summary.personas
-    }

@@ -1,11 +1,12 @@
 """Preference pairs for DPO: what the persona would say (chosen) against what it would not say.
 
-Public entry points: `build_pairs(config, settings, ...)` turns the synthesis stage's accepted
-turns into pairs by the configured strategy mix (`foundry.preference_pairs`), generating the
-generic and constitution-violation negatives it needs (cached like every generation), and writes
-`data/synthetic/<slug>/pairs.jsonl`; `pairs_task` wraps it for flows; `export_pairs` writes TRL or
-Together files. `load_pairs(config, slug)` reads pairs.jsonl for training, or, when synthesis has
-not run, falls back to `cross_persona_pairs(summary, slug)`: pairs from the corpora alone.
+Public entry points: `build_pairs(config, settings, ...)` turns the synthesis stage's accepted turns
+into pairs by the configured strategy mix (`foundry.preference_pairs`), generating the generic and
+constitution-violation negatives it needs (cached like every generation), and writes
+`data/synthetic/<slug>/pairs.jsonl`; `pairs_persona_task` wraps it for the retrain flow;
+`export_pairs` writes TRL or Together files. `load_pairs(config, slug)` reads pairs.jsonl for
+training, or, when synthesis has not run, falls back to `cross_persona_pairs(summary, slug)`: pairs
+from the corpora alone.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ __all__ = [
     "cross_persona_pairs",
     "export_pairs",
     "load_pairs",
-    "pairs_task",
     "read_turns",
 ]
 
@@ -307,22 +307,6 @@ def _fields(exc: ValidationError) -> str:
     return "; ".join(
         f"`{'.'.join(map(str, e['loc'])) or 'line'}`: {e['msg']}" for e in exc.errors()
     )
-
-
-@task(name="preference-pairs")
-def pairs_task(
-    config_path: str | None, personas: list[str] | None = None, provider: str = ""
-) -> dict[str, Any]:
-    """Build preference pairs from the synthetic turns; return the summary as a dict."""
-    from foundry.config import load_config, load_settings
-    from tasks.train import ensure_base
-
-    config = load_config(Path(config_path) if config_path else None)
-    summary = build_pairs(
-        config, load_settings(), personas=personas, provider=provider,
-        load_base=lambda: ensure_base(config),
-    )  # fmt: skip
-    return summary.model_dump(mode="json")
 
 
 @task(name="preference-pairs-persona", task_run_name="pairs[{slug}]")

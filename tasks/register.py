@@ -2,9 +2,9 @@
 as a model version, and promote it by policy.
 
 Public entry points: `register_retrain(config, ...)` (a parent run, nested sft/dpo/eval runs, one
-model version per persona, challenger and champion aliases by `registry.promotion`) and the
-Prefect task `register_task`. Every decision, refusals included, is recorded on the version (tags)
-and in the run (`promotion.md`), beside the model card (`model_card.md`).
+model version per persona, challenger and champion aliases by `registry.promotion`) and the Prefect
+tasks `register_persona_task` and `promote_task`. Every decision, refusals included, is recorded on
+the version (tags) and in the run (`promotion.md`), beside the model card (`model_card.md`).
 """
 
 from __future__ import annotations
@@ -195,28 +195,6 @@ def _card(
         metrics=metrics,
         summary=contract.summary if contract else "",
     )
-
-
-@task(name="register")
-def register_task(
-    config_path: str | None,
-    personas: list[str],
-    data_rev: str,
-    content_hashes: dict[str, str],
-    eval_folder: str | None,
-    eval_metrics: dict[str, float] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Register the trained personas' adapters and promote by policy."""
-    from prefect.runtime import flow_run
-
-    from foundry.config import load_config
-
-    config = load_config(Path(config_path) if config_path else None)
-    return register_retrain(
-        config, personas, data_rev=data_rev, content_hashes=content_hashes,
-        eval_folder=Path(eval_folder) if eval_folder else None, eval_metrics=eval_metrics,
-        flow_run_id=str(flow_run.id or ""),
-    )  # fmt: skip
 
 
 @task(name="register-persona", task_run_name="register[{slug}]")

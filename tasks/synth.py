@@ -1,18 +1,18 @@
 """Synthetic debate turns: plan, generate (cached, budgeted), critique, filter, write.
 
-Public entry points: `synthesize(config, settings, ...)` returns a `SynthesisSummary`, the
-Prefect task `synth_task`, and `export_system_prompts` (phase 1: prompt-only personas).
+Public entry points: `synthesize(config, settings, ...)` returns a `SynthesisSummary`, the Prefect
+task `synth_persona_task` (one persona), and `export_system_prompts` (phase 1: prompt-only
+personas).
 
 Every generation is appended to `data/synthetic/<slug>/generations.jsonl` the moment it exists
 (`foundry.generation_cache`), so a rerun pays only for what is missing and a killed run loses
 nothing already paid for. Each run then rewrites, atomically, the persona's `turns.jsonl` (turns
-that passed the quality filters) and `rejected.jsonl` (the rest, each with its reasons): nothing
-is silently dropped.
+that passed the quality filters) and `rejected.jsonl` (the rest, each with its reasons): nothing is
+silently dropped.
 
-Turns come in two phases: claims, clarifications, concessions and reframes first, then
-challenges, which answer the passage of another persona's real writing that best fits the topic.
-A persona's turns depend only on its own inputs, so personas are synthesized (and cached) one by
-one.
+Turns come in two phases: claims, clarifications, concessions and reframes first, then challenges,
+which answer the passage of another persona's real writing that best fits the topic. A persona's
+turns depend only on its own inputs, so personas are synthesized (and cached) one by one.
 """
 
 from __future__ import annotations
@@ -328,25 +328,6 @@ def turn_row(request: TurnRequest, generated: GenerationResult) -> dict[str, Any
         "passage_ids": list(request.passage_ids),
         "opponent": request.opponent,
     }
-
-
-@task(name="synthesize")
-def synth_task(
-    config_path: str | None, personas: list[str] | None = None, provider: str = ""
-) -> dict[str, Any]:
-    """Synthesize debate turns for the selected personas; return the summary as a dict."""
-    from foundry.config import load_config, load_settings
-    from tasks.train import ensure_base
-
-    config = load_config(Path(config_path) if config_path else None)
-    summary = synthesize(
-        config,
-        load_settings(),
-        personas=personas,
-        provider=provider,
-        load_base=lambda: ensure_base(config),
-    )
-    return summary.model_dump(mode="json")
 
 
 @task(name="synthesize-persona", task_run_name="synthesize[{slug}]")

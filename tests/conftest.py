@@ -21,6 +21,16 @@ for _name in [n for n in os.environ if n.startswith("FOUNDRY_") and "__" in n]:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "examples" / "sample"
 FAULTLINE_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "faultline"
+# A tiny base and a few training steps: enough for the pipeline to run end to end in seconds.
+TINY_TRAINING = """
+base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
+  vocab_size: 800, batch_size: 4}}
+training:
+  lora: {r: 4, alpha: 8}
+  sft: {max_steps: 2, eval_steps: 2, batch_size: 4, max_length: 96}
+  dpo: {max_steps: 2, eval_steps: 2, batch_size: 2, max_length: 96}
+evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
+"""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

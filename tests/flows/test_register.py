@@ -10,22 +10,18 @@ import pytest
 from foundry.config import load_config
 from tasks.evaluate import evaluate, flat_metrics
 from tasks.register import register_retrain
-from tests.conftest import SAMPLE_DIR, make_project
+from tests.conftest import SAMPLE_DIR, TINY_TRAINING, make_project
 
 pytestmark = pytest.mark.slow
 
 PERSONAS = ["jonah-okafor", "tobias-renn"]
 SECRET = "fake-anthropic-key-for-lineage-test-0042"
-SMALL = """
-base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
-  vocab_size: 800, batch_size: 4}}
-training:
-  lora: {r: 4, alpha: 8}
-  sft: {max_steps: 2, eval_steps: 2, batch_size: 4, max_length: 96}
-  dpo: {max_steps: 2, eval_steps: 2, batch_size: 2, max_length: 96}
-evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
+SMALL = (
+    TINY_TRAINING
+    + """
 registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50}}
 """
+)
 
 
 @pytest.fixture(scope="module")

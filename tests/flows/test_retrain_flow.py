@@ -17,23 +17,19 @@ from typer.testing import CliRunner
 
 from foundry.config import load_config
 from tasks.versioning import init_project, read_data_version
-from tests.conftest import make_project
+from tests.conftest import TINY_TRAINING, make_project
 
 pytestmark = pytest.mark.slow
 
 PERSONAS = ["jonah-okafor", "marguerite-vale", "priya-castellanos", "tobias-renn"]
-SMALL = """
-base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
-  vocab_size: 800, batch_size: 4}}
-training:
-  lora: {r: 4, alpha: 8}
-  sft: {max_steps: 2, eval_steps: 2, batch_size: 4, max_length: 96}
-  dpo: {max_steps: 2, eval_steps: 2, batch_size: 2, max_length: 96}
+SMALL = (
+    TINY_TRAINING
+    + """
 synthesis: {turns_per_persona: 20}
-evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
 registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50, compare: []}}
 orchestration: {workers: 2}
 """
+)
 STEP_TASKS = ("synthesize", "pairs", "train", "register")
 
 
