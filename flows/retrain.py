@@ -286,16 +286,16 @@ def _backoff(config: FoundryConfig) -> list[float]:
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass next time (network, rate limits), not bad keys or bad data."""
-    from foundry.errors import DataError
-    from foundry.synthesis_jobs import ProviderAuthError, SynthesisError
+    from foundry.errors import FoundryError
+    from foundry.synthesis_jobs import RequestsFailedError
 
     try:
         state.result()
-    except (ProviderAuthError, DataError):
+    except RequestsFailedError:  # outages, rate limits: may pass next time
+        return True
+    except FoundryError:  # bad keys, bad data, the budget: the same again would fail again
         return False
-    except SynthesisError as exc:
-        return "failed" in str(exc)  # requests failed: transient; anything else is a setup error
-    except Exception:  # noqa: BLE001 - anything else may be transient
+    except Exception:  # noqa: BLE001 - anything else (network, disk) may be transient
         return True
     return False
 

@@ -30,6 +30,10 @@ class ProviderAuthError(SynthesisError):
     """The provider rejected the credentials; retrying cannot help."""
 
 
+class RequestsFailedError(SynthesisError):
+    """Some requests failed after their own retries (outages, rate limits); a later try may pass."""
+
+
 @dataclass(frozen=True)
 class GenerationJob:
     """One request. `key` is the cache key: a hash of provider, model, prompts and parameters."""

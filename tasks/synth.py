@@ -43,6 +43,7 @@ from foundry.synthesis_jobs import (
     GenerationResult,
     ProgressHook,
     Provider,
+    RequestsFailedError,
     RunReport,
     SynthesisError,
 )
@@ -346,11 +347,16 @@ def synth_persona_task(
         load_base=lambda: ensure_base(config),
     )  # fmt: skip
     counts = summary.personas[slug]
-    if counts.failed or counts.skipped_for_budget:
+    kept = "the turns made are kept and a rerun asks only for the missing ones"
+    if counts.skipped_for_budget:  # not retried: a retry would spend another share
         raise SynthesisError(
-            f"persona {slug}: {counts.failed} request(s) failed and {counts.skipped_for_budget} "
-            f"were left for the budget ({'; '.join(summary.failures) or 'no details'}); the turns "
-            "made are kept and a rerun asks only for the missing ones"
+            f"persona {slug}: {counts.skipped_for_budget} request(s) were left for the budget "
+            f"(`synthesis.budget_usd`, shared by the personas of a run); {kept}"
+        )
+    if counts.failed:
+        raise RequestsFailedError(
+            f"persona {slug}: {counts.failed} request(s) failed "
+            f"({'; '.join(summary.failures) or 'no details'}); {kept}"
         )
     return {
         **counts.model_dump(mode="json"),
