@@ -141,16 +141,17 @@ class _StepView:
     def render(self) -> Table:
         table = Table(title="retrain", show_edge=False)
         table.add_column("persona")
-        for step in STEPS[:-1]:
-            table.add_column(step)
         with self.lock:
+            deploying = any("deploy" in cells for cells in self.cells.values())
+            steps = [s for s in STEPS if s != "deploy" or deploying]
+            for step in steps:
+                table.add_column(step)
             for slug, cells in self.cells.items():
-                row = [cells.get(step, "") for step in STEPS[:-1]]
-                if not cells.get("evaluate"):
-                    row[STEPS.index("evaluate")] = self.shared.get("evaluate", "")
+                shared = {} if STATUS_STYLE["failed"] in cells.values() else self.shared
+                row = [cells.get(step) or shared.get(step, "") for step in steps]
                 table.add_row(slug, *row)
         if not self.cells:
-            table.add_row("[dim]checking the data and the cache...[/]", *[""] * (len(STEPS) - 1))
+            table.add_row("[dim]checking the data and the cache...[/]", *[""] * len(steps))
         return table
 
 
