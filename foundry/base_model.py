@@ -61,6 +61,12 @@ class LoadedBase:
     path: Path | None  # local folder (the tiny cache, or a local model); None for a hub id
     is_tiny: bool
 
+    @property
+    def identity(self) -> str:
+        """The id reports and persona vectors record: `tiny:<build>` (a hash of its inputs) or
+        the configured name."""
+        return f"tiny:{self.path.name}" if self.is_tiny and self.path else self.name
+
 
 def load_base(
     config: FoundryConfig,

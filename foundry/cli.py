@@ -346,6 +346,12 @@ def _register_model_commands() -> None:
         "eval",
         epilog="Example: foundry eval --variant prompt --variant dpo --json metrics.json",
     )(cli_eval.evaluate)
+    from foundry import cli_vectors
+
+    app.add_typer(cli_vectors.vectors_app, name="vectors")
+    app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(
+        cli_vectors.monitor
+    )
 
 
 _register_model_commands()

@@ -123,7 +123,11 @@ def generate(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     greedy: Annotated[bool, typer.Option(help="Greedy decoding instead of sampling.")] = False,
 ) -> None:
-    """Generate as personas through any variants, all rows in one mixed-adapter batch."""
+    """Generate as personas through any variants, all rows in one mixed-adapter batch.
+
+    `steer` is the base steered by the persona vector and `dpo+steer` the DPO adapter steered by
+    it (extract vectors first: `foundry vectors extract`).
+    """
     from foundry.generation import GenerationParams, GenerationRequest, load_for_generation
     from foundry.generation import generate as run_generation
     from foundry.personas import discover_personas, require_contract
@@ -142,9 +146,15 @@ def generate(
             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, do_sample=not greedy
         )
         with console.status(f"Generating {len(rows)} answer(s)..."):
-            model, tokenizer = load_for_generation(cfg, adapters)
+            model, tokenizer = load_for_generation(cfg, adapters, rows)
             requests = [
-                GenerationRequest(prompt=prompt, adapter=r.adapter, system=r.system) for r in rows
+                GenerationRequest(
+                    prompt=prompt,
+                    adapter=r.adapter,
+                    system=r.system,
+                    steer=(r.steer,) if r.steer else (),
+                )
+                for r in rows
             ]
             answers = run_generation(model, tokenizer, requests, params)
     table = Table(title=prompt, show_lines=True)

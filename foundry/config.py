@@ -30,6 +30,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -103,9 +104,10 @@ class EvaluationConfig(_Section):
     heldout_topic_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of debate topics kept out of training for eval."
     )
-    variants: list[Literal["base", "prompt", "sft", "dpo"]] = Field(
-        default_factory=lambda: ["base", "prompt", "sft", "dpo"],
-        description="Variants evaluated by default (missing adapters are skipped with a note).",
+    variants: list[Literal["base", "prompt", "sft", "dpo", "steer", "dpo+steer"]] = Field(
+        default_factory=lambda: ["base", "prompt", "sft", "dpo", "steer", "dpo+steer"],
+        description="Variants evaluated by default (missing adapters or persona vectors are "
+        "skipped with a note).",
     )
     prompts_per_persona: int = Field(
         0, ge=0, description="Held-out debate prompts each persona answers (0: all of them)."
@@ -199,6 +201,59 @@ class OrchestrationConfig(_Section):
     eval_timeout_s: float = Field(7200.0, gt=0, description="Longest evaluation may run.")
 
 
+class SteeringConfig(_Section):
+    """Persona vectors: extraction, layer and strength selection, and the fluency guard."""
+
+    enabled: bool = Field(
+        False,
+        description="Extract each persona's vector in the `retrain` flow after training (the "
+        "`steer` and `dpo+steer` variants need it); `foundry vectors extract` works either way.",
+    )
+    family: Literal["persona", "one_vs_rest"] = Field(
+        "one_vs_rest",
+        description="The contrast that steers: `persona` (the persona vs a neutral assistant) or "
+        "`one_vs_rest` (the persona vs the mean of the others); all are stored.",
+    )
+    layer: int = Field(
+        0, ge=0, description="hidden_states index to steer at (0: the layer with the best AUC)."
+    )
+    prompts: int = Field(
+        16, ge=2, description="Debate prompts answered under the contract and a neutral prompt."
+    )
+    max_texts: int = Field(
+        64, ge=2, description="Most real train texts per persona read for the vectors."
+    )
+    alphas: list[float] = Field(
+        default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 6.0, 8.0],
+        min_length=2,
+        description="Strengths swept (multiples of the raw mean-difference vector).",
+    )
+    sweep_prompts: int = Field(
+        8, ge=1, description="Train-topic debate prompts answered at each strength of the sweep."
+    )
+    max_new_tokens: int = Field(60, ge=8, description="Longest answer in the sweep, in tokens.")
+    fluency_tolerance: float = Field(
+        0.5,
+        ge=0.0,
+        description="Most a strength may raise the answers' mean NLL under the base (nats per "
+        "token) over the unsteered answers; a strength past it is refused.",
+    )
+    min_gain: float = Field(
+        0.02,
+        ge=0.0,
+        description="Least attribution gain over no steering for a strength to be chosen "
+        "(otherwise alpha 0 is kept and the note says steering did not help).",
+    )
+
+    @model_validator(mode="after")
+    def _alphas_start_at_zero(self) -> SteeringConfig:
+        if 0.0 not in self.alphas:
+            raise ValueError("alphas must include 0.0: the sweep compares every strength with none")
+        if any(a < 0 for a in self.alphas):
+            raise ValueError("alphas must not be negative (steer away with `vectors` algebra)")
+        return self
+
+
 class FoundryConfig(_Section):
     """The whole project configuration; sections fill in as stages land."""
 
@@ -212,6 +267,7 @@ class FoundryConfig(_Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    steering: SteeringConfig = Field(default_factory=SteeringConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
@@ -265,6 +321,10 @@ class FoundryConfig(_Section):
     def adapter_dir(self, slug: str, stage: str) -> Path:
         """Where persona `slug`'s adapter of `stage` (sft, dpo) lives once trained."""
         return self.adapters_dir / check_slug(slug) / check_slug(stage)
+
+    def vector_dir(self, slug: str) -> Path:
+        """Where persona `slug`'s persona vector lives once extracted (next to its adapters)."""
+        return self.adapters_dir / check_slug(slug) / "vector"
 
     def persona_dir(self, slug: str) -> Path:
         """The folder of persona `slug`; the slug is checked, so no name escapes `data/`."""

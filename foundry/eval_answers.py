@@ -23,7 +23,12 @@ from foundry.eval_schema import Skipped
 from foundry.framing import debate_prompt
 from foundry.schemas import DebateTopic, PersonaContract
 from foundry.training_data import item_prompts
-from foundry.variants import VARIANTS, ResolvedVariant, resolve_variant
+from foundry.variants import (
+    VARIANTS,
+    ResolvedVariant,
+    register_variant_vectors,
+    resolve_variant,
+)
 
 if TYPE_CHECKING:
     from foundry.generation import GenerationParams
@@ -77,8 +82,9 @@ class EvalSetup:
         adapters = {r.adapter: r.path for r in resolved if r.path is not None}
         check_adapters(adapters)
         base = load_base(self.config)
-        base_id = f"tiny:{base.path.name}" if base.is_tiny and base.path else base.name
-        return attach_adapters(base.model, adapters), base.tokenizer, base_id
+        model = attach_adapters(base.model, adapters)
+        register_variant_vectors(model, resolved, base.identity)
+        return model, base.tokenizer, base.identity
 
 
 def resolve_variants(
@@ -151,10 +157,19 @@ def generate_answers(
     for persona, chunk in _answer_batches(setup, resolved, params.batch_size):
         seeded = params.model_copy(update={"seed": persona_seed(params.seed, persona)})
         requests = [
-            GenerationRequest(prompt=debate_prompt(t), adapter=r.adapter, system=r.system)
+            GenerationRequest(
+                prompt=debate_prompt(t),
+                adapter=r.adapter,
+                system=r.system,
+                steer=(r.steer,) if r.steer else (),
+            )
             for r, t in chunk
         ]
-        rows = [[cache.adapter_id(q.adapter), q.system, q.prompt] for q in requests]
+        rows = [
+            [cache.adapter_id(q.adapter), q.system, q.prompt]
+            + ([cache.steer_id(q.steer)] if q.steer else [])
+            for q in requests
+        ]
         key = cache.key("answers", {"params": seeded.model_dump(), "rows": rows})
         jobs.append(BatchJob(key, persona, len(chunk), _generator(load, requests, seeded)))
         plans.append(chunk)

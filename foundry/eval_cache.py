@@ -34,6 +34,7 @@ from foundry.logs import get_logger
 from foundry.synthesis_jobs import SynthesisError
 from foundry.training_data import file_digest
 from foundry.variants import ResolvedVariant
+from foundry.vector_store import vector_digest
 
 logger = get_logger(__name__)
 
@@ -109,11 +110,16 @@ class EvalCache:
         self.memory: dict[str, Any] = {}
         self.context = context
         self.adapters = adapters | {BASE_ADAPTER: None}
+        self.steers: dict[str, str] = {}
         self.stats = stats if stats is not None else CacheStats()
 
     def adapter_id(self, name: str) -> str | None:
         """What an adapter name stands for in a key: the digest of its files (None: the base)."""
         return self.adapters[name]
+
+    def steer_id(self, names: Sequence[str]) -> list[str]:
+        """What steering vector names stand for in a key: their folders' digests and variants."""
+        return [self.steers[name] for name in names]
 
     def key(self, kind: str, payload: Any, use_model: bool = True) -> str:
         """sha256 of the canonical JSON of kind, payload and the context (`use_model`: with the
@@ -205,7 +211,11 @@ def open_eval_cache(
     }
     adapters = {r.adapter: adapter_digest(r.path) for r in resolved if r.path is not None}
     path = config.cache_dir / CACHE_DIRNAME / CACHE_FILENAME if use_file and base else None
-    return EvalCache(path, context, adapters, stats)
+    cache = EvalCache(path, context, adapters, stats)
+    cache.steers = {
+        r.steer: f"{r.variant}:{vector_digest(r.vector)}" for r in resolved if r.steer and r.vector
+    }
+    return cache
 
 
 def adapter_digest(folder: Path) -> str:

@@ -109,19 +109,21 @@ def _scoring_groups(
     groups = []
     for slug, variant in by_persona.items():
         adapter, system = variant.adapter, variant.system
+        steer = (variant.steer,) if variant.steer else ()
         matrix: list[tuple[Tag, ScoreRow]] = []
         for other in by_persona:
             for prompt, text in setup.heldout.get(other, []):
-                matrix.append((("ppl", slug, other), ScoreRow(prompt, text, adapter, system)))
+                row = ScoreRow(prompt, text, adapter, system, steer)
+                matrix.append((("ppl", slug, other), row))
             for statement in _held_beliefs(setup, other):
-                row = ScoreRow(GENERIC_PROMPT, statement, adapter, system)
+                row = ScoreRow(GENERIC_PROMPT, statement, adapter, system, steer)
                 matrix.append((("belief", slug, other), row))
         own: list[tuple[Tag, ScoreRow]] = []
         for index, position in enumerate(setup.contracts[slug].positions):
             if position.counterclaim:
                 key = position.id or str(index)
                 for side, text in (("claim", position.claim), ("counter", position.counterclaim)):
-                    row = ScoreRow(GENERIC_PROMPT, text, adapter, system)
+                    row = ScoreRow(GENERIC_PROMPT, text, adapter, system, steer)
                     own.append((("stance", slug, key, side), row))
         own += [
             (("fluency",), ScoreRow(row["prompt"], row["answer"] or " ", BASE_ADAPTER))

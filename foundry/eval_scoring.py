@@ -17,6 +17,7 @@ from typing import Any
 
 from foundry.adapter_loading import BASE_ADAPTER
 from foundry.eval_cache import BatchJob, EvalCache
+from foundry.steering import resolve_steering, steering
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class ScoreRow:
     completion: str
     adapter: str = BASE_ADAPTER
     system: str | None = None
+    steer: tuple[str, ...] = ()  # steering vectors registered with the model
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,11 @@ def score_batches(
     """
     jobs = []
     for owner, batch in batches:
-        rows = [[cache.adapter_id(r.adapter), r.system, r.prompt, r.completion] for r in batch]
+        rows = [
+            [cache.adapter_id(r.adapter), r.system, r.prompt, r.completion]
+            + ([cache.steer_id(r.steer)] if r.steer else [])
+            for r in batch
+        ]
         key = cache.key("scores", {"max_length": max_length, "rows": rows})
         jobs.append(BatchJob(key, owner, len(batch), _scorer(load, batch, max_length)))
     values = cache.run("scores", jobs, hook)
@@ -118,7 +124,7 @@ def _score_batch(
     import torch
     from peft import PeftModel
 
-    encoded = [_encode(tokenizer, row, max_length) for row in batch]
+    encoded = [encode_row(tokenizer, row, max_length) for row in batch]
     width = max(len(ids) for ids, _ in encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -132,9 +138,12 @@ def _score_batch(
     if isinstance(model, PeftModel):
         kwargs["adapter_names"] = [row.adapter for row in batch]
     device = model.device
-    logits = model(
-        input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
-    ).logits.float()
+    vectors = resolve_steering(model, [row.steer for row in batch])
+    starts = [prompt_len - 1 for _, prompt_len in encoded]  # as in generation: the new tokens
+    with steering(model, vectors, starts):
+        logits = model(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
+        ).logits.float()
     # Token t is predicted from position t - 1.
     targets = labels[:, 1:].to(device)
     logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -145,7 +154,7 @@ def _score_batch(
     return [Score(float(n), int(c)) for n, c in zip(nll, counts, strict=True)]
 
 
-def _encode(tokenizer: Any, row: ScoreRow, max_length: int) -> tuple[list[int], int]:
+def encode_row(tokenizer: Any, row: ScoreRow, max_length: int) -> tuple[list[int], int]:
     """(token ids of prompt + completion, prompt length); the chat template writes the bos."""
     messages = [{"role": "system", "content": row.system}] if row.system else []
     messages.append({"role": "user", "content": row.prompt})

@@ -27,6 +27,8 @@ from foundry.adapter_loading import (
 )
 from foundry.config import FoundryConfig
 from foundry.logs import get_logger
+from foundry.steering import resolve_steering, steering
+from foundry.variants import ResolvedVariant, register_variant_vectors
 
 __all__ = [
     "BASE_ADAPTER",
@@ -99,14 +101,20 @@ class GenerationRequest(BaseModel):
     system: str | None = Field(
         None, description="System prompt (e.g. the persona contract for the prompt-only variant)."
     )
+    steer: tuple[str, ...] = Field(
+        (), description="Steering vectors registered with the model (`register_vectors`) to add."
+    )
 
 
-def load_for_generation(config: FoundryConfig, adapters: dict[str, Path]) -> tuple[Any, Any]:
+def load_for_generation(
+    config: FoundryConfig, adapters: dict[str, Path], steered: Sequence[ResolvedVariant] = ()
+) -> tuple[Any, Any]:
     """Load the configured base once (tiny: the latest cached build) with `adapters` attached.
 
     Args:
         config: The project config (`base_model` section).
         adapters: Adapter name -> adapter folder; may be empty.
+        steered: Variants whose persona vectors to register (under `ResolvedVariant.steer`).
 
     Returns:
         `(model, tokenizer)`: a `PeftModel` when adapters were given, else the base model.
@@ -114,12 +122,15 @@ def load_for_generation(config: FoundryConfig, adapters: dict[str, Path]) -> tup
     Raises:
         AdapterError: An adapter folder or name is invalid (checked before the base loads).
         BaseModelError: The base model cannot be loaded.
+        VectorError: A persona vector comes from another base model.
     """
     from foundry.base_model import load_base
 
     check_adapters(adapters)  # fail before the (possibly slow) base model loads
     base = load_base(config)
-    return attach_adapters(base.model, adapters), base.tokenizer
+    model = attach_adapters(base.model, adapters)
+    register_variant_vectors(model, steered, base.identity)
+    return model, base.tokenizer
 
 
 def generate(
@@ -182,7 +193,11 @@ def _generate_batch(
     kwargs = _decoding_kwargs(model, tokenizer, params)
     if _is_peft(model):
         kwargs["adapter_names"] = [request.adapter for request in batch]
-    with torch.inference_mode():
+    vectors = resolve_steering(model, [request.steer for request in batch])
+    # The last prompt column (the same in every row under left padding) predicts the first new
+    # token: steering starts there, so it covers exactly the persona's own new tokens.
+    start = inputs["input_ids"].shape[1] - 1
+    with torch.inference_mode(), steering(model, vectors, [start] * len(batch)):
         output = model.generate(**inputs, **kwargs)
     new = output[:, inputs["input_ids"].shape[1] :]
     count = int((new != tokenizer.pad_token_id).sum())
