@@ -33,18 +33,20 @@ from tasks.evaluate import evaluation_task
 from tasks.plan import RetrainPlan, plan_task
 from tasks.preferences import pairs_persona_task
 from tasks.register import register_persona_task
+from tasks.steering import vectors_task
 from tasks.synth import synth_persona_task
 from tasks.train import build_base_task, train_persona_task
 from tasks.versioning import version_data_task
 
 logger = get_logger(__name__)
 
-PENDING_STAGES = ("persona vectors (issue 8)",)
+PENDING_STAGES: tuple[str, ...] = ()
 # Where each step's result goes in a persona's summary row.
 RESULT_KEYS = {
     "synthesize": "synthesis",
     "pairs": "pairs",
     "train": "adapters",
+    "vectors": "vectors",
     "register": "registry",
     "deploy": "deployment",
 }
@@ -87,6 +89,8 @@ def retrain(
             version = version_data_task(config_path)
             run.data_rev = version["data_rev"]
             _train(run, config_path)
+            if config.steering.enabled:
+                _vectors(run, config_path)
         _evaluate(run, config_path)
         _register(run, config_path)
         if deploy:
@@ -207,9 +211,15 @@ def _pairs(run: _Run, config_path: str | None) -> None:
 
 
 def _pool_size(run: _Run) -> tuple[int, int]:
-    """(processes, threads each) for the personas whose training is not cached."""
-    keys = [run.plan.keys[slug].train for slug in run.plan.personas]
-    to_train = [k for k in keys if run.force or not has_result(run.config, k)]
+    """(processes, threads each) for the personas whose training (or vectors) is not cached."""
+    keys = [run.plan.keys[slug] for slug in run.plan.personas]
+    to_train = [
+        k
+        for k in keys
+        if run.force
+        or not has_result(run.config, k.train)
+        or (k.vectors and not has_result(run.config, k.vectors))
+    ]
     orchestration = run.config.orchestration
     return plan_workers(orchestration.workers, len(to_train), orchestration.threads_per_worker)
 
@@ -225,10 +235,26 @@ def _train(run: _Run, config_path: str | None) -> None:
     _collect(run, "train", futures)
 
 
+def _vectors(run: _Run, config_path: str | None) -> None:
+    # Each persona's vector reads its own DPO adapter and every persona's real texts.
+    futures = {
+        slug: run.cached(vectors_task, run.plan.keys[slug].vectors).submit(
+            config_path, slug, run.data_rev
+        )
+        for slug in run.active
+    }
+    _collect(run, "vectors", futures)
+
+
 def _evaluate(run: _Run, config_path: str | None) -> None:
     if not run.active:
         return
-    current = [p for p in run.plan.peers if has_result(run.config, run.plan.keys[p].train)]
+    current = [
+        p
+        for p in run.plan.peers
+        if has_result(run.config, run.plan.keys[p].train)
+        and (not run.plan.keys[p].vectors or has_result(run.config, run.plan.keys[p].vectors))
+    ]
     slugs = [*run.active, *current]
     emit("", "evaluate", "running")
     task = run.cached(evaluation_task, run.plan.evaluation_key(run.config, slugs)).with_options(

@@ -73,6 +73,7 @@ def render_summary(result: dict[str, Any]) -> str:
             r["seconds"],
         ]  # fmt: skip
         lines.append("| " + " | ".join("-" if c in (None, "") else str(c) for c in cells) + " |")
+    lines += _vectors(result)
     lines += _decisions(result)
     lines += _evaluation(result.get("evaluation") or {})
     if result.get("not_trainable"):
@@ -88,6 +89,25 @@ def mlflow_link(tracking_uri: str, path: str) -> str:
     """A link into the MLflow UI: the tracking server itself, or `foundry ui`'s for a file store."""
     base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else MLFLOW_UI
     return f"{base}/#/{path}"
+
+
+def _vectors(result: dict[str, Any]) -> list[str]:
+    rows = [(s, r["vectors"]) for s, r in result["personas"].items() if r.get("vectors")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Persona vectors (layer by AUC, strength by the fluency-guarded sweep):",
+        "",
+        "| persona | layer | AUC | alpha steer | alpha dpo+steer | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for slug, v in rows:
+        alpha = v.get("alpha") or {}
+        cells = [slug, v.get("layer"), v.get("auc"), alpha.get("steer", "-"),
+                 alpha.get("dpo+steer", "-"), "; ".join(v.get("notes") or []) or "-"]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return lines
 
 
 def _decisions(result: dict[str, Any]) -> list[str]:

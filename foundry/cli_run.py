@@ -142,8 +142,9 @@ class _StepView:
         table = Table(title="retrain", show_edge=False)
         table.add_column("persona")
         with self.lock:
-            deploying = any("deploy" in cells for cells in self.cells.values())
-            steps = [s for s in STEPS if s != "deploy" or deploying]
+            # Optional steps get a column only when the run has them.
+            present = {step for cells in self.cells.values() for step in cells}
+            steps = [s for s in STEPS if s not in ("vectors", "deploy") or s in present]
             for step in steps:
                 table.add_column(step)
             for slug, cells in self.cells.items():

@@ -32,7 +32,13 @@ class PersonaKeys(BaseModel):
     synth: str
     pairs: str
     train: str
+    vectors: str  # empty when `steering.enabled` is off (no vectors step)
     registration: str
+
+    @property
+    def model(self) -> str:
+        """What the persona's evaluated variants depend on: its adapters, and its vector."""
+        return f"{self.train}:{self.vectors}" if self.vectors else self.train
 
 
 def digest(*parts: Any) -> str:
@@ -90,8 +96,22 @@ def persona_keys(
     )
     pairs = digest("pairs", synth, base, config.synthesis.pairs.model_dump(mode="json"))
     train = digest("train", pairs, base, config.training.model_dump(mode="json"))
-    register = digest("register", train, tracking, config.registry.model_dump(mode="json"))
-    return PersonaKeys(synth=synth, pairs=pairs, train=train, registration=register)
+    vectors = (
+        digest(
+            "vectors",
+            train,
+            config.steering.model_dump(mode="json"),
+            config.evaluation.model_dump(
+                mode="json", include={"temperature", "seed", "batch_size"}
+            ),
+        )
+        if config.steering.enabled
+        else ""
+    )
+    register = digest("register", train, vectors, tracking, config.registry.model_dump(mode="json"))
+    return PersonaKeys(
+        synth=synth, pairs=pairs, train=train, vectors=vectors, registration=register
+    )
 
 
 def evaluation_key(config: FoundryConfig, train_keys: dict[str, str], base: str) -> str:

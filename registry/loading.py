@@ -14,7 +14,7 @@ from foundry.adapter_loading import attach_adapters, check_adapter_folder
 from foundry.atomic import replace_dir, staged_dir
 from foundry.config import FoundryConfig
 from registry.models import CHAMPION, RegistryError, get_alias_version, is_not_found, model_name
-from registry.tracking import open_client, tracking_uri
+from registry.tracking import VECTOR_ARTIFACT, open_client, tracking_uri
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -47,6 +47,20 @@ def download_adapter(uri: str, tracking_uri: str, dst: Path | None = None) -> Pa
     folder = Path(local)
     check_adapter_folder(folder)
     return folder
+
+
+def _fetch_vector(run_id: str, tracking_uri: str, target: Path) -> None:
+    """Download the persona vector logged with a champion's run to `target` (replaced whole)."""
+    import mlflow
+
+    with staged_dir(target.parent, prefix=".vector-") as stage_dir:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=VECTOR_ARTIFACT,
+            dst_path=str(stage_dir),
+            tracking_uri=tracking_uri,
+        )
+        replace_dir(Path(local), target)
 
 
 def _resolve_models_uri(uri: str, tracking_uri: str) -> str:
@@ -113,5 +127,7 @@ def fetch_champions(config: FoundryConfig, slugs: list[str], root: Path) -> dict
         with staged_dir(target.parent, prefix=f".{stage}-") as stage_dir:
             folder = download_adapter(f"models:/{model_name(slug)}@{CHAMPION}", uri, stage_dir)
             replace_dir(folder, target)
+        if "vector.layer" in (champion.tags or {}):  # registered with its persona vector
+            _fetch_vector(champion.run_id, uri, root / slug / VECTOR_ARTIFACT)
         fetched[slug] = int(champion.version)
     return fetched

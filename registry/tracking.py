@@ -19,7 +19,10 @@ from typing import Any
 from foundry.config import FoundryConfig
 from foundry.errors import FoundryError
 from foundry.eval_schema import EvalReport
+from foundry.logs import get_logger
 from foundry.trainers import AdapterArtifact
+
+logger = get_logger(__name__)
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
@@ -182,3 +185,37 @@ def log_eval_run(
 
 def finish_run(client: Any, run_id: str, failed: bool = False) -> None:
     client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+
+VECTOR_ARTIFACT = "vector"
+
+
+def log_vector(client: Any, run_id: str, folder: Path, adapter: Path) -> dict[str, str]:
+    """Log the persona vector folder with the adapter's run; return the model-version tags.
+
+    A vector whose `dpo+steer` strength was swept on another adapter than `adapter` (the one
+    being registered) is stale and is not logged: its strength would not fit the adapter.
+    """
+    from foundry.eval_cache import adapter_digest
+    from foundry.vector_store import META_FILE
+
+    if not (folder / META_FILE).is_file():
+        return {}
+    meta = json.loads((folder / META_FILE).read_text())
+    swept_on = (meta.get("adapters") or {}).get("dpo")
+    if swept_on and swept_on != adapter_digest(adapter):
+        logger.warning(
+            "persona vector in %s was swept on an older adapter; not registered with this "
+            "version (run `foundry vectors extract --persona %s`)", folder, meta.get("persona"),
+        )  # fmt: skip
+        return {}
+    client.log_artifacts(run_id, str(folder), VECTOR_ARTIFACT)
+    for key in ("layer", "family", "base_model"):
+        client.log_param(run_id, f"vector_{key}", meta[key])
+    alphas = meta.get("alpha") or {}
+    return {
+        "vector.layer": str(meta["layer"]),
+        "vector.family": str(meta["family"]),
+        "vector.base_model": str(meta["base_model"]),
+        **{f"vector.alpha.{k.replace('+', '_')}": str(v) for k, v in alphas.items()},
+    }

@@ -60,7 +60,7 @@ class RetrainPlan(BaseModel):
     tracking_uri: str
 
     def evaluation_key(self, config: FoundryConfig, slugs: Sequence[str]) -> str:
-        return evaluation_key(config, {s: self.keys[s].train for s in slugs}, self.base_key)
+        return evaluation_key(config, {s: self.keys[s].model for s in slugs}, self.base_key)
 
 
 def plan_retrain(

@@ -39,6 +39,7 @@ from registry.tracking import (
     lineage_tags,
     log_adapter_run,
     log_eval_run,
+    log_vector,
     open_client,
     start_parent_run,
 )
@@ -122,11 +123,14 @@ def _register_persona(
             f"register; train it (`foundry train --persona {slug}`)"
         )
     metrics = persona_metrics(report, stage, slug) if report and stage in report.metrics else {}
+    vector = log_vector(
+        client, runs[stage], config.vector_dir(slug), config.adapter_dir(slug, "dpo")
+    )
     version = register_adapter(
         client,
         slug,
         runs[stage],
-        tags={**tags, "stage": stage, **metric_tags(metrics)},
+        tags={**tags, "stage": stage, **metric_tags(metrics), **vector},
         description=f"{stage} adapter for persona {slug}, data {tags.get('data_rev', '?')}",
     )
     number = int(version.version)

@@ -122,6 +122,7 @@ def extract_vectors(
         DataError: the persona data has errors.
     """
     from foundry.attribution import fit_content_classifier, fit_style_classifier
+    from foundry.eval_cache import adapter_digest
 
     corpus = _read_corpus(config)
     selected = list(personas) if personas else list(corpus.contracts)
@@ -193,6 +194,10 @@ def extract_vectors(
             },
             "samples": samples,
             "data_version": data_rev,
+            # The adapter the dpo+steer strength was swept on: registration checks it.
+            "adapters": (
+                {"dpo": adapter_digest(config.adapter_dir(slug, "dpo"))} if slug in dpo else {}
+            ),
             "alpha": chosen,
             "sweep": sweeps,
             "cross_effects": effects,

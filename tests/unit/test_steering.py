@@ -168,7 +168,8 @@ def test_rows_of_one_batch_use_their_own_vectors(tiny):
     register_vectors(model, {"a": a, "b": b})
     mixed = generate(
         model, tokenizer,
-        [GenerationRequest(prompt=PROMPTS[0], steer=("a",)), GenerationRequest(prompt=PROMPTS[0], steer=("b",)),
+        [GenerationRequest(prompt=PROMPTS[0], steer=("a",)),
+         GenerationRequest(prompt=PROMPTS[0], steer=("b",)),
          GenerationRequest(prompt=PROMPTS[0])],
         GREEDY,
     )  # fmt: skip

@@ -1,0 +1,194 @@
+"""Persona vectors on a small tiny base: extraction through the CLI, the steer variants in
+evaluation (cached and uncached alike), generation, registration with the model version, the
+refusal of a vector from another base, and transcript monitoring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from foundry.cli import app
+from foundry.config import load_config
+from foundry.eval_cache import CacheStats
+from foundry.vector_store import VectorError
+from tasks.evaluate import evaluate
+from tests.conftest import SAMPLE_DIR, TINY_TRAINING, make_project
+
+pytestmark = pytest.mark.slow
+
+PERSONAS = ["jonah-okafor", "tobias-renn"]
+STEERING = """
+steering: {prompts: 4, sweep_prompts: 3, alphas: [0, 2, 8], max_new_tokens: 12, max_texts: 12}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Two personas with SFT and DPO adapters, then their vectors extracted by the CLI."""
+    from tasks.train import ensure_base, train_dpo, train_sft
+
+    root = make_project(
+        tmp_path_factory.mktemp("vectors") / "project", config_text=TINY_TRAINING + STEERING
+    )
+    shutil.copytree(SAMPLE_DIR, root / "data")
+    config = load_config(root / "foundry.yaml")
+    ensure_base(config)
+    for slug in PERSONAS:
+        train_sft(config, slug)
+        train_dpo(config, slug)
+    args = ["vectors", "extract", "-c", str(root / "foundry.yaml")]
+    result = CliRunner().invoke(app, [*args, *(f"--persona={s}" for s in PERSONAS)])
+    assert result.exit_code == 0, result.output
+    return root, config, result.output
+
+
+def test_extract_stores_every_family_with_its_metadata(project):
+    root, config, output = project
+    assert "Persona vectors" in output and "tobias-renn" in output
+    meta = json.loads((config.vector_dir("tobias-renn") / "vector.json").read_text())
+    layers = config.base_model.tiny.num_layers
+    assert "output of decoder block L-1" in meta["convention"]
+    assert 1 <= meta["layer"] <= layers and meta["layer_choice"] == "auc"
+    assert meta["family"] == "one_vs_rest" and meta["base_model"].startswith("tiny:")
+    assert set(meta["alpha"]) == {"steer", "dpo+steer"}
+    assert all(len(meta["sweep"][v]) == 3 for v in ("steer", "dpo+steer"))
+    assert all(0.0 <= auc <= 1.0 for aucs in meta["auc"].values() for auc in aucs)
+    assert meta["auc"]["one_vs_rest"][meta["layer"] - 1] == max(meta["auc"]["one_vs_rest"])
+    assert meta["samples"]["train_texts"] == 12 and meta["samples"]["neutral_answers"] == 4
+    assert {"persona", "one_vs_rest", "persona_prompted", "persona_texts", "vs:jonah-okafor"} <= (
+        set(meta["norms"])
+    )
+    assert meta["adapters"]["dpo"]  # the adapter the dpo+steer strength was swept on
+    png = (config.vector_dir("tobias-renn") / "sweep.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    # Each chosen strength is fluent by the guard.
+    for variant, rows in meta["sweep"].items():
+        chosen = next(r for r in rows if r["alpha"] == meta["alpha"][variant])
+        assert chosen["nll_gain"] <= 0.5
+
+
+def test_show_prints_the_sweep(project):
+    root, _, _ = project
+    result = CliRunner().invoke(
+        app, ["vectors", "show", "-c", str(root / "foundry.yaml"), "--persona", "tobias-renn"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "tobias-renn steer sweep" in result.output and "AUC per layer" in result.output
+
+
+def test_steer_variants_evaluate_the_same_from_cache_and_without(project, tmp_path):
+    _, config, _ = project
+    variants = ["base", "dpo", "steer", "dpo+steer"]
+    first, _ = evaluate(config, variants=variants, personas=PERSONAS, out_dir=tmp_path / "a")
+    assert first.variants == variants
+    for variant in ("steer", "dpo+steer"):
+        assert first.metrics[variant].answers == 2 * len(first.heldout_topics)
+        assert first.metrics[variant].perplexity is not None
+    stats = CacheStats()
+    again, _ = evaluate(
+        config, variants=variants, personas=PERSONAS, out_dir=tmp_path / "b", cache_stats=stats
+    )
+    assert not stats.is_model_loaded  # every steered batch came from the cache
+    fresh, _ = evaluate(
+        config, variants=variants, personas=PERSONAS, out_dir=tmp_path / "c", cache=False
+    )
+    for report in (again, fresh):
+        assert report.metrics == first.metrics
+    rows = [
+        json.loads(line) for line in (tmp_path / "a" / "answers.jsonl").read_text().splitlines()
+    ]
+    answers = {(r["variant"], r["persona"], r["topic_id"]): r["answer"] for r in rows}
+    for slug in PERSONAS:
+        meta = json.loads((config.vector_dir(slug) / "vector.json").read_text())
+        for variant, unsteered in (("steer", "base"), ("dpo+steer", "dpo")):
+            pairs = [
+                (answer, answers[(unsteered, slug, topic)])
+                for (v, s, topic), answer in answers.items()
+                if v == variant and s == slug
+            ]
+            # At strength 0 a steered variant is its unsteered one; above 0 it speaks otherwise.
+            is_same = all(a == b for a, b in pairs)
+            assert is_same == (meta["alpha"][variant] == 0.0), (slug, variant, meta["alpha"])
+
+
+def test_generate_with_a_steer_variant(project):
+    root, _, _ = project
+    result = CliRunner().invoke(
+        app,
+        ["generate", "-c", str(root / "foundry.yaml"), "--persona", "tobias-renn",
+         "--variant", "steer", "--variant", "dpo+steer", "--max-new-tokens", "8",
+         "Will AI capex pay off?"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "dpo+steer" in result.output
+
+
+def test_a_vector_from_another_base_is_refused(project, tmp_path):
+    _, config, _ = project
+    other = config.with_adapters_dir(tmp_path / "adapters")
+    for slug in PERSONAS:
+        shutil.copytree(config.adapters_dir / slug, other.adapter_dir(slug, "dpo").parent)
+    meta_file = other.vector_dir("tobias-renn") / "vector.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "base_model": "tiny:tiny-0000"}))
+    with pytest.raises(VectorError, match="extracted from base model 'tiny:tiny-0000'"):
+        evaluate(other, variants=["steer"], personas=PERSONAS, out_dir=tmp_path / "r", cache=False)
+
+
+def test_the_vector_is_registered_with_the_model_version_and_fetched(project, tmp_path):
+    from registry.loading import fetch_champions
+    from registry.models import get_alias_version, promote_version
+    from registry.tracking import open_client
+    from tasks.register import register_retrain
+
+    _, config, _ = project
+    result = register_retrain(
+        config, ["tobias-renn"], data_rev="test", content_hashes={"tobias-renn": "h"},
+        eval_folder=None,
+    )  # fmt: skip
+    version = result["tobias-renn"]["version"]
+    client = open_client(config)
+    tags = client.get_model_version("persona-tobias-renn", str(version)).tags
+    meta = json.loads((config.vector_dir("tobias-renn") / "vector.json").read_text())
+    assert tags["vector.layer"] == str(meta["layer"])
+    assert tags["vector.alpha.dpo_steer"] == str(meta["alpha"]["dpo+steer"])
+    promote_version(client, "tobias-renn", version, config.registry.promotion, force=True)
+    assert int(get_alias_version(client, "tobias-renn", "champion").version) == version
+    fetch_champions(config, ["tobias-renn"], tmp_path / "champions")
+    fetched = tmp_path / "champions" / "tobias-renn" / "vector"
+    for name in ("vectors.safetensors", "vector.json"):
+        original = config.vector_dir("tobias-renn") / name
+        assert (fetched / name).read_bytes() == original.read_bytes()
+
+
+def test_monitor_reports_turns_and_flags(project, tmp_path):
+    from tasks.steering import heldout_rows
+
+    root, config, _ = project
+    held = heldout_rows(config)
+    turns = [
+        {"speaker": "tobias-renn", "text": held["tobias-renn"][0].response},
+        {"speaker": "jonah-okafor", "text": held["jonah-okafor"][0].response},
+        {"speaker": "tobias-renn", "text": held["tobias-renn"][1].response},
+    ]
+    transcript = tmp_path / "debate.jsonl"
+    transcript.write_text("".join(json.dumps(t) + "\n" for t in turns))
+    out = tmp_path / "scores.json"
+    args = ["monitor", str(transcript), "-c", str(root / "foundry.yaml"), "--json", str(out)]
+    extract = CliRunner().invoke(
+        app, ["vectors", "extract", "-c", str(root / "foundry.yaml")]
+    )  # monitoring reads every persona's vector
+    assert extract.exit_code == 0, extract.output
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [t["speaker"] for t in report["turns"]] == [t["speaker"] for t in turns]
+    assert all(set(t["scores"]) == set(held) for t in report["turns"])
+    transcript.write_text(
+        '{"speaker": "tobias-renn", "text": "x"}\n{"speaker": "nobody", "text": "y"}\n'
+    )
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 1 and "line 2" in bad.output
