@@ -12,12 +12,12 @@ over a persona's train texts (`response_activations`) minus another persona's, a
      median seconds, tokens/s and the ratio steered / unsteered (target <= 1.10). A third row
      does the same with a persona's DPO adapter loaded and named by every request (LoRA +
      steering), when `.foundry/adapters/<slug>/dpo` exists; otherwise it is skipped with a note.
-  2. Extraction per persona: (a) always, the activation pass extraction does
-     (`response_activations` over up to `--texts` train texts of each persona; these activations
-     also make the vector above); (b) `tasks.steering.extract_vectors(config, personas=[slug])`
-     for the first persona (`--extract-each`: every persona) and once for all of them, when it
-     exists with that signature (writing to a scratch adapters folder, never the project's).
-     The output says which ran, or why (b) did not.
+  2. Extraction per persona: (a) the activation pass extraction does (`response_activations`
+     over up to `--texts` train texts of each persona; these activations also make the vector
+     above); (b) `tasks.steering.extract_vectors(config, [slug])` for the first persona
+     (`--extract-each`: every persona) and once for all of them, on a scratch copy of the
+     trained adapters (so `dpo+steer` is swept where a DPO adapter exists; the project's own
+     vectors are never touched).
   3. A summary table; `--json OUT` also writes the numbers.
 
 Run: `.venv/bin/python benchmarks/steering.py [--threads 2] [--repeats 5] [--max-new-tokens 64]
@@ -28,10 +28,9 @@ Run: `.venv/bin/python benchmarks/steering.py [--threads 2] [--repeats 5] [--max
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -48,6 +47,7 @@ from foundry.generation import GenerationParams, GenerationRequest, attach_adapt
 from foundry.steering import SteerVector, register_vectors
 from foundry.training_data import item_prompts
 from tasks.corpus import validate_personas
+from tasks.steering import extract_vectors
 from tasks.train import ensure_base
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -126,34 +126,6 @@ def generation_row(
     }
 
 
-def extract_vectors_calls(
-    config: FoundryConfig, slugs: list[str], adapters_dir: Path, each: bool
-) -> dict[str, Callable[[], Any]] | str:
-    """Calls of `tasks.steering.extract_vectors` for one persona (every persona when `each`) and
-    for all in one call (the key `*`), or why there are none. Vectors are written under
-    `adapters_dir`, never the project's."""
-    try:
-        module = importlib.import_module("tasks.steering")
-    except ImportError as exc:
-        return f"tasks.steering cannot be imported ({exc})"
-    function = getattr(module, "extract_vectors", None)
-    if function is None:
-        return "tasks.steering has no extract_vectors"
-    params = inspect.signature(function).parameters
-    required = [
-        name
-        for name, p in params.items()
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    if required != ["config"] or "personas" not in params:
-        return f"extract_vectors{inspect.signature(function)} is not (config, personas, ...)"
-    scratch = config.with_adapters_dir(adapters_dir)
-    alone = slugs if each else slugs[:1]
-    calls = {slug: (lambda s=slug: function(scratch, personas=[s])) for slug in alone}
-    calls["*"] = lambda: function(scratch, personas=list(slugs))
-    return calls
-
-
 def time_extraction(
     config: FoundryConfig,
     base: Any,
@@ -182,23 +154,28 @@ def time_extraction(
         out["extract_label"] = "not run (--no-extract)"
         return out
     with tempfile.TemporaryDirectory(prefix="steering-bench-") as tmp:
-        calls = extract_vectors_calls(config, list(rows), Path(tmp), each)
-        if isinstance(calls, str):
-            out["extract_label"] = f"not timed: {calls}"
-            return out
+        # A scratch copy of the trained adapters: the dpo+steer sweep runs where they exist,
+        # and the project's own vectors are never touched.
+        scratch_dir = Path(tmp) / "adapters"
+        if config.adapters_dir.is_dir():
+            shutil.copytree(
+                config.adapters_dir, scratch_dir, ignore=shutil.ignore_patterns("vector")
+            )
+        scratch = config.with_adapters_dir(scratch_dir)
+        slugs = list(rows)
+        calls = {slug: [slug] for slug in (slugs if each else slugs[:1])} | {"*": slugs}
         seconds = {}
-        try:
-            for slug, call in calls.items():
-                started = time.perf_counter()
-                call()
-                seconds[slug] = time.perf_counter() - started
-        except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
-            out["extract_label"] = f"failed ({type(exc).__name__}: {exc})"
-            return out
+        for label, personas in calls.items():
+            started = time.perf_counter()
+            extract_vectors(scratch, personas)
+            seconds[label] = time.perf_counter() - started
+        swept = sum(
+            (scratch.adapter_dir(s, "dpo") / "adapter_config.json").is_file() for s in slugs
+        )
     out["extract_label"] = (
-        "tasks.steering.extract_vectors(config, personas=[slug]) alone (with its shared setup: "
-        "base load, classifiers, every persona's means, neutral answers), and all personas in "
-        "one call; no DPO adapters (scratch adapters folder), so only the `steer` sweep"
+        "tasks.steering.extract_vectors(config, [slug]) alone (with its shared setup: base load, "
+        "classifiers, every persona's means, neutral answers), and all personas in one call; "
+        f"{swept} of {len(slugs)} personas have a DPO adapter, so a dpo+steer sweep too"
     )
     out["extract_seconds"] = seconds
     return out

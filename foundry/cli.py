@@ -278,7 +278,7 @@ def _print_section(section: BaseModel, indent: str) -> None:
             console.print(f"{indent}{key}:", highlight=False)
             _print_section(value, indent + "  ")
             continue
-        shown = str(value) if not isinstance(value, list) else f"[{', '.join(value)}]"
+        shown = str(value) if not isinstance(value, list) else f"[{', '.join(map(str, value))}]"
         console.print(
             f"{indent}{key}: {shown or repr('')}  # {field.description}",
             highlight=False,

@@ -59,8 +59,11 @@ def test_explicit_variant_without_adapter_fails_and_default_skips_it(config, tmp
         evaluate(config, variants=["sft"], out_dir=tmp_path / "a")
     report, _ = evaluate(config, personas=["jonah-okafor", "tobias-renn"], out_dir=tmp_path / "b")
     assert {(s.persona, s.variant) for s in report.skipped} == {
-        (p, v) for p in ("jonah-okafor", "tobias-renn") for v in ("sft", "dpo")
+        (p, v)
+        for p in ("jonah-okafor", "tobias-renn")
+        for v in ("sft", "dpo", "steer", "dpo+steer")
     }
+    assert all("no persona vector" in s.reason for s in report.skipped if s.variant == "steer")
     assert report.variants == ["base", "prompt"]
     assert "skipped" in (tmp_path / "b" / "report.md").read_text().lower()
 

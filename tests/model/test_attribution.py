@@ -100,7 +100,8 @@ def evaluation(trained, tmp_path_factory):
 
 def test_evaluation_sees_trained_adapters_where_base_and_prompt_are_not(evaluation):
     report, _ = evaluation
-    assert report.variants == ["base", "prompt", "sft", "dpo"] and not report.skipped
+    assert report.variants == ["base", "prompt", "sft", "dpo"]
+    assert {s.variant for s in report.skipped} <= {"steer", "dpo+steer"}  # no vectors here
     accuracy = {
         kind: {v: getattr(m, f"attribution_{kind}").accuracy for v, m in report.metrics.items()}
         for kind in ("style", "content")
@@ -128,3 +129,67 @@ def test_evaluation_writes_a_report_a_schema_valid_json_and_plots(evaluation):
     assert "variants.png" in plots and any(p.startswith("confusion_") for p in plots)
     answers = (folder / "answers.jsonl").read_text().splitlines()
     assert len(answers) == len(report.variants) * len(report.personas) * len(report.heldout_topics)
+
+
+@pytest.fixture(scope="module")
+def steered(trained, tmp_path_factory):
+    """Every persona's vector extracted (a shorter sweep), beside a copy of the adapters."""
+    from tasks.steering import extract_vectors
+
+    config, summary = trained
+    folder = tmp_path_factory.mktemp("steered") / "adapters"
+    shutil.copytree(config.adapters_dir, folder)
+    settings = config.steering.model_copy(
+        update={"alphas": [0.0, 2.0, 4.0, 8.0], "prompts": 8, "sweep_prompts": 6}
+    )
+    config = config.with_adapters_dir(folder).model_copy(update={"steering": settings})
+    return config, summary, {r.persona: r for r in extract_vectors(config)}
+
+
+def test_steering_at_the_chosen_strength_raises_attribution_and_stays_fluent(steered, classifier):
+    """Checked on held-out topics the sweep never saw, by another classifier than the sweep's."""
+    from foundry.eval_scoring import ScoreRow, score_completions
+    from foundry.generation import (
+        GenerationParams,
+        GenerationRequest,
+        generate,
+        load_for_generation,
+    )
+    from foundry.variants import resolve_variant
+
+    config, summary, results = steered
+    tolerance = config.steering.fluency_tolerance
+    for result in results.values():
+        rows = {r["alpha"]: r for r in result.sweep["steer"]}
+        assert rows[result.alpha["steer"]]["nll_gain"] <= tolerance
+    assert sum(r.alpha["steer"] > 0 for r in results.values()) >= 3, {
+        s: r.alpha for s, r in results.items()
+    }
+    resolved = [resolve_variant(config, p.contract, "steer") for p in summary.personas]
+    model, tokenizer = load_for_generation(config, {}, resolved)
+    prompts = [debate_prompt(t) for t in summary.topic_split.heldout]
+    params = GenerationParams(max_new_tokens=60, temperature=0.7, seed=1)
+    gains, nll_gains = [], []
+    for variant in resolved:
+        if results[variant.persona].alpha["steer"] == 0.0:
+            continue
+        requests = [GenerationRequest(prompt=q, steer=(variant.steer,)) for q in prompts]
+        steered_answers = generate(model, tokenizer, requests, params)
+        plain = generate(model, tokenizer, [GenerationRequest(prompt=q) for q in prompts], params)
+        gains.append(
+            own_share(classifier, steered_answers, variant.persona)
+            - own_share(classifier, plain, variant.persona)
+        )
+        nll = [
+            score_completions(
+                model,
+                tokenizer,
+                [ScoreRow(q, a or " ") for q, a in zip(prompts, texts, strict=True)],
+            )
+            for texts in (steered_answers, plain)
+        ]
+        mean = [sum(s.nll for s in n) / sum(s.tokens for s in n) for n in nll]
+        nll_gains.append(mean[0] - mean[1])
+    print(f"\nsteering: own-share gains {gains}, NLL gains {nll_gains}")
+    assert sum(gains) / len(gains) >= 0.2 and min(gains) > 0
+    assert max(nll_gains) <= tolerance + 0.25  # the guard, with room for other prompts

@@ -29,7 +29,20 @@ def test_the_persona_data_changes_every_step(tmp_path):
     config = _config(tmp_path)
     before, after = _keys(config), _keys(config, content="c2")
 
-    assert all(getattr(before, f) != getattr(after, f) for f in type(before).model_fields)
+    assert before.vectors == ""  # no vectors step while `steering.enabled` is off
+    fields = [f for f in type(before).model_fields if f != "vectors"]
+    assert all(getattr(before, f) != getattr(after, f) for f in fields)
+
+
+def test_steering_settings_change_vectors_and_registration_only(tmp_path):
+    enabled = _keys(_config(tmp_path, "steering: {enabled: true}\n"))
+    tuned = _keys(_config(tmp_path, "steering: {enabled: true, alphas: [0, 3]}\n"))
+    edited = _keys(_config(tmp_path, "steering: {enabled: true}\n"), content="c2")
+
+    assert enabled.vectors and enabled.train == tuned.train
+    assert enabled.vectors != tuned.vectors and enabled.registration != tuned.registration
+    assert enabled.model != tuned.model  # the evaluation sees the new vector
+    assert edited.vectors != enabled.vectors
 
 
 def test_training_settings_change_training_and_registration_only(tmp_path):
