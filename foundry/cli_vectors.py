@@ -38,10 +38,10 @@ def extract(config: ConfigOption = None, persona: PersonaOption = None) -> None:
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:
         results = extract_vectors(cfg, persona, data_rev=read_data_rev(cfg), progress=bars)
-    table = Table(title="Persona vectors")
-    for column in ("persona", "layer", "AUC", "alpha steer", "alpha dpo+steer", "attribution",
-                   "NLL gain", "seconds"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "persona" else "right")
+    table = Table(title="Persona vectors (attribution and NLL gain: the steer sweep)")
+    table.add_column("persona", no_wrap=True)
+    for column in ("layer", "AUC", "α steer", "α dpo+steer", "attribution", "NLL +", "s"):
+        table.add_column(column, justify="right", no_wrap=True)
     for result in results:
         chosen = _chosen_row(result.sweep.get("steer", []), result.alpha.get("steer"))
         table.add_row(
@@ -50,14 +50,14 @@ def extract(config: ConfigOption = None, persona: PersonaOption = None) -> None:
             f"{result.auc:.2f}",
             _alpha(result.alpha.get("steer")),
             _alpha(result.alpha.get("dpo+steer")),
-            f"{chosen['zero']:.2f} -> {chosen['attribution']:.2f}" if chosen else "-",
+            f"{chosen['zero']:.2f}→{chosen['attribution']:.2f}" if chosen else "-",
             f"{chosen['nll_gain']:+.2f}" if chosen else "-",
             f"{result.seconds:.0f}",
         )
     console.print(table)
     for result in results:
         for note in result.notes:
-            err_console.print(f"[yellow]{result.persona}[/]: {note}", highlight=False)
+            err_console.print(f"[yellow]warning[/] {result.persona}: {note}", highlight=False)
     console.print(
         f"Stored under {cfg.adapters_dir}/<persona>/vector (sweep.png plots each sweep). Next: "
         "`foundry eval --variant steer --variant dpo+steer`, or "

@@ -147,7 +147,7 @@ def extract_vectors(
     results = []
     for slug in selected:
         steps = 3 + len(STEER_VARIANTS) * len(config.steering.alphas)
-        hook = progress(f"vectors[{slug}]", steps) if progress else None
+        hook = progress(f"vectors: {slug}", steps) if progress else None
         started = time.perf_counter()
         directions, samples = _directions(model, tokenizer, corpus, slug, means, neutral)
         if hook:
@@ -205,7 +205,7 @@ def extract_vectors(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "notes": notes,
         }
-        plot = _plot(slug, sweeps, config.steering.fluency_tolerance)
+        plot = _plot(slug, sweeps, chosen, config.steering.fluency_tolerance)
         folder = save_persona_vector(
             PersonaVector(slug, directions, meta), config.vector_dir(slug), {PLOT_FILE: plot}
         )
@@ -471,8 +471,8 @@ def choose_alpha(
 
 def _choose_alpha(rows: Sequence[dict[str, Any]], config: FoundryConfig) -> tuple[float, list[str]]:
     alpha, why = choose_alpha(rows, config.steering.fluency_tolerance, config.steering.min_gain)
-    for line in why:
-        logger.warning("%s", line)
+    for line in why:  # the CLI prints them after its table; the flow's summary lists them
+        logger.info("%s", line)
     return alpha, why
 
 
@@ -522,8 +522,14 @@ def _cross_effects(
     return effects
 
 
-def _plot(slug: str, sweeps: dict[str, list[dict[str, Any]]], tolerance: float) -> bytes:
-    """Attribution and NLL gain against strength, one line per variant, the guard shaded."""
+def _plot(
+    slug: str,
+    sweeps: dict[str, list[dict[str, Any]]],
+    chosen: dict[str, float],
+    tolerance: float,
+) -> bytes:
+    """Attribution and NLL gain against strength, one line per variant; the refused region
+    shaded, each chosen strength starred."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -548,13 +554,16 @@ def _plot(slug: str, sweeps: dict[str, list[dict[str, Any]]], tolerance: float) 
             alpha=0.6,
             label=f"{variant} NLL gain",
         )
+        pick = next((r for r in rows if r["alpha"] == chosen.get(variant)), None)
+        if pick is not None:
+            left.plot([pick["alpha"]], [pick["attribution"]], "*", color=color, markersize=14)
     right.axhspan(tolerance, max(tolerance * 2, _max_gain(sweeps) + 0.1), color="red", alpha=0.08)
-    right.axhline(tolerance, color="red", linewidth=0.8, label="fluency guard")
+    right.axhline(tolerance, color="red", linewidth=0.8, label="fluency guard (refused above)")
     left.set_xlabel("alpha (multiples of the persona vector)")
     left.set_ylabel("own-persona attribution")
     right.set_ylabel("NLL gain under base (nats/token)")
     left.set_ylim(0, 1)
-    left.set_title(f"{slug}: steering strength sweep", fontsize=10)
+    left.set_title(f"{slug}: steering strength sweep (star: chosen)", fontsize=10)
     handles = left.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
     left.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper left")
