@@ -129,14 +129,25 @@ def monitor(
 
     cfg = load_cli_config(config)
     with user_errors(), console.status("Reading the transcript through the persona vectors..."):
-        report = _monitor(cfg, transcript, drift_threshold, converge_drop, window)
+        report, matrix = _monitor(cfg, transcript, drift_threshold, converge_drop, window)
+    calibration = Table(
+        title="Held-out texts (rows) on each persona's vector (columns): mean projection; "
+        f"diagonal dominance {matrix.diagonal_dominance():.2f}"
+    )
+    calibration.add_column("texts of", no_wrap=True)
+    for column in matrix.columns:
+        calibration.add_column(column, justify="right")
+    for owner, values in zip(matrix.rows, matrix.values, strict=True):
+        calibration.add_row(owner, *(f"{v:.3f}" for v in values))
+    console.print(calibration)
     console.print(report.render_table())
     for flag in report.flags:
         console.print(f"[bold red]{flag.kind}[/]: {flag.message}", highlight=False)
     if not report.flags:
         console.print("[green]no drift or convergence flagged[/]")
     if json_out:
-        write_text_atomic(json_out, json.dumps(report.to_dict(), indent=2) + "\n")
+        document = {**report.to_dict(), "calibration": matrix.to_dict()}
+        write_text_atomic(json_out, json.dumps(document, indent=2) + "\n")
         console.print(f"wrote {json_out}")
 
 
@@ -164,10 +175,11 @@ def _monitor(cfg: Any, transcript: Path, drift: float, drop: float, window: int)
     }
     turns = read_transcript(transcript, known=list(vectors))
     matrix = projection_matrix(base.model, base.tokenizer, held, vectors)
-    return monitor_transcript(
+    report = monitor_transcript(
         base.model, base.tokenizer, turns, vectors, baselines(matrix),
         drift_threshold=drift, converge_drop=drop, window=window,
     )  # fmt: skip
+    return report, matrix
 
 
 def _chosen_row(rows: list[dict[str, Any]], alpha: float | None) -> dict[str, Any] | None:

@@ -187,7 +187,8 @@ def log_to_mlflow(report: EvalReport, folder: Path, run_id: str, tracking_uri: s
 
 
 def flat_metrics(report: EvalReport) -> dict[str, float]:
-    """`eval.<variant>.<metric>` -> value for every number of the summary that exists."""
+    """`eval.<variant>.<metric>` -> value for every number of the summary that exists (a `+`
+    in a variant's name becomes `_`)."""
     flat: dict[str, float] = {}
     for variant, m in report.metrics.items():
         values = {
@@ -201,7 +202,8 @@ def flat_metrics(report: EvalReport) -> dict[str, float]:
             "fluency_nll": m.fluency and m.fluency.nll_under_base,
             "distinct_2": m.fluency and m.fluency.distinct_2,
         }
-        flat |= {f"eval.{variant}.{k}": float(v) for k, v in values.items() if v is not None}
+        name = variant.replace("+", "_")  # MLflow names allow no "+" (dpo+steer -> dpo_steer)
+        flat |= {f"eval.{name}.{k}": float(v) for k, v in values.items() if v is not None}
     return flat
 
 

@@ -28,9 +28,11 @@ SMALL = (
 synthesis: {turns_per_persona: 20}
 registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50, compare: []}}
 orchestration: {workers: 2}
+steering: {enabled: true, prompts: 2, sweep_prompts: 2, alphas: [0, 4], max_new_tokens: 8,
+  max_texts: 8}
 """
 )
-STEP_TASKS = ("synthesize", "pairs", "train", "register")
+STEP_TASKS = ("synthesize", "pairs", "train", "vectors", "register")
 
 
 def _task_states(flow_run_id) -> dict[str, str]:
@@ -155,10 +157,16 @@ def test_cold_run_trains_evaluates_registers_and_promotes_every_persona(project,
         for stage in ("sft", "dpo"):
             assert (project.adapter_dir(slug, stage) / "adapter_model.safetensors").is_file()
         assert _versions(project, slug) == [1] and _champion(project, slug) == 1
+        meta = json.loads((project.vector_dir(slug) / "vector.json").read_text())
+        assert meta["data_version"] == result["data_rev"]
+        assert result["personas"][slug]["vectors"]["layer"] == meta["layer"]
     assert result["data_rev"] == read_data_version(project).data_rev
     summary = _artifact("retrain-summary", cold.state_details.flow_run_id)
     assert "retrained: " + ", ".join(PERSONAS) in summary
     assert "persona-tobias-renn: v1 promoted" in summary and "#/models/persona-" in summary
+    assert "Persona vectors" in summary
+    evaluation = json.loads((Path(result["evaluation"]["folder"]) / "metrics.json").read_text())
+    assert {"steer", "dpo+steer"} <= set(evaluation["variants"])
     table = _artifact("retrain-metrics", cold.state_details.flow_run_id)
     assert all(slug in table for slug in PERSONAS)
 
@@ -176,6 +184,10 @@ def test_the_evaluate_flow_re_evaluates_the_champions_from_the_registry(project,
         fetched = folder.parent / "champions" / slug / "dpo" / "adapter_model.safetensors"
         trained = project.adapter_dir(slug, "dpo") / "adapter_model.safetensors"
         assert fetched.read_bytes() == trained.read_bytes()
+        vector = folder.parent / "champions" / slug / "vector" / "vectors.safetensors"
+        assert (
+            vector.read_bytes() == (project.vector_dir(slug) / "vectors.safetensors").read_bytes()
+        )
 
 
 def test_a_rerun_with_nothing_changed_is_all_cache_hits(project, cold, rerun):

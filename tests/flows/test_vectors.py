@@ -97,6 +97,18 @@ def test_steer_variants_evaluate_the_same_from_cache_and_without(project, tmp_pa
     )
     for report in (again, fresh):
         assert report.metrics == first.metrics
+    # The steered variants' metrics are valid MLflow names.
+    from registry.tracking import open_client
+    from tasks.evaluate import flat_metrics, log_to_mlflow, tracking_uri
+
+    client = open_client(config)
+    run = client.create_run(client.create_experiment("steer-metrics"))
+    log_to_mlflow(first, tmp_path / "a", run.info.run_id, tracking_uri(config))
+    logged = client.get_run(run.info.run_id).data.metrics
+    assert (
+        logged["eval.dpo_steer.style_accuracy"]
+        == flat_metrics(first)["eval.dpo_steer.style_accuracy"]
+    )
     rows = [
         json.loads(line) for line in (tmp_path / "a" / "answers.jsonl").read_text().splitlines()
     ]
@@ -187,6 +199,8 @@ def test_monitor_reports_turns_and_flags(project, tmp_path):
     report = json.loads(out.read_text())
     assert [t["speaker"] for t in report["turns"]] == [t["speaker"] for t in turns]
     assert all(set(t["scores"]) == set(held) for t in report["turns"])
+    assert report["calibration"]["rows"] == report["calibration"]["columns"] == list(held)
+    assert "diagonal dominance" in result.output
     transcript.write_text(
         '{"speaker": "tobias-renn", "text": "x"}\n{"speaker": "nobody", "text": "y"}\n'
     )
