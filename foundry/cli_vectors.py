@@ -38,9 +38,12 @@ def extract(config: ConfigOption = None, persona: PersonaOption = None) -> None:
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:
         results = extract_vectors(cfg, persona, data_rev=read_data_rev(cfg), progress=bars)
-    table = Table(title="Persona vectors (attribution and NLL gain: the steer sweep)")
+    table = Table(
+        title="Persona vectors",
+        caption="alpha: steer / dpo+steer; attribution and NLL +: steer at its alpha vs none",
+    )
     table.add_column("persona", no_wrap=True)
-    for column in ("layer", "AUC", "α steer", "α dpo+steer", "attribution", "NLL +", "s"):
+    for column in ("layer", "AUC", "alpha", "attribution", "NLL +"):
         table.add_column(column, justify="right", no_wrap=True)
     for result in results:
         chosen = _chosen_row(result.sweep.get("steer", []), result.alpha.get("steer"))
@@ -48,11 +51,9 @@ def extract(config: ConfigOption = None, persona: PersonaOption = None) -> None:
             result.persona,
             str(result.layer),
             f"{result.auc:.2f}",
-            _alpha(result.alpha.get("steer")),
-            _alpha(result.alpha.get("dpo+steer")),
+            f"{_alpha(result.alpha.get('steer'))} / {_alpha(result.alpha.get('dpo+steer'))}",
             f"{chosen['zero']:.2f}→{chosen['attribution']:.2f}" if chosen else "-",
             f"{chosen['nll_gain']:+.2f}" if chosen else "-",
-            f"{result.seconds:.0f}",
         )
     console.print(table)
     for result in results:

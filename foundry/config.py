@@ -218,13 +218,13 @@ class SteeringConfig(_Section):
         0, ge=0, description="hidden_states index to steer at (0: the layer with the best AUC)."
     )
     prompts: int = Field(
-        16, ge=2, description="Debate prompts answered under the contract and a neutral prompt."
+        8, ge=2, description="Debate prompts answered under the contract and a neutral prompt."
     )
     max_texts: int = Field(
         64, ge=2, description="Most real train texts per persona read for the vectors."
     )
     alphas: list[float] = Field(
-        default_factory=lambda: [0.0, 1.0, 2.0, 4.0, 6.0, 8.0],
+        default_factory=lambda: [0.0, 2.0, 4.0, 6.0, 8.0],
         min_length=2,
         description="Strengths swept (multiples of the raw mean-difference vector).",
     )
