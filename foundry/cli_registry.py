@@ -56,7 +56,8 @@ def show_cmd(slug: SlugArgument, config: ConfigOption = None) -> None:
     with user_errors():
         info = show_persona(open_client(cfg), slug)
     table = Table(title=f"persona-{slug}")
-    for column in ("version", "aliases", "decision", "data version", "git commit", "created"):
+    columns = ("version", "aliases", "decision", "data version", "git commit", "vector", "created")
+    for column in columns:
         table.add_column(column)
     for version in info["versions"]:
         tags = version.get("tags", {})
@@ -66,9 +67,18 @@ def show_cmd(slug: SlugArgument, config: ConfigOption = None) -> None:
             tags.get("promotion.decision", "-"),
             tags.get("data_rev", "-")[:12],
             tags.get("git_commit", "-")[:12],
+            _vector(tags),
             str(version.get("created", "")),
         )
     console.print(table)
+
+
+def _vector(tags: dict[str, str]) -> str:
+    """`L<layer> a<steer>/<dpo+steer>` for a version registered with its persona vector."""
+    if "vector.layer" not in tags:
+        return "-"
+    alphas = [tags.get(f"vector.alpha.{v}", "-") for v in ("steer", "dpo_steer")]
+    return f"L{tags['vector.layer']} a{'/'.join(alphas)}"
 
 
 @registry_app.command("promote", epilog="Example: foundry registry promote tobias-renn --version 3")

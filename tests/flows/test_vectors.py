@@ -167,6 +167,9 @@ def test_the_vector_is_registered_with_the_model_version_and_fetched(project, tm
     meta = json.loads((config.vector_dir("tobias-renn") / "vector.json").read_text())
     assert tags["vector.layer"] == str(meta["layer"])
     assert tags["vector.alpha.dpo_steer"] == str(meta["alpha"]["dpo+steer"])
+    shown = CliRunner().invoke(app, ["registry", "show", "tobias-renn", "-c", str(config.source)])
+    alphas = f"a{meta['alpha']['steer']}/{meta['alpha']['dpo+steer']}"
+    assert f"L{meta['layer']}" in shown.output and alphas in shown.output
     promote_version(client, "tobias-renn", version, config.registry.promotion, force=True)
     assert int(get_alias_version(client, "tobias-renn", "champion").version) == version
     fetch_champions(config, ["tobias-renn"], tmp_path / "champions")
