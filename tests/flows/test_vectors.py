@@ -209,3 +209,25 @@ def test_monitor_reports_turns_and_flags(project, tmp_path):
     )
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 1 and "line 2" in bad.output
+
+
+def test_a_layer_out_of_range_is_refused_before_any_work(project):
+    from foundry.activations import LayerError
+    from tasks.steering import extract_vectors
+
+    _, config, _ = project
+    layers = config.base_model.tiny.num_layers
+    bad = config.model_copy(update={"steering": config.steering.model_copy(update={"layer": 9})})
+    with pytest.raises(LayerError, match=rf"layer 9 is out of range: .* 1\.\.{layers}"):
+        extract_vectors(bad, ["tobias-renn"])
+
+
+def test_one_persona_alone_has_nothing_to_contrast_with(tmp_path):
+    from tasks.steering import SteeringSetupError, extract_vectors
+
+    root = make_project(tmp_path / "project", config_text=TINY_TRAINING)
+    shutil.copytree(SAMPLE_DIR, root / "data")
+    for other in ("jonah-okafor", "marguerite-vale", "priya-castellanos"):
+        shutil.rmtree(root / "data" / "personas" / other)
+    with pytest.raises(SteeringSetupError, match="1 persona.*add another persona"):
+        extract_vectors(load_config(root / "foundry.yaml"))
