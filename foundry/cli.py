@@ -346,7 +346,11 @@ def _register_model_commands() -> None:
         "eval",
         epilog="Example: foundry eval --variant prompt --variant dpo --json metrics.json",
     )(cli_eval.evaluate)
-    from foundry import cli_vectors
+    from foundry import cli_serve, cli_vectors
+
+    app.command(
+        "serve", epilog="Example: foundry serve --port 8000   (then any OpenAI client, model=SLUG)"
+    )(cli_serve.serve)
 
     app.add_typer(cli_vectors.vectors_app, name="vectors")
     app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(

@@ -231,3 +231,25 @@ def test_one_persona_alone_has_nothing_to_contrast_with(tmp_path):
         shutil.rmtree(root / "data" / "personas" / other)
     with pytest.raises(SteeringSetupError, match="1 persona.*add another persona"):
         extract_vectors(load_config(root / "foundry.yaml"))
+
+
+def test_the_local_server_answers_as_each_persona_with_its_vector(project):
+    from fastapi.testclient import TestClient
+
+    from deploy.local import BASE_NAME, build_app
+
+    _, config, _ = project
+    app, engine, adapters, vectors = build_app(config)
+    try:
+        client = TestClient(app)
+        ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
+        assert ids == [BASE_NAME, *PERSONAS]
+        assert {f"{s}@{v}" for s in PERSONAS for v in ("steer", "dpo+steer")} <= vectors
+        for slug in PERSONAS:
+            body = {"model": slug, "messages": [{"role": "user", "content": "Will AI pay off?"}],
+                    "max_tokens": 8, "persona_vector": slug}  # fmt: skip
+            reply = client.post("/v1/chat/completions", json=body)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["model"] == slug
+    finally:
+        engine.close()

@@ -1,0 +1,194 @@
+"""An OpenAI-compatible HTTP server over one base model and many persona adapters.
+
+`create_app(engine, base_name, adapters)` answers:
+- `GET /v1/models`: the base and every loaded adapter (clients pick one with `model`);
+- `POST /v1/chat/completions`: one answer per request, batched with concurrent requests across
+  adapters (`deploy.batching`); `stream: true` sends it as server-sent events (the chunks come
+  when the row's batch is done: rows are decoded together, not token by token);
+  `persona_vector: SLUG` steers the answer by that persona's vector at its chosen strength;
+- `POST /v1/load_lora_adapter` / `POST /v1/unload_lora_adapter` with vLLM's semantics: a
+  duplicate name is a 400, an unknown one a 404.
+Errors use OpenAI's shape: `{"error": {"message", "type", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from deploy.batching import BatchingEngine
+from foundry.adapter_loading import BASE_ADAPTER, AdapterError, attach_adapters
+from foundry.generation import GenerationParams, GenerationRequest
+
+
+def create_app(
+    engine: BatchingEngine,
+    base_name: str,
+    adapters: dict[str, Path],
+    vectors: set[str] | None = None,
+) -> Any:
+    """The FastAPI app; `adapters` are already attached to `engine.model` under their names,
+    `vectors` names the registered steering vectors (`<slug>@steer`, `<slug>@dpo+steer`)."""
+    app = FastAPI(title="Persona Foundry local server")
+    served: dict[str, Path | None] = {base_name: None, **adapters}
+    steering = set(vectors or ())
+    created = int(time.time())
+
+    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "persona-foundry",
+                    "root": base_name if name != base_name else name,
+                }
+                for name in served
+            ],  # fmt: skip
+        }
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(request: Request) -> Any:
+        import asyncio
+
+        body = await request.json()
+        model = body.get("model")
+        if model not in served:
+            return error(
+                404, f"The model `{model}` does not exist; served: {', '.join(served)}",
+                "NotFoundError",
+            )  # fmt: skip
+        try:
+            job, params = _job(body, model, base_name, steering)
+        except ValueError as exc:
+            return error(400, str(exc))
+        future = engine.submit(job, params)
+        try:
+            text = await asyncio.wrap_future(future)
+        except Exception as exc:  # noqa: BLE001 - the client gets the reason
+            return error(500, f"generation failed: {exc}", "InternalServerError")
+        completion = len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
+        finish = "length" if completion >= params.max_new_tokens else "stop"
+        answer_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if body.get("stream"):
+            return StreamingResponse(
+                _events(answer_id, model, text, finish), media_type="text/event-stream"
+            )
+        prompt = len(engine.tokenizer(job.prompt, add_special_tokens=False)["input_ids"])
+        return {
+            "id": answer_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
+            ],  # fmt: skip
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+
+    @app.post("/v1/load_lora_adapter", response_model=None)
+    async def load(request: Request) -> Any:
+        body = await request.json()
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if not name or not path:
+            return error(400, "both `lora_name` and `lora_path` must be provided")
+        if name in served:
+            return error(400, f"The lora adapter '{name}' has already been loaded.")
+        try:
+            with engine.lock:
+                engine.model = attach_adapters(engine.model, {name: Path(path)})
+        except AdapterError as exc:
+            return error(400, str(exc))
+        served[name] = Path(path)
+        return f"Success: LoRA adapter '{name}' added successfully."
+
+    @app.post("/v1/unload_lora_adapter", response_model=None)
+    async def unload(request: Request) -> Any:
+        body = await request.json()
+        name = body.get("lora_name")
+        if name not in served or name == base_name:
+            return error(404, f"The lora adapter '{name}' cannot be found.", "NotFoundError")
+        with engine.lock:
+            engine.model.delete_adapter(name)
+        del served[name]
+        return f"Success: LoRA adapter '{name}' removed successfully."
+
+    return app
+
+
+def _job(
+    body: dict[str, Any], model: str, base_name: str, steering: set[str]
+) -> tuple[GenerationRequest, GenerationParams]:
+    """The generation request and settings of a chat completion body."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("`messages` must be a non-empty list of {role, content}")
+    system = "\n\n".join(m.get("content", "") for m in messages if m.get("role") == "system")
+    turns = [m for m in messages if m.get("role") != "system"]
+    if not turns or turns[-1].get("role") != "user":
+        raise ValueError("the last message must come from the `user`")
+    # Earlier turns are quoted into the prompt: the chat template here has one user turn.
+    earlier = "".join(f"{m['role']}: {m.get('content', '')}\n" for m in turns[:-1])
+    prompt = (earlier + "\n" if earlier else "") + str(turns[-1].get("content", ""))
+    adapter = BASE_ADAPTER if model == base_name else model
+    steer: tuple[str, ...] = ()
+    if body.get("persona_vector"):
+        name = f"{body['persona_vector']}@{'steer' if adapter == BASE_ADAPTER else 'dpo+steer'}"
+        if name not in steering:
+            raise ValueError(
+                f"no persona vector {body['persona_vector']!r} is loaded; loaded: "
+                f"{', '.join(sorted({n.split('@')[0] for n in steering})) or 'none'}"
+            )
+        steer = (name,)
+    temperature = float(body.get("temperature", 0.7))
+    tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 120
+    params = GenerationParams(
+        max_new_tokens=int(tokens),
+        min_new_tokens=min(int(body.get("min_tokens", 0)), int(tokens)),  # vLLM's extra field
+        temperature=temperature if temperature > 0 else 1.0,
+        top_p=float(body.get("top_p", 0.95)),
+        do_sample=temperature > 0,
+        seed=int(body.get("seed", 0)),
+    )
+    request = GenerationRequest(prompt=prompt, adapter=adapter, system=system or None, steer=steer)
+    return request, params
+
+
+def _events(answer_id: str, model: str, text: str, finish: str) -> Iterator[str]:
+    """Server-sent events: the role, the content word by word, the finish reason, `[DONE]`."""
+    created = int(time.time())
+
+    def chunk(delta: dict[str, str], reason: str | None = None) -> str:
+        payload = {
+            "id": answer_id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+        }  # fmt: skip
+        return f"data: {json.dumps(payload)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        yield chunk({"content": word if index == 0 else " " + word})
+    yield chunk({}, finish)
+    yield "data: [DONE]\n\n"
