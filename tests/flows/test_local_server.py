@@ -173,3 +173,52 @@ def test_an_adapter_loaded_at_runtime_answers_and_unloads(server):
     )
     assert removed.status_code == 200
     assert _chat(url, "persona-2").status_code == 404
+
+
+def test_vllm_launch_spec_covers_every_adapter_and_rounds_the_rank(server, tmp_path):
+    from deploy.vllm import copy_adapters, launch_spec
+
+    _, _, folders = server
+    spec = launch_spec("meta-llama/Llama-3.1-8B-Instruct", folders, "/adapters")
+    command = spec["command"]
+    assert command[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct"]
+    assert "--enable-lora" in command and "persona-2=/adapters/persona-2" in command
+    assert command[command.index("--max-loras") + 1] == "3"
+    assert command[command.index("--max-lora-rank") + 1] == "8"  # r=4 rounds up to 8
+    assert spec["compose"]["services"]["vllm"]["command"] == command[2:]
+    assert spec["kubernetes_container"]["args"] == command[2:]
+    placed = copy_adapters(folders, str(tmp_path / "remote"))
+    for slug in folders:
+        files = sorted(p.name for p in (tmp_path / "remote" / slug).iterdir())
+        assert files == ["adapter_config.json", "adapter_model.safetensors"], placed[slug]
+    copy_adapters({"persona-0": folders["persona-0"]}, "memory://served")  # any fsspec URL
+
+
+def test_vllm_client_against_the_local_server(server):
+    from deploy import DeployError
+    from deploy.vllm import VllmClient, hot_swap
+
+    url, _, folders = server
+    client = VllmClient(url)
+    assert client.models()[:3] == [BASE, "persona-0", "persona-1"]
+    with pytest.raises(DeployError, match="400: The lora adapter 'persona-0' has already"):
+        client.load("persona-0", str(folders["persona-0"]))
+    with pytest.raises(DeployError, match="404"):
+        client.unload("nobody")
+    swapped = hot_swap(client, "persona-1", str(folders["persona-2"]), str(folders["persona-1"]))
+    assert swapped["model"] == "persona-1" and swapped["latency_s"] >= 0
+    with pytest.raises(DeployError, match="previous adapter is served again"):
+        hot_swap(client, "persona-1", "/nowhere", str(folders["persona-2"]))
+    assert "persona-1" in client.models()
+    assert client.smoke_test("persona-1")["text"]
+
+
+def test_an_unreachable_vllm_server_is_a_clear_error():
+    from deploy import DeployError
+    from deploy.vllm import VllmClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DeployError, match="unreachable"):
+        VllmClient(f"http://127.0.0.1:{port}", timeout_s=2).models()
