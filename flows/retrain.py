@@ -226,24 +226,24 @@ def _pool_size(run: _Run) -> tuple[int, int]:
 
 def _train(run: _Run, config_path: str | None) -> None:
     # The time limit is enforced on the worker process (`orchestration.train_timeout_s`).
-    futures = {
-        slug: run.cached(train_persona_task, run.plan.keys[slug].train).submit(
-            config_path, slug, run.data_rev
-        )
-        for slug in run.active
-    }
-    _collect(run, "train", futures)
+    _per_persona(run, config_path, train_persona_task, "train")
 
 
 def _vectors(run: _Run, config_path: str | None) -> None:
     # Each persona's vector reads its own DPO adapter and every persona's real texts.
+    _per_persona(run, config_path, vectors_task, "vectors")
+
+
+def _per_persona(run: _Run, config_path: str | None, task: Task, step: str) -> None:
+    """Submit `task(config_path, slug, data_rev)` for every active persona under its `step` key
+    (`PersonaKeys.<step>`) and record each outcome."""
     futures = {
-        slug: run.cached(vectors_task, run.plan.keys[slug].vectors).submit(
+        slug: run.cached(task, getattr(run.plan.keys[slug], step)).submit(
             config_path, slug, run.data_rev
         )
         for slug in run.active
     }
-    _collect(run, "vectors", futures)
+    _collect(run, step, futures)
 
 
 def _evaluate(run: _Run, config_path: str | None) -> None:

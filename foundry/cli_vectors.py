@@ -185,9 +185,8 @@ def _monitor(cfg: Any, transcript: Path, drift: float, drop: float, window: int)
 
 def _chosen_row(rows: list[dict[str, Any]], alpha: float | None) -> dict[str, Any] | None:
     """The sweep row of the chosen strength, with the unsteered attribution beside it."""
-    steer = list(rows)
-    zero = next((r for r in steer if r["alpha"] == 0.0), None)
-    chosen = next((r for r in steer if r["alpha"] == alpha), None)
+    zero = next((r for r in rows if r["alpha"] == 0.0), None)
+    chosen = next((r for r in rows if r["alpha"] == alpha), None)
     if zero is None or chosen is None:
         return None
     return {**chosen, "zero": zero["attribution"]}

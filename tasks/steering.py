@@ -142,7 +142,7 @@ def extract_vectors(
         "content": fit_content_classifier(texts, labels, seed=config.evaluation.seed),
     }
     means = {s: _mean(model, tokenizer, corpus.train[s]) for s in corpus.contracts}
-    held = {s: _acts(model, tokenizer, corpus.heldout[s]) for s in corpus.contracts}
+    held = {s: response_activations(model, tokenizer, corpus.heldout[s]) for s in corpus.contracts}
     neutral = _neutral(model, tokenizer, corpus)
     results = []
     for slug in selected:
@@ -278,12 +278,8 @@ def _load_model(
     return model, base.tokenizer, base.identity, {n[: -len("-dpo")]: n for n in adapters}
 
 
-def _acts(model: Any, tokenizer: Any, rows: Sequence[ResponseRow]) -> np.ndarray:
-    return response_activations(model, tokenizer, rows)
-
-
 def _mean(model: Any, tokenizer: Any, rows: Sequence[ResponseRow]) -> np.ndarray:
-    return _acts(model, tokenizer, rows).mean(axis=0)
+    return response_activations(model, tokenizer, rows).mean(axis=0)
 
 
 def _answers(
@@ -329,7 +325,7 @@ def _neutral(model: Any, tokenizer: Any, corpus: _Corpus) -> dict[str, Any]:
         "plain_mean": _mean(
             model, tokenizer, [ResponseRow(p, a) for p, a in zip(prompts, train, strict=True)]
         ),
-        "held": _acts(
+        "held": response_activations(
             model, tokenizer, [ResponseRow(p, a) for p, a in zip(held_prompts, held, strict=True)]
         ),
         "count": len(train),

@@ -89,6 +89,8 @@ def test_hidden_states_index_convention(tiny):
 def test_planted_direction_is_recovered_at_its_layer_only(tiny):
     """Add a direction to one group's block output; the mean difference over response tokens
     finds it (cosine > 0.9) at that layer, and not one layer earlier."""
+    import torch
+
     model, tokenizer, texts = tiny
     planted = _vector(7, layer=2, scale_to=6.0)
     blocks = model.model.layers
@@ -98,7 +100,7 @@ def test_planted_direction_is_recovered_at_its_layer_only(tiny):
         if not state["on"]:
             return output
         hidden = output[0] if isinstance(output, tuple) else output
-        return hidden + __import__("torch").from_numpy(planted.vector)
+        return hidden + torch.from_numpy(planted.vector)
 
     handle = blocks[planted.layer - 1].register_forward_hook(plant)
     try:
