@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from foundry.deploy_config import DeployConfig
 from foundry.errors import ConfigError
 from foundry.model_config import BaseModelConfig, TrainingConfig
 from foundry.schemas import check_slug
@@ -167,12 +168,6 @@ class RegistryConfig(_Section):
         "dpo", description="Which trained adapter becomes the registered model version."
     )
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-
-
-class DeployConfig(_Section):
-    target: Literal["local", "vllm", "together", "fireworks"] = Field(
-        "local", description="Where champions are served."
-    )
 
 
 class OrchestrationConfig(_Section):
@@ -458,6 +453,22 @@ class Settings(BaseSettings):
     )
     fireworks_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("FOUNDRY_FIREWORKS_API_KEY", "FIREWORKS_API_KEY")
+    )
+    fireworks_account_id: str | None = Field(
+        None, validation_alias=AliasChoices("FOUNDRY_FIREWORKS_ACCOUNT_ID", "FIREWORKS_ACCOUNT_ID")
+    )
+    together_project_id: str | None = Field(
+        None, validation_alias=AliasChoices("FOUNDRY_TOGETHER_PROJECT_ID", "TOGETHER_PROJECT_ID")
+    )
+    together_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FOUNDRY_TOGETHER_BASE_URL", "TOGETHER_BASE_URL"),
+        description="Another Together endpoint (a test server); empty: the SDK's.",
+    )
+    fireworks_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FOUNDRY_FIREWORKS_BASE_URL", "FIREWORKS_BASE_URL"),
+        description="Another Fireworks endpoint (a test server); empty: the SDK's.",
     )
     anthropic_base_url: str | None = Field(
         None,
