@@ -1,4 +1,4 @@
-"""One deploy procedure for every target: check, upload once, switch, smoke-test, record or roll back.
+"""One deploy procedure for all targets: check, upload once, switch, smoke-test, record or undo.
 
 A target module provides `make_target(config) -> Target`; `deploy_version` does the rest the same
 way everywhere:
