@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deploy import DeployError
 from foundry.atomic import replace_dir, staged_dir
@@ -56,12 +58,14 @@ class TargetLimits:
     base_models: tuple[str, ...] = ()
 
 
-def adapter_digest(folder: Path) -> str:
-    """sha256 over each allowed file's name and bytes, in a fixed order."""
+def adapter_digest(folder: Path | str, open_file: Callable[[str], Any] | None = None) -> str:
+    """sha256 over each allowed file's name and bytes, in a fixed order; `open_file` reads
+    elsewhere than the local disk (e.g. an fsspec filesystem's `open`)."""
+    opener = open_file or (lambda path: Path(path).open("rb"))
     digest = hashlib.sha256()
     for name in ADAPTER_FILES:
         digest.update(name.encode() + b"\0")
-        with (folder / name).open("rb") as handle:
+        with opener(f"{str(folder).rstrip('/')}/{name}") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()

@@ -1,21 +1,59 @@
-"""The `local` target's server: the base model with every persona's trained adapter and vector.
+"""The `local` target: `foundry serve`, the base with every persona's adapter and vector.
 
-`build_app(config)` loads the base once, attaches each persona's `registry.stage` adapter under
-the persona's slug, registers each persona vector (`<slug>@steer` on the base, `<slug>@dpo+steer`
-with the adapter) and returns the OpenAI-compatible app (`deploy.openai_server`) with its batching
-engine. `foundry serve` runs it with uvicorn.
+`build_app(config)` loads the base once, attaches each persona's adapter under the persona's slug
+and registers each persona vector (`<slug>@steer` on the base, `<slug>@dpo+steer` with the
+adapter), then returns the OpenAI-compatible app (`deploy.openai_server`) and its batching
+engine. It serves the deployed champions (`foundry deploy --target local`, recorded in
+`.foundry/serving/local/manifest.json`) when any were deployed, else the trained
+`registry.stage` adapters, which is what development wants.
+
+`LocalTarget` deploys by copying the champion's adapter files under `.foundry/serving/local/`;
+it hot-swaps them on the server at `deploy.local.url` when one runs, and otherwise starts a
+temporary server on a free port for the smoke test.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy import DeployError
 from deploy.batching import BatchingEngine
+from deploy.manifest import read_manifest
 from deploy.openai_server import create_app
+from deploy.self_hosted import AdapterFolderTarget
+from deploy.vllm_client import VllmClient
 from foundry.config import FoundryConfig
 
 BASE_NAME = "base"
+
+
+def manifest_path(config: FoundryConfig) -> Path:
+    return serving_root(config) / "manifest.json"
+
+
+def serving_root(config: FoundryConfig) -> Path:
+    return config.cache_dir / "serving" / "local"
+
+
+def served_adapters(config: FoundryConfig) -> tuple[dict[str, Path], str]:
+    """(slug -> adapter folder, where they come from: `deployed` or `trained`)."""
+    from foundry.personas import discover_personas
+
+    deployed = read_manifest(manifest_path(config))
+    if deployed:
+        return {slug: Path(path) for slug, path in deployed.items()}, "deployed"
+    stage = config.registry.stage
+    trained = {
+        slug: config.adapter_dir(slug, stage)
+        for slug in discover_personas(config.personas_dir)
+        if (config.adapter_dir(slug, stage) / "adapter_config.json").is_file()
+    }
+    return trained, "trained"
 
 
 def build_app(
@@ -28,17 +66,11 @@ def build_app(
     from foundry.steering import register_vectors
     from foundry.vector_store import META_FILE, load_persona_vector
 
-    slugs = discover_personas(config.personas_dir)
-    stage = config.registry.stage
-    adapters = {
-        slug: config.adapter_dir(slug, stage)
-        for slug in slugs
-        if (config.adapter_dir(slug, stage) / "adapter_config.json").is_file()
-    }
+    adapters, _ = served_adapters(config)
     base = load_base(config)
     model = attach_adapters(base.model, adapters)
     names: set[str] = set()
-    for slug in slugs:
+    for slug in discover_personas(config.personas_dir):
         if not (config.vector_dir(slug) / META_FILE).is_file():
             continue
         vector = load_persona_vector(
@@ -52,3 +84,76 @@ def build_app(
                 names.add(f"{slug}@{variant}")
     engine = BatchingEngine(model, base.tokenizer, max_batch=max_batch, window_s=window_s)
     return create_app(engine, BASE_NAME, adapters, names), engine, adapters, names
+
+
+@dataclass
+class ThreadServer:
+    """A uvicorn server on 127.0.0.1 in a daemon thread (tests, and deploy's smoke test)."""
+
+    url: str
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_in_thread(app: Any, timeout_s: float = 30.0) -> ThreadServer:
+    """Start `app` on a free port of 127.0.0.1 and wait until it accepts requests."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise DeployError(f"the local server did not start on port {port}")
+        time.sleep(0.05)
+    return ThreadServer(f"http://127.0.0.1:{port}", server, thread)
+
+
+class LocalTarget(AdapterFolderTarget):
+    name = "local"
+
+    def __init__(self, config: FoundryConfig) -> None:
+        self.config = config
+        self._temporary: tuple[ThreadServer, BatchingEngine] | None = None
+        url = config.deploy.local.url
+        super().__init__(
+            root=str(serving_root(config)),
+            served_root="",
+            base_model=config.base_model.name,
+            manifest=manifest_path(config),
+            max_rank=0,
+            max_bytes=int(config.deploy.max_adapter_mb * 2**20),
+            client=VllmClient(url) if url else None,
+        )
+
+    def running_client(self, start: bool = False) -> VllmClient | None:
+        if self.client is None and start:
+            app, engine, _, _ = build_app(self.config)
+            try:
+                server = serve_in_thread(app)
+            except DeployError:
+                engine.close()
+                raise
+            self._temporary = (server, engine)
+            self.client = VllmClient(server.url)
+        return self.client
+
+    def close(self) -> None:
+        if self._temporary is not None:
+            server, engine = self._temporary
+            server.stop()
+            engine.close()
+            self._temporary, self.client = None, None
+
+
+def make_target(config: FoundryConfig) -> LocalTarget:
+    return LocalTarget(config)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,9 @@ def create_app(
         name = body.get("lora_name")
         if name not in served or name == base_name:
             return error(404, f"The lora adapter '{name}' cannot be found.", "NotFoundError")
-        with engine.lock:
+        with engine.lock, warnings.catch_warnings():
+            # requests name their adapter; PEFT's "active adapter" is irrelevant here
+            warnings.filterwarnings("ignore", message="Adapter .* was active")
             engine.model.delete_adapter(name)
         del served[name]
         return f"Success: LoRA adapter '{name}' removed successfully."

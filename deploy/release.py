@@ -26,13 +26,17 @@ from typing import Any, Protocol
 
 from deploy import DeployError
 from deploy.bundle import AdapterBundle, TargetLimits, bundle_from_registry, check_bundle
-from deploy.smoke import SmokeResult, smoke_test
+from deploy.smoke import NotServing, SmokeResult, smoke_test
 from foundry.config import FoundryConfig
 from foundry.logs import get_logger
 from registry.models import CHAMPION, get_alias_version, model_name
 from registry.tracking import open_client
 
 logger = get_logger(__name__)
+
+
+class NoChampion(DeployError):
+    """The persona has no champion (and no version was asked for): nothing to deploy."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def resolve_version(client: Any, slug: str, version: int | None) -> int:
         return version
     champion = get_alias_version(client, slug, CHAMPION)
     if champion is None:
-        raise DeployError(
+        raise NoChampion(
             f"persona {slug} has no champion to deploy; run `foundry run` (or promote one: "
             f"`foundry registry promote {slug} --version N`)"
         )
@@ -177,13 +181,18 @@ def _switch(
     remote: Remote,
     before: tuple[int, Remote] | None,
 ) -> SmokeResult:
-    """Serve `remote` and smoke-test it; on failure serve `before` again and raise."""
+    """Serve `remote` and smoke-test it; on failure serve `before` again and raise.
+
+    A target with no running server (`NotServing`) gets an untested result (latency -1)."""
     try:
         target.activate(remote)
         smoke = smoke_test(
             target.name, target.chat, remote.served_name,
             config.deploy.smoke_prompt, config.deploy.smoke_max_tokens,
         )  # fmt: skip
+    except NotServing as exc:
+        logger.warning("%s v%s on %s: not smoke-tested: %s", slug, version, target.name, exc)
+        smoke = SmokeResult(remote.served_name, "", -1.0)
     except DeployError as exc:
         restored = _roll_back(target, remote, before)
         raise DeployError(f"{slug} v{version} on {target.name}: {exc}; {restored}") from None
@@ -225,7 +234,7 @@ def _record(
         "served_name": remote.served_name,
         "digest": bundle.digest,
         "at": _now(),
-        "smoke_latency_s": f"{smoke.latency_s:.3f}",
+        "smoke_latency_s": f"{smoke.latency_s:.3f}" if smoke.latency_s >= 0 else "untested",
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), _tag(target, key), value)

@@ -16,6 +16,11 @@ from deploy import DeployError
 Chat = Callable[[str, list[dict[str, str]], int], str]
 
 
+class NotServing(DeployError):
+    """The target has no running server to ask (e.g. vLLM with only a launch spec written): the
+    deploy is recorded as untested rather than rolled back."""
+
+
 @dataclass(frozen=True)
 class SmokeResult:
     model: str
@@ -32,6 +37,8 @@ def smoke_test(target: str, chat: Chat, model: str, prompt: str, max_tokens: int
     started = time.perf_counter()
     try:
         text = chat(model, [{"role": "user", "content": prompt}], max_tokens)
+    except NotServing:
+        raise
     except DeployError as exc:
         raise DeployError(f"smoke test on {target}: {model}: {exc}") from None
     except Exception as exc:  # the SDKs raise their own error types; all mean "not serving"

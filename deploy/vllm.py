@@ -1,38 +1,36 @@
-"""The `vllm` target: a launch spec for the champions, and hot-swapping adapters on a live server.
+"""The `vllm` target: adapters copied where vLLM reads them, a launch spec, and hot swaps.
 
-`launch_spec(base_model, adapters, adapter_root)` writes what starts vLLM with every persona
-adapter: the `vllm serve` command (`--enable-lora`, `--lora-modules`, `--max-loras`, and
-`--max-lora-rank` rounded up to a size vLLM accepts), a compose service and a Kubernetes
-container snippet. `copy_adapters` puts the adapter files (and only those) where the server reads
-them: a folder or any fsspec URL. `VllmClient` talks to a server started with
-`VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`: list, load, unload and smoke-test adapters;
-`hot_swap` replaces one persona's adapter and puts the previous one back when the smoke test
-fails. The client is tested against `foundry serve`, which implements the same endpoints.
+Each deploy copies the bundle to `deploy.vllm.adapter_root/<slug>/<digest>/` (a folder or any
+fsspec URL) and rewrites the launch spec for every deployed persona under
+`.foundry/deploy/vllm/`: the `vllm serve` command (`--enable-lora`, `--lora-modules`,
+`--max-loras`, `--max-lora-rank` rounded up to a size vLLM accepts), a compose file and a
+Kubernetes container. With `deploy.vllm.url` set, the running server (started with
+`VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`) hot-swaps the adapter and is smoke-tested; without it
+the deploy is recorded untested, to be served when the spec is started.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+import shlex
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from deploy import DeployError
+from deploy.manifest import read_manifest
+from deploy.self_hosted import AdapterFolderTarget
+from deploy.vllm_client import LORA_RANKS, VllmClient
+from foundry.atomic import write_text_atomic
+from foundry.config import FoundryConfig
 
-LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # all that leaves the machine
+__all__ = ["LORA_RANKS", "VllmClient", "VllmTarget", "launch_spec", "make_target", "rank_for"]
 
 
-def adapter_rank(folder: Path) -> int:
-    """The LoRA rank `r` in an adapter's config."""
-    return int(json.loads((folder / "adapter_config.json").read_text())["r"])
-
-
-def max_lora_rank(adapters: Mapping[str, Path]) -> int:
-    """The smallest rank vLLM accepts that holds every adapter."""
-    needed = max((adapter_rank(p) for p in adapters.values()), default=8)
+def rank_for(ranks: Iterable[int]) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds every rank in `ranks`."""
+    needed = max(ranks, default=8)
     for rank in LORA_RANKS:
         if rank >= needed:
             return rank
@@ -40,19 +38,20 @@ def max_lora_rank(adapters: Mapping[str, Path]) -> int:
 
 
 def launch_spec(
-    base_model: str, adapters: Mapping[str, Path], adapter_root: str, port: int = 8000
+    base_model: str, modules: Mapping[str, str], max_rank: int, port: int = 8000
 ) -> dict[str, Any]:
-    """The `vllm serve` command, a compose service and a Kubernetes container for `adapters`
-    (persona slug -> local adapter folder), read from `adapter_root/<slug>` by the server."""
-    if not adapters:
-        raise DeployError("no adapters to serve: train or promote a persona first")
-    modules = [f"{slug}={adapter_root.rstrip('/')}/{slug}" for slug in adapters]
+    """The `vllm serve` command, a compose service and a Kubernetes container serving `modules`
+    (served name -> adapter path as the server sees it)."""
+    if not modules:
+        raise DeployError("no adapters to serve: deploy a persona first")
     command = [
-        "vllm", "serve", base_model, "--enable-lora", "--lora-modules", *modules,
-        "--max-loras", str(len(adapters)), "--max-lora-rank", str(max_lora_rank(adapters)),
+        "vllm", "serve", base_model, "--enable-lora",
+        "--lora-modules", *(f"{name}={path}" for name, path in modules.items()),
+        "--max-loras", str(len(modules)), "--max-lora-rank", str(max_rank),
         "--port", str(port),
     ]  # fmt: skip
     env = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    mounts = sorted({path.rsplit("/", 2)[0] for path in modules.values()})
     compose = {
         "services": {
             "vllm": {
@@ -60,7 +59,7 @@ def launch_spec(
                 "command": command[2:],  # the image's entrypoint is `vllm serve`
                 "environment": env,
                 "ports": [f"{port}:{port}"],
-                "volumes": [f"./adapters:{adapter_root}"],
+                "volumes": [f"./adapters:{mount}" for mount in mounts],
                 "deploy": {"resources": {"reservations": {"devices": [
                     {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
                 ]}}},
@@ -74,106 +73,60 @@ def launch_spec(
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "ports": [{"containerPort": port}],
         "resources": {"limits": {"nvidia.com/gpu": 1}},
-        "volumeMounts": [{"name": "adapters", "mountPath": adapter_root}],
+        "volumeMounts": [{"name": "adapters", "mountPath": mount} for mount in mounts],
     }
     return {"command": command, "env": env, "compose": compose, "kubernetes_container": container}
 
 
-def copy_adapters(adapters: Mapping[str, Path], target: str) -> dict[str, str]:
-    """Copy each adapter's allowed files to `target/<slug>/` (a folder or an fsspec URL).
+class VllmTarget(AdapterFolderTarget):
+    name = "vllm"
 
-    Returns:
-        slug -> where the server finds it.
-    """
-    import fsspec
+    def __init__(self, config: FoundryConfig) -> None:
+        settings = config.deploy.vllm
+        root = settings.adapter_root
+        if "://" not in root:
+            root = str(config.resolve(Path(root)))
+        self.spec_dir = config.cache_dir / "deploy" / "vllm"
+        self.port = settings.port
+        super().__init__(
+            root=root,
+            served_root=settings.served_root,
+            base_model=settings.base_model or config.base_model.name,
+            manifest=self.spec_dir / "manifest.json",
+            max_rank=settings.max_lora_rank,
+            max_bytes=int(config.deploy.max_adapter_mb * 2**20),
+            client=VllmClient(settings.url) if settings.url else None,
+        )
 
-    fs, root = fsspec.core.url_to_fs(target)
-    placed = {}
-    for slug, folder in adapters.items():
-        destination = f"{root.rstrip('/')}/{slug}"
-        fs.makedirs(destination, exist_ok=True)
-        for name in ADAPTER_FILES:
-            if not (folder / name).is_file():
-                raise DeployError(f"{folder} has no {name}; it is not a trained adapter")
-            fs.put_file(str(folder / name), f"{destination}/{name}")
-        placed[slug] = destination
-    return placed
+    def served_changed(self) -> None:
+        """Rewrite the launch spec for what the manifest now serves."""
+        served = read_manifest(self.manifest)
+        files = ("command.sh", "compose.yaml", "kubernetes.yaml")
+        if not served:
+            for name in files:
+                (self.spec_dir / name).unlink(missing_ok=True)
+            return
+        rank = self.max_rank if self.max_rank < LORA_RANKS[-1] else None
+        spec = launch_spec(
+            self.base_model, served, rank or rank_for(map(self.rank_of, served.values())),
+            self.port,
+        )  # fmt: skip
+        env = " ".join(f"{k}={v}" for k, v in spec["env"].items())
+        texts = {
+            "command.sh": f"#!/bin/sh\n{env} {shlex.join(spec['command'])}\n",
+            "compose.yaml": yaml.safe_dump(spec["compose"], sort_keys=False),
+            "kubernetes.yaml": yaml.safe_dump(spec["kubernetes_container"], sort_keys=False),
+        }
+        for name in files:
+            write_text_atomic(self.spec_dir / name, texts[name])
 
-
-@dataclass
-class VllmClient:
-    """A running vLLM (or `foundry serve`) server's OpenAI and LoRA endpoints."""
-
-    base_url: str  # e.g. http://host:8000 (without /v1)
-    api_key: str | None = None
-    timeout_s: float = 60.0
-
-    def models(self) -> list[str]:
-        return [m["id"] for m in self._call("GET", "/v1/models").json()["data"]]
-
-    def load(self, name: str, path: str) -> None:
-        self._call("POST", "/v1/load_lora_adapter", {"lora_name": name, "lora_path": path})
-
-    def unload(self, name: str) -> None:
-        self._call("POST", "/v1/unload_lora_adapter", {"lora_name": name})
-
-    def smoke_test(self, model: str, prompt: str = "Give your view on the debate.") -> dict:
-        """One chat completion addressed to `model`; its text and latency."""
-        started = time.perf_counter()
-        reply = self._call(
-            "POST",
-            "/v1/chat/completions",
-            {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 16},
-        ).json()
-        text = reply["choices"][0]["message"]["content"]
-        if not text.strip():
-            raise DeployError(f"smoke test: {model} at {self.base_url} answered with empty text")
-        return {"model": model, "text": text, "latency_s": round(time.perf_counter() - started, 3)}
-
-    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
-        import requests
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        try:
-            reply = requests.request(
-                method, self.base_url.rstrip("/") + path, json=body, headers=headers,
-                timeout=self.timeout_s,
-            )  # fmt: skip
-        except requests.ConnectionError as exc:
-            raise DeployError(
-                f"vLLM server at {self.base_url} is unreachable ({type(exc).__name__}); start it "
-                "(the launch spec's command) or fix `--url`"
-            ) from None
-        if reply.status_code >= 400:
-            raise DeployError(
-                f"vLLM {method} {path} answered {reply.status_code}: {_message(reply)}"
-            )
-        return reply
+    def not_serving_hint(self) -> str:
+        return (
+            f"deploy.vllm.url is empty; the launch spec is in {self.spec_dir} (command.sh, "
+            "compose.yaml, kubernetes.yaml): start vLLM with it, or set deploy.vllm.url to a "
+            "running server to hot-swap and smoke-test"
+        )
 
 
-def hot_swap(client: VllmClient, name: str, path: str, previous: str | None = None) -> dict:
-    """Serve the adapter at `path` as `name`, replacing what was there; when the smoke test
-    fails, the previous adapter (`previous`, its path) is loaded back and the error raised."""
-    if name in client.models():
-        client.unload(name)  # vLLM refuses a duplicate name: unload first
-    try:
-        client.load(name, path)
-        return client.smoke_test(name)
-    except DeployError as exc:
-        if name in client.models():
-            client.unload(name)
-        if previous:
-            client.load(name, previous)
-        raise DeployError(
-            f"{name}: the new adapter failed ({exc}); "
-            + ("the previous adapter is served again" if previous else "nothing is served as it")
-        ) from None
-
-
-def _message(reply: Any) -> str:
-    try:
-        body = reply.json()
-    except ValueError:
-        return reply.text[:200]
-    error = body.get("error") if isinstance(body, dict) else None
-    return str(error.get("message") if isinstance(error, dict) else body)[:300]
+def make_target(config: FoundryConfig) -> VllmTarget:
+    return VllmTarget(config)

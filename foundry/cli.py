@@ -293,6 +293,7 @@ def main() -> None:
     # Our own progress bars replace the libraries' tqdm bars and notices.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     # Commands draw their own progress; Prefect's per-task lines still reach its API and UI.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -353,6 +354,9 @@ def _register_model_commands() -> None:
     )(cli_serve.serve)
 
     app.add_typer(cli_vectors.vectors_app, name="vectors")
+    from foundry.cli_deploy import deploy_app
+
+    app.add_typer(deploy_app, name="deploy")
     app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(
         cli_vectors.monitor
     )

@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from foundry.cost_config import CostsConfig
 from foundry.deploy_config import DeployConfig
 from foundry.errors import ConfigError
 from foundry.model_config import BaseModelConfig, TrainingConfig
@@ -261,6 +262,7 @@ class FoundryConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     steering: SteeringConfig = Field(default_factory=SteeringConfig)
 

@@ -27,7 +27,7 @@ from foundry.model_config import LoraSettings
 
 logger = get_logger(__name__)
 
-Backend = Literal["peft", "unsloth"]
+Backend = Literal["peft", "unsloth", "together"]
 Stage = Literal["sft", "dpo"]
 TrainProgress = Callable[[int, int, dict], None]  # (step, total steps, logs)
 SUMMARY_FILENAME = "training_summary.json"
@@ -61,6 +61,7 @@ class TrainingSummary(BaseModel):
     examples_eval: int
     data_rev: str
     config_hash: str
+    job_id: str | None = None  # the managed fine-tuning job (`together`); None when local
 
 
 class AdapterArtifact(BaseModel):
@@ -76,19 +77,18 @@ def resolve_backend(config: FoundryConfig) -> Backend:
     """The training backend to use on this machine for `training.backend`.
 
     `auto` picks Unsloth when CUDA is present, the base is a real model and `unsloth` imports;
-    otherwise PEFT, logging why.
+    otherwise PEFT, logging why. `together` is managed fine-tuning (`foundry.together_training`).
 
     Raises:
-        TrainingError: `unsloth` without CUDA or with the `tiny` base; `together`, which this
-            version does not implement.
+        TrainingError: `unsloth` without CUDA or with the `tiny` base; `together` with the `tiny`
+            base or without TOGETHER_API_KEY.
     """
     choice = config.training.backend
     if choice == "together":
-        raise TrainingError(
-            "`training.backend: together` (managed fine-tuning on Together) is not implemented "
-            "yet: the deployment issue adds it. Set `training.backend` to `auto` or `peft` to "
-            "train locally"
-        )
+        from foundry.together_training import check_together_setup
+
+        check_together_setup(config)
+        return "together"
     if choice == "peft":
         return "peft"
     import torch

@@ -1,42 +1,51 @@
-"""Deploying a persona's registered champion to the configured target (`deploy/`).
+"""Deploying personas' registered champions to a serving target (`deploy/`).
 
-Public entry points: `deploy_champion(config, slug, version=None)` resolves the version (the
-champion by default) and hands it to the target module; `deploy_task` wraps it for flows.
+Public entry points: `deploy_personas(config, slugs, target, version)` opens the target once and
+runs `deploy.release.deploy_version` for each persona (the champion, or `version` with one
+persona); `deploy_task` wraps one persona for flows.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
 from deploy import DeployError, get_target
+from deploy.release import DeployResult, deploy_version
 from foundry.config import FoundryConfig
-from registry.models import get_alias_version
-from registry.tracking import open_client
 
 
-def deploy_champion(
-    config: FoundryConfig, slug: str, version: int | None = None, target: str = ""
-) -> dict[str, Any]:
-    """Deploy `slug`'s `version` (default: its champion) to `target` (default: `deploy.target`).
+def deploy_personas(
+    config: FoundryConfig,
+    slugs: list[str],
+    target: str = "",
+    version: int | None = None,
+    on_done: Callable[[str, DeployResult | DeployError], None] | None = None,
+) -> dict[str, DeployResult | DeployError]:
+    """Deploy each persona to `target` (default `deploy.target`); one failure does not stop the
+    others, and each persona's outcome (result or error) is returned and passed to `on_done`.
 
     Raises:
-        DeployError: the target is unknown or not built, or the persona has no champion.
+        DeployError: the target cannot be opened (unknown, credentials or settings missing).
     """
-    name = target or config.deploy.target
-    module = get_target(name)
-    if version is None:
-        champion = get_alias_version(open_client(config), slug, "champion")
-        if champion is None:
-            raise DeployError(
-                f"persona {slug} has no champion to deploy; run `foundry run` (or promote one: "
-                f"`foundry registry promote {slug} --version N`)"
-            )
-        version = int(champion.version)
-    return module.deploy(config, slug, version)
+    if version is not None and len(slugs) != 1:
+        raise DeployError("--version needs exactly one --persona")
+    opened = get_target(target or config.deploy.target, config)
+    outcomes: dict[str, DeployResult | DeployError] = {}
+    try:
+        for slug in slugs:
+            try:
+                outcomes[slug] = deploy_version(config, opened, slug, version)
+            except DeployError as exc:
+                outcomes[slug] = exc
+            if on_done is not None:
+                on_done(slug, outcomes[slug])
+    finally:
+        opened.close()
+    return outcomes
 
 
 @task(name="deploy-persona", task_run_name="deploy[{slug}]")
@@ -46,10 +55,11 @@ def deploy_task(
     """Deploy one persona's version (default: champion) to the target (default: config)."""
     from foundry.config import load_config
 
-    started = time.perf_counter()
     config = load_config(Path(config_path) if config_path else None)
-    result = deploy_champion(config, slug, version, target)
-    return {**result, "seconds": round(time.perf_counter() - started, 2)}
+    outcome = deploy_personas(config, [slug], target, version)[slug]
+    if isinstance(outcome, DeployError):
+        raise outcome
+    return outcome.as_dict()
 
 
-__all__ = ["DeployError", "deploy_champion", "deploy_task"]
+__all__ = ["DeployError", "deploy_personas", "deploy_task"]

@@ -92,9 +92,9 @@ def plan_retrain(
         )
     raise_for_errors(summary.problems, f"data in {config.data_dir}")
     if deploy:
-        from deploy import check_target
+        from deploy import get_target
 
-        check_target(config.deploy.target)
+        get_target(config.deploy.target, config).close()  # credentials and settings, now
     name = resolve_provider_name(config, settings, provider)
     trainable, left_out = [], {}
     for persona in summary.personas:

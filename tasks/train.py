@@ -20,6 +20,7 @@ from foundry.config import FoundryConfig
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
 from foundry.schemas import PreferencePair
+from foundry.together_training import train_on_together
 from foundry.trainers import (
     ADAPTER_WEIGHTS,
     AdapterArtifact,
@@ -117,6 +118,10 @@ def train_sft(
     raise_for_errors(summary.problems, f"persona {slug}")
     synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
     train, evaluation = sft_examples(summary.personas[0], summary.topic_split.framing, synthetic)
+    if backend == "together":
+        return train_on_together(
+            config, slug, "sft", train, evaluation, progress=progress, data_rev=data_rev
+        )
     model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
     check_target_modules(model, config.training.lora.target_modules, base_id)
     if backend == "unsloth":
@@ -165,6 +170,10 @@ def train_dpo(
         )
     pairs = load_pairs(config, slug) if pairs is None else pairs
     train, evaluation = dpo_examples(slug, pairs)
+    if backend == "together":
+        return train_on_together(
+            config, slug, "dpo", train, evaluation, progress=progress, data_rev=data_rev
+        )
     model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
     with quiet_peft_deprecations():
         model = PeftModel.from_pretrained(model, sft_dir, is_trainable=True)

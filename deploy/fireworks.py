@@ -1,0 +1,402 @@
+"""The `fireworks` target: persona adapters as Fireworks PEFT addons, through the `fireworks` SDK.
+
+`make_target(config)` builds a `FireworksTarget` from `deploy.fireworks` and the environment
+(FIREWORKS_API_KEY, FIREWORKS_ACCOUNT_ID, FIREWORKS_BASE_URL). An upload is a model named by
+content, `persona-<slug>-<short digest>`: created as an `HF_PEFT_ADDON` of the base, its two
+adapter files PUT to the signed URLs Fireworks hands out (with a plain HTTP client: the API key
+never goes there), validated, then polled until READY. `activate` loads it as a LoRA onto
+`deploy.fireworks.deployment` (or without one: serverless, where the base offers it), `chat` is
+the smoke test's call, `live` lists the loaded `persona-` models. Transient errors (5xx, 429,
+connection) are retried with backoff; every other SDK error becomes a `DeployError` with the
+HTTP status and Fireworks' message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import fireworks
+import httpx
+
+from deploy import DeployError
+from deploy.bundle import AdapterBundle, TargetLimits
+from deploy.release import Remote
+from foundry.config import FoundryConfig, load_settings
+from foundry.logs import get_logger
+
+logger = get_logger(__name__)
+T = TypeVar("T")
+
+MIN_RANK, MAX_RANK = 4, 64  # PeftDetails.r: "Must be between 4 and 64, inclusive"
+MODEL_PREFIX = "persona-"
+# The attention and MLP projections Fireworks serves LoRA addons on.
+ACCEPTED_MODULES = (
+    "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj",
+    "gate_proj", "up_proj", "down_proj", "gate_up_proj",
+)  # fmt: skip
+TRIES = 4  # attempts per call on transient errors; waits poll_s, 2 * poll_s, 4 * poll_s
+MAX_RETRY_WAIT_S = 30.0
+SERVING_STATES = ("DEPLOYED", "UPDATING")
+
+
+def make_target(config: FoundryConfig) -> FireworksTarget:
+    """A Fireworks client for `config.deploy.fireworks` and the environment's key and account.
+
+    Raises:
+        DeployError: the API key or account id is missing, or the base model is not one
+            Fireworks can serve.
+    """
+    settings = load_settings()
+    section = config.deploy.fireworks
+    if settings.fireworks_api_key is None:
+        raise DeployError(
+            "the fireworks target needs an API key: set FIREWORKS_API_KEY "
+            "(or FOUNDRY_FIREWORKS_API_KEY) in the environment"
+        )
+    account = section.account_id or settings.fireworks_account_id or ""
+    if not account:
+        raise DeployError(
+            "the fireworks target needs an account id: set `deploy.fireworks.account_id` in the "
+            "config or FIREWORKS_ACCOUNT_ID in the environment"
+        )
+    base = fireworks_base_name(section.base_model or config.base_model.name)
+    client = fireworks.Fireworks(
+        api_key=settings.fireworks_api_key.get_secret_value(),
+        account_id=account,
+        base_url=settings.fireworks_base_url or None,
+        max_retries=0,  # retried here, where 409 (already exists) is an answer, not a retry
+    )
+    deployment = section.deployment
+    if deployment and not deployment.startswith("accounts/"):
+        deployment = f"accounts/{account}/deployments/{deployment}"
+    trained_on = config.base_model.name if not config.base_model.is_tiny else base
+    return FireworksTarget(
+        client,
+        account_id=account,
+        base_model=base,
+        trained_on=trained_on,
+        deployment=deployment,
+        max_bytes=int(config.deploy.max_adapter_mb * 2**20),
+        poll_s=section.poll_s,
+        timeout_s=section.timeout_s,
+    )
+
+
+def fireworks_base_name(name: str) -> str:
+    """`accounts/<account>/models/<id>` for a base (a bare id is a Fireworks-provided model)."""
+    hint = (
+        "set `deploy.fireworks.base_model` to the Fireworks model your adapters were trained "
+        "on (e.g. accounts/fireworks/models/llama-v3p1-8b-instruct)"
+    )
+    if name == "tiny":
+        raise DeployError(
+            f"the `tiny` base is trained locally and Fireworks cannot serve it; {hint}"
+        )
+    if "/" not in name:
+        return f"accounts/fireworks/models/{name}"
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "accounts" or parts[2] != "models":
+        raise DeployError(f"{name!r} is not a Fireworks model name; {hint}")
+    return name
+
+
+def model_id_for(bundle: AdapterBundle) -> str:
+    """The upload's model id, named by content (Fireworks ids: at most 63 characters)."""
+    slug = bundle.slug.lower()[: 63 - len(MODEL_PREFIX) - 13].rstrip("-")
+    return f"{MODEL_PREFIX}{slug}-{bundle.short_digest}"
+
+
+def _api_message(exc: fireworks.APIStatusError) -> str:
+    """Fireworks' own message from an error body (control plane or inference shape)."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return str(body or exc.message)[:300]
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, fireworks.APIStatusError):
+        return exc.status_code in (408, 429) or exc.status_code >= 500
+    return isinstance(exc, fireworks.APIConnectionError | httpx.TransportError)
+
+
+class FireworksTarget:
+    """Upload, load, unload and query persona adapters on one Fireworks account."""
+
+    name = "fireworks"
+
+    def __init__(
+        self,
+        client: fireworks.Fireworks,
+        *,
+        account_id: str,
+        base_model: str,
+        trained_on: str,
+        deployment: str,
+        max_bytes: int,
+        poll_s: float,
+        timeout_s: float,
+    ) -> None:
+        self.client = client
+        self.account_id = account_id
+        self.base_model = base_model
+        self.trained_on = trained_on  # the training base adapters for `base_model` name
+        self.deployment = deployment
+        self.max_bytes = max_bytes
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self.retries = 0
+        self._http = httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0))  # signed URLs only
+
+    # Calls
+
+    def _call(self, what: str, call: Callable[[], T], ok: tuple[int, ...] = ()) -> T | None:
+        """`call()`, retried on transient errors; None when it fails with a status in `ok`."""
+        for attempt in range(TRIES):
+            try:
+                return call()
+            except fireworks.APIStatusError as exc:
+                if exc.status_code in ok:
+                    return None
+                if attempt + 1 == TRIES or not _is_transient(exc):
+                    raise DeployError(
+                        f"Fireworks {what}: HTTP {exc.status_code}: {_api_message(exc)}"
+                    ) from None
+                error = f"HTTP {exc.status_code}"
+            except fireworks.APIConnectionError as exc:
+                if attempt + 1 == TRIES:
+                    raise DeployError(
+                        f"Fireworks {what}: cannot reach {self.client.base_url} ({exc}); "
+                        "check the network or FIREWORKS_BASE_URL"
+                    ) from None
+                error = type(exc).__name__
+            self._wait_to_retry(what, error, attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _wait_to_retry(self, what: str, error: str, attempt: int) -> None:
+        self.retries += 1
+        wait_s = min(self.poll_s * 2**attempt, MAX_RETRY_WAIT_S)
+        logger.warning(
+            "Fireworks %s: %s, retry %d/%d in %.1fs", what, error, attempt + 1, TRIES - 1, wait_s
+        )
+        time.sleep(wait_s)
+
+    # Checks
+
+    def limits(self, bundle: AdapterBundle) -> TargetLimits:
+        """Fireworks' rank range and the configured base; asks Fireworks whether it serves
+        that base, and refuses target modules Fireworks does not accept."""
+        who = f"{bundle.slug} v{bundle.version}"
+        account, _, model = self.base_model.removeprefix("accounts/").partition("/models/")
+        base = self._call(
+            f"looking up base {self.base_model}",
+            lambda: self.client.models.get(model, account_id=account),
+            ok=(404,),
+        )
+        if base is None:
+            raise DeployError(
+                f"{who}: Fireworks does not serve base {self.base_model}; set "
+                "`deploy.fireworks.base_model` to one it lists (`firectl list models`)"
+            )
+        if base.supports_lora is False:
+            raise DeployError(f"{who}: Fireworks serves no LoRA addons on base {self.base_model}")
+        refused = sorted(
+            {m for m in bundle.target_modules if m.split(".")[-1] not in ACCEPTED_MODULES}
+        )
+        if refused:
+            raise DeployError(
+                f"{who}: Fireworks does not accept LoRA target modules {refused}; it accepts "
+                f"{', '.join(ACCEPTED_MODULES)}; set `training.lora.target_modules` and retrain"
+            )
+        bases = tuple(dict.fromkeys((self.base_model, self.trained_on)))
+        return TargetLimits(self.name, MIN_RANK, MAX_RANK, self.max_bytes, bases)
+
+    # Uploads
+
+    def _remote(self, model_id: str) -> Remote:
+        return Remote(model_id, f"accounts/{self.account_id}/models/{model_id}")
+
+    def _get_model(self, model_id: str) -> Any:
+        return self._call(
+            f"getting model {model_id}", lambda: self.client.models.get(model_id), ok=(404,)
+        )
+
+    def find(self, bundle: AdapterBundle) -> Remote | None:
+        """The model of these exact bytes, when it exists and is READY."""
+        model_id = model_id_for(bundle)
+        model = self._get_model(model_id)
+        return self._remote(model_id) if model is not None and model.state == "READY" else None
+
+    def upload(self, bundle: AdapterBundle) -> Remote:
+        """Create the addon model, PUT its files, validate, and wait until it is READY.
+
+        A model that exists already (409) is reused; it is uploaded again unless READY.
+        """
+        model_id = model_id_for(bundle)
+        peft = {
+            "base_model": self.base_model,
+            "r": bundle.rank,
+            "target_modules": list(bundle.target_modules),
+        }
+        created = self._call(
+            f"creating model {model_id}",
+            lambda: self.client.models.create(
+                model_id=model_id, model={"kind": "HF_PEFT_ADDON", "peft_details": peft}
+            ),
+            ok=(409,),
+        )
+        if created is None:
+            existing = self._get_model(model_id)
+            logger.info(
+                "Fireworks model %s exists already (%s)", model_id, existing and existing.state
+            )
+            if existing is not None and existing.state == "READY":
+                return self._remote(model_id)
+        sizes = {name: str(path.stat().st_size) for name, path in bundle.files().items()}
+        answer = self._call(
+            f"upload URLs for {model_id}",
+            lambda: self.client.models.get_upload_endpoint(model_id, filename_to_size=sizes),
+        )
+        urls = (answer and answer.filename_to_signed_urls) or {}
+        missing = sorted(set(sizes) - set(urls))
+        if missing:
+            raise DeployError(f"Fireworks gave no upload URL for {missing} of model {model_id}")
+        for name, path in bundle.files().items():
+            self._put(f"uploading {name} of {model_id}", urls[name], path.read_bytes())
+        self._call(
+            f"validating model {model_id}", lambda: self.client.models.validate_upload(model_id)
+        )
+        self._wait_ready(model_id, f"{bundle.slug} v{bundle.version}")
+        return self._remote(model_id)
+
+    def _put(self, what: str, url: str, data: bytes) -> None:
+        """PUT to a signed URL: no API key, the exact length the URL was signed for."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "X-Goog-Content-Length-Range": f"{len(data)},{len(data)}",
+        }
+        for attempt in range(TRIES):
+            try:
+                response = self._http.put(url, content=data, headers=headers)
+            except httpx.TransportError as exc:
+                error = type(exc).__name__
+            else:
+                if response.is_success:
+                    return
+                error = f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code not in (408, 429):
+                    break
+            if attempt + 1 < TRIES:
+                self._wait_to_retry(what, error, attempt)
+        raise DeployError(f"Fireworks {what}: the signed URL answered {error}; deploy again")
+
+    def _wait_ready(self, model_id: str, who: str) -> None:
+        """Poll until the model is READY; a failed validation or the timeout is an error."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            model = self._get_model(model_id)
+            if model is None:
+                raise DeployError(f"{who}: Fireworks model {model_id} vanished during validation")
+            if model.state == "READY":
+                return
+            code = model.status.code if model.status else None
+            if code not in (None, "OK"):
+                message = model.status.message if model.status else ""
+                raise DeployError(
+                    f"{who}: Fireworks did not accept model {model_id}: state {model.state}, "
+                    f"{code}: {message}; check the adapter matches base {self.base_model}"
+                )
+            if time.monotonic() >= deadline:
+                raise DeployError(
+                    f"{who}: Fireworks model {model_id} is still {model.state} after "
+                    f"{self.timeout_s:.0f}s; raise `deploy.fireworks.timeout_s` or deploy again"
+                )
+            time.sleep(self.poll_s)
+
+    # Serving
+
+    def _loaded(self) -> list[Any]:
+        """Every LoRA loaded on the account (on the configured deployment, when one is set)."""
+        models = self._call(
+            "listing loaded LoRAs", lambda: list(self.client.lora.list(page_size=200))
+        )
+        return [m for m in models or [] if not self.deployment or m.deployment == self.deployment]
+
+    def _loaded_as(self, served_name: str) -> list[Any]:
+        return [m for m in self._loaded() if m.model == served_name]
+
+    def activate(self, remote: Remote) -> None:
+        """Load the LoRA (serving it already is success) and wait until it is deployed."""
+        if any(m.state == "DEPLOYED" for m in self._loaded_as(remote.served_name)):
+            return
+        # Without a deployment: serverless. The SDK says to omit `serverless` for addons; whether
+        # a base takes serverless LoRAs is Fireworks' answer, passed on with what to set.
+        where = {"deployment": self.deployment} if self.deployment else {}
+        what = f"loading {remote.served_name} onto {self.deployment or 'serverless'}"
+        try:
+            self._call(
+                what, lambda: self.client.lora.load(model=remote.served_name, **where), ok=(409,)
+            )
+        except DeployError as exc:
+            hint = (
+                ""
+                if self.deployment
+                else ("; to serve it on a dedicated one, set `deploy.fireworks.deployment`")
+            )
+            raise DeployError(f"{exc}{hint}") from None
+        self._wait_loaded(remote.served_name)
+
+    def _wait_loaded(self, served_name: str) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            states = [m.state for m in self._loaded_as(served_name)]
+            if any(state in SERVING_STATES for state in states):
+                return
+            if time.monotonic() >= deadline:
+                raise DeployError(
+                    f"Fireworks did not finish loading {served_name} in {self.timeout_s:.0f}s "
+                    f"(states {states or 'none'}); raise `deploy.fireworks.timeout_s`"
+                )
+            time.sleep(self.poll_s)
+
+    def deactivate(self, remote: Remote) -> None:
+        """Unload every loaded copy of the LoRA; one that is not loaded is not an error."""
+        for loaded in self._loaded_as(remote.served_name):
+            deployed_id = (loaded.name or "").rsplit("/", 1)[-1]
+            self._call(
+                f"unloading {remote.served_name}",
+                lambda deployed_id=deployed_id: self.client.lora.unload(deployed_id),
+                ok=(404,),
+            )
+
+    def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int) -> str:
+        """One chat completion's text from the served model (the smoke test's call)."""
+        answer = self._call(
+            f"chat with {model}",
+            lambda: self.client.chat.completions.create(
+                model=model, messages=messages, max_tokens=max_tokens
+            ),
+        )
+        content = answer.choices[0].message.content if answer and answer.choices else ""
+        if isinstance(content, list):
+            content = "".join(str(getattr(part, "text", "") or "") for part in content)
+        return content or ""
+
+    def live(self) -> set[str]:
+        """The persona models loaded and serving now."""
+        prefix = f"accounts/{self.account_id}/models/{MODEL_PREFIX}"
+        return {
+            m.model
+            for m in self._loaded()
+            if m.model and m.model.startswith(prefix) and m.state in SERVING_STATES
+        }
+
+    def close(self) -> None:
+        self._http.close()
+        self.client.close()

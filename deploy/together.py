@@ -1,0 +1,452 @@
+"""The `together` target: persona adapters in a Together project's model registry.
+
+`make_target(config)` builds a `TogetherTarget` on the real `together` SDK. Uploads take the v2
+registry route, which sends the adapter files themselves and nothing else: `models.create(type=
+"adapter")`, `POST .../models/upload/create`, a PUT of each part to its signed URL (a plain HTTP
+client that never carries the API key), `POST .../models/upload/complete`; the new revision is
+ready once Together's validation job says so. Uploads are named by content
+(`persona-<slug>-<short_digest>`), so the same weights go up once. With
+`deploy.together.endpoint_id` the adapter is attached to every deployment of that dedicated
+endpoint; serverless needs no step. SDK errors become `TogetherApiError` (a `DeployError`) with
+Together's status and message. 5xx, 429 and lost connections are retried here: the SDK's own
+retries are off because they also retry the 409 that means "already exists".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from deploy import DeployError
+from deploy.bundle import AdapterBundle, TargetLimits
+from deploy.release import Remote
+from foundry.config import FoundryConfig, load_settings
+from foundry.deploy_config import TogetherTargetConfig
+from foundry.logs import get_logger
+from foundry.model_config import TINY
+
+logger = get_logger(__name__)
+T = TypeVar("T")
+
+PART_BYTES = 20 * 1024 * 1024  # the part size Together's own CLI uploads with
+ATTEMPTS = 3  # tries per call when Together answers 429/5xx or not at all
+VALID = "REVISION_VALIDATION_STATUS_SUCCESS"
+INVALID = ("REVISION_VALIDATION_STATUS_FAILED", "REVISION_VALIDATION_STATUS_ERROR")
+LOADED, LOAD_FAILED = "ADAPTER_LOAD_STATE_READY", "ADAPTER_LOAD_STATE_FAILED"
+MODEL_PATH = re.compile(r"^projects/[^/]+/models/([^/]+)")
+
+
+class TogetherApiError(DeployError):
+    """Together answered with an error status (None: it did not answer)."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def upload_name(bundle: AdapterBundle) -> str:
+    """The model name an adapter's bytes get on Together: same bytes, same name."""
+    return f"persona-{bundle.slug}-{bundle.short_digest}"
+
+
+def _bare(name: str) -> str:
+    """`project-slug/model` -> `model` (Together qualifies names with the project)."""
+    return name.rsplit("/", 1)[-1]
+
+
+class _PutFailed(Exception):
+    """A part PUT to a signed URL failed (status None: no answer)."""
+
+    def __init__(self, status: int | None, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _describe(exc: Exception) -> tuple[int | None, str]:
+    """The status and Together's message out of an SDK error (or a failed part PUT)."""
+    status = exc.status if isinstance(exc, _PutFailed) else getattr(exc, "status_code", None)
+    if status is None:
+        return None, f"no answer ({type(exc).__name__}: {exc})"
+    body = exc.text if isinstance(exc, _PutFailed) else getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            body = inner["message"]
+    return status, f"HTTP {status}: {str(body)[:300]}"
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    path: str
+    data: bytes
+    parts: tuple[tuple[int, int], ...]  # (offset, size), numbered from 1
+    hash: str  # S3-style ETag: md5, or md5 of the part md5s plus "-N"
+
+
+def _local_file(path: str, data: bytes) -> _LocalFile:
+    parts = tuple((o, min(PART_BYTES, len(data) - o)) for o in range(0, len(data), PART_BYTES))
+    md5s = [hashlib.md5(data[o : o + n]).digest() for o, n in parts]  # noqa: S324 (an ETag)
+    if len(md5s) == 1:
+        return _LocalFile(path, data, parts, md5s[0].hex())
+    etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"  # noqa: S324
+    return _LocalFile(path, data, parts, etag)
+
+
+def make_target(config: FoundryConfig) -> TogetherTarget:
+    """A Together target for `config.deploy.together` with the key from the environment.
+
+    Raises:
+        DeployError: no API key or project id, or the base model is the embedded `tiny`.
+    """
+    import together
+
+    settings = load_settings()
+    key = settings.together_api_key.get_secret_value() if settings.together_api_key else ""
+    if not key:
+        raise DeployError(
+            "deploying to together needs an API key: set TOGETHER_API_KEY "
+            "(or FOUNDRY_TOGETHER_API_KEY)"
+        )
+    section = config.deploy.together
+    base = section.base_model or config.base_model.name
+    if base == TINY:
+        raise DeployError(
+            "Together cannot serve the embedded `tiny` base model; train on a Together base "
+            "(`base_model.name`) and set `deploy.together.base_model` to it"
+        )
+    project = section.project_id or settings.together_project_id or ""
+    if not project:
+        raise DeployError(
+            "deploying to together needs a project: set `deploy.together.project_id` or "
+            "TOGETHER_PROJECT_ID (or FOUNDRY_TOGETHER_PROJECT_ID)"
+        )
+    # No base_url unless one is set: the SDK sends chat to its inference host only by default.
+    client = together.Together(
+        api_key=key, base_url=settings.together_base_url or None, project_id=project, max_retries=0
+    )
+    return TogetherTarget(client, base, section, config.deploy.max_adapter_mb)
+
+
+class TogetherTarget:
+    """`deploy.release.Target` on a Together project (and optionally a dedicated endpoint)."""
+
+    name = "together"
+
+    def __init__(
+        self, client: Any, base_model: str, section: TogetherTargetConfig, max_adapter_mb: float
+    ) -> None:
+        self._client = client
+        self._key = client.api_key
+        self._http = httpx.Client(timeout=600.0)  # signed part URLs only: never the API key
+        self._base_id = ""
+        self.base_model = base_model
+        self.section = section
+        self.max_adapter_mb = max_adapter_mb
+        self.retry_delay_s = 1.0  # doubled after each failed try
+
+    # Target
+
+    def limits(self, bundle: AdapterBundle) -> TargetLimits:
+        """Together's LoRA rank limit for the base; a base it does not know is an error."""
+        limits = self._client.fine_tuning.model_limits
+        try:
+            found = self._call(f"limits of {self.base_model}", limits, model_name=self.base_model)
+        except TogetherApiError as exc:
+            if exc.status not in (400, 404, 422):
+                raise
+            raise DeployError(
+                f"{bundle.slug} v{bundle.version}: Together does not serve base "
+                f"{self.base_model!r} ({exc}); set `deploy.together.base_model` to the Together "
+                "base the adapter was trained on"
+            ) from None
+        max_rank = int(getattr(found.lora_training, "max_rank", 0) or 0)
+        max_bytes = int(self.max_adapter_mb * 2**20)
+        return TargetLimits(self.name, 1, max_rank, max_bytes, (self.base_model,))
+
+    def find(self, bundle: AdapterBundle) -> Remote | None:
+        model = self._model_named(upload_name(bundle))
+        if model is None:
+            return None
+        revision = self._revision(model.id, "")
+        if revision is None or revision.validation_status != VALID:
+            return None
+        return Remote(model.id, model.name)
+
+    def upload(self, bundle: AdapterBundle) -> Remote:
+        name = upload_name(bundle)
+        try:
+            model = self._create_model(name, f"{bundle.slug} v{bundle.version}")
+            revision_id = self._upload_files(model.id, bundle)
+            self._wait_valid(name, model.id, revision_id)
+        except DeployError as exc:
+            raise DeployError(f"{bundle.slug} v{bundle.version} on together: {exc}") from None
+        return Remote(model.id, model.name)
+
+    def activate(self, remote: Remote) -> None:
+        endpoint = self.section.endpoint_id
+        for deployment in self._deployments():
+            try:
+                self._call(
+                    f"attaching {remote.served_name} to {endpoint}/{deployment}",
+                    self._client.endpoints.adapters.create,
+                    endpoint_id=endpoint,
+                    deployment_id=deployment,
+                    adapter_model_id=remote.remote_id,
+                )
+            except TogetherApiError as exc:
+                if exc.status != 409:  # 409: attached already
+                    raise
+            self._wait_loaded(deployment, remote)
+
+    def deactivate(self, remote: Remote) -> None:
+        endpoint = self.section.endpoint_id
+        for deployment in self._deployments():
+            for attached in self._attachments(deployment):
+                if attached.adapter_model_id != remote.remote_id:
+                    continue
+                try:
+                    self._call(
+                        f"detaching {remote.served_name} from {endpoint}/{deployment}",
+                        self._client.endpoints.adapters.delete,
+                        attached.id,
+                        endpoint_id=endpoint,
+                        deployment_id=deployment,
+                        etag=attached.etag,
+                    )
+                except TogetherApiError as exc:
+                    if exc.status != 404:  # 404: detached already
+                        raise
+
+    def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int) -> str:
+        create = self._client.chat.completions.create
+        answer = self._call(
+            f"chat with {model}", create, model=model, messages=messages, max_tokens=max_tokens
+        )
+        choice = answer.choices[0] if answer.choices else None
+        return (choice.message.content if choice and choice.message else "") or ""
+
+    def live(self) -> set[str] | None:
+        names = {m.id: m.name for m in self._models() if _bare(m.name).startswith("persona-")}
+        if not self.section.endpoint_id:
+            return set(names.values())
+        attached = {a.adapter_model_id for d in self._deployments() for a in self._attachments(d)}
+        return {name for model_id, name in names.items() if model_id in attached}
+
+    def close(self) -> None:
+        self._http.close()
+        self._client.close()
+
+    # Calls
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(...)`, retried on 429/5xx/no answer; every failure becomes TogetherApiError."""
+        import together
+
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (together.APIStatusError, together.APIConnectionError, _PutFailed) as exc:
+                status, text = _describe(exc)
+                error = TogetherApiError(self._scrub(f"Together {what}: {text}"), status)
+                if status is not None and status != 429 and status < 500:
+                    raise error from None
+            if attempt == ATTEMPTS:
+                raise error
+            delay = self.retry_delay_s * 2 ** (attempt - 1)
+            logger.warning("%s; try %d of %d in %.1f s", error, attempt + 1, ATTEMPTS, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _scrub(self, text: str) -> str:
+        """Never let the key out, even when an answer echoes it."""
+        return text.replace(self._key, "<api key>") if self._key else text
+
+    def _post(self, what: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A v2 project route the SDK has no method for (its CLI posts them the same way)."""
+        path = f"/v2/projects/{quote(self._client.project_id, safe='')}/{route}"
+        answer = self._call(what, self._client.post, path, cast_to=object, body=body)
+        return answer if isinstance(answer, dict) else {}
+
+    # Models and uploads
+
+    def _models(self) -> list[Any]:
+        return self._call("listing models", lambda: list(self._client.models.list()))
+
+    def _model_named(self, name: str) -> Any | None:
+        return next((m for m in self._models() if _bare(m.name) == name), None)
+
+    def _base_model_id(self) -> str:
+        """The `ml_...` id `models.create` wants for the base (resolved once by exact name)."""
+        if self.base_model.startswith("ml_") or self._base_id:
+            return self._base_id or self.base_model
+        search = self._client.models.list_supported
+        found = self._call("listing supported models", lambda: list(search(search=self.base_model)))
+        for model in found:
+            for profile in model.deployment_profiles or []:
+                match = MODEL_PATH.match(profile.model or "")
+                if match and profile.api_model_name == self.base_model:
+                    self._base_id = match.group(1)
+                    return self._base_id
+        raise DeployError(
+            f"Together lists no supported model named {self.base_model!r}; set "
+            "`deploy.together.base_model` to its exact name or its ml_ id"
+        )
+
+    def _create_model(self, name: str, who: str) -> Any:
+        """The adapter model `name`; one that exists already (409) is reused."""
+        base_id = self._base_model_id()
+        create = self._client.models.create
+        try:
+            return self._call(
+                f"creating {name}", create, base_model_id=base_id, name=name, type="adapter",
+                description=f"Persona Foundry adapter: {who}",
+            )  # fmt: skip
+        except TogetherApiError as exc:
+            if exc.status != 409:
+                raise
+        model = self._model_named(name)
+        if model is None:
+            raise DeployError(f"Together says {name} exists but does not list it; try again")
+        logger.info("%s exists on Together already (%s); reusing it", name, model.id)
+        return model
+
+    def _upload_files(self, model_id: str, bundle: AdapterBundle) -> str:
+        """Send the bundle's files as model `model_id`'s new revision; its id."""
+        files = {n: _local_file(n, p.read_bytes()) for n, p in bundle.files().items()}
+        logger.info("uploading %s (%d bytes) to Together", upload_name(bundle), bundle.size_bytes)
+        offer = [{"path": f.path, "hash": f.hash, "numParts": len(f.parts)} for f in files.values()]
+        plan = self._post(
+            f"upload of {model_id}", "models/upload/create", {"objectId": model_id, "files": offer}
+        )
+        done = []
+        for remote in plan.get("files") or []:
+            local = files.get(str(remote.get("path")))
+            if local is None:
+                raise DeployError(f"Together asked for a file not offered: {remote.get('path')}")
+            done.append(self._put_file(local, remote))
+        answer = self._post(
+            f"completing the upload of {model_id}",
+            "models/upload/complete",
+            {"objectId": model_id, "files": done},
+        )
+        return str(answer.get("revisionId") or "")
+
+    def _put_file(self, local: _LocalFile, remote: dict[str, Any]) -> dict[str, Any]:
+        if remote.get("skipUpload"):
+            return {"path": local.path, "hash": local.hash, "skipUpload": True}
+        parts = remote.get("parts") or []
+        if len(parts) != len(local.parts):
+            raise DeployError(
+                f"Together planned {len(parts)} parts for {local.path}, not {len(local.parts)}"
+            )
+        done = []
+        for part in parts:
+            number = int(part["partNumber"])
+            offset, size = local.parts[number - 1]
+            data = local.data[offset : offset + size]
+            headers = dict(part.get("headers") or {})
+            etag = self._call(
+                f"PUT of {local.path} part {number}",
+                self._put_part,
+                str(part["url"]),
+                headers,
+                data,
+            )
+            done.append({"partNumber": number, "hash": etag})
+        details = {"uploadId": remote.get("uploadId", ""), "parts": done}
+        return {"path": local.path, "hash": local.hash, "uploadDetails": details}
+
+    def _put_part(self, url: str, headers: dict[str, str], data: bytes) -> str:
+        """PUT one part to its signed URL; its ETag."""
+        try:
+            response = self._http.put(url, headers=headers, content=data)
+        except httpx.HTTPError as exc:  # the URL carries a signature: name the error type only
+            raise _PutFailed(None, type(exc).__name__) from None
+        if response.status_code != 200:
+            raise _PutFailed(response.status_code, response.text[:300])
+        return response.headers.get("etag", "").strip('"')
+
+    def _revision(self, model_id: str, revision_id: str) -> Any | None:
+        """Revision `revision_id` of the model (empty: its newest), or None."""
+        listing = self._call(
+            f"revisions of {model_id}", self._client.models.list_revisions, model_id
+        )
+        revisions = sorted(listing.data or [], key=lambda r: r.created_at)
+        if not revision_id:
+            return revisions[-1] if revisions else None
+        return next((r for r in revisions if r.revision_id == revision_id), None)
+
+    def _wait_valid(self, name: str, model_id: str, revision_id: str) -> None:
+        """Poll Together's validation job for the revision until it passes, fails or times out."""
+        deadline = time.monotonic() + self.section.timeout_s
+        while True:
+            revision = self._revision(model_id, revision_id)
+            status = revision.validation_status if revision is not None else None
+            job = revision.revision_id if revision is not None else revision_id or "?"
+            if status == VALID:
+                logger.info("Together validated %s (revision %s)", name, job)
+                return
+            if status in INVALID:
+                errors = "; ".join(e.message or "" for e in revision.validation_errors or [])
+                raise DeployError(
+                    f"Together's validation job {job} for {name} ended {status}: "
+                    f"{errors or 'no reason given'}"
+                )
+            if time.monotonic() >= deadline:
+                raise DeployError(
+                    f"Together's validation job {job} for {name} is not done after "
+                    f"{self.section.timeout_s:.0f} s (status {status}); raise "
+                    "`deploy.together.timeout_s` or deploy again later (the upload is reused)"
+                )
+            time.sleep(self.section.poll_s)
+
+    # Dedicated endpoint
+
+    def _deployments(self) -> list[str]:
+        """The deployments of `deploy.together.endpoint_id` (none when serverless)."""
+        endpoint_id = self.section.endpoint_id
+        if not endpoint_id:
+            return []
+        retrieve = self._client.endpoints.retrieve
+        endpoint = self._call(f"endpoint {endpoint_id}", retrieve, endpoint_id)
+        return [d.id for d in endpoint.deployments or []]
+
+    def _attachments(self, deployment: str) -> list[Any]:
+        endpoint, adapters = self.section.endpoint_id, self._client.endpoints.adapters
+        return self._call(
+            f"adapters on {endpoint}/{deployment}",
+            lambda: list(adapters.list(endpoint, deployment)),
+        )
+
+    def _wait_loaded(self, deployment: str, remote: Remote) -> None:
+        """Wait until every cluster of the deployment has loaded the adapter."""
+        deadline = time.monotonic() + self.section.timeout_s
+        while True:
+            row = next(
+                (
+                    a
+                    for a in self._attachments(deployment)
+                    if a.adapter_model_id == remote.remote_id
+                ),
+                None,
+            )
+            states = [c.state for c in (row.per_cluster or [])] if row is not None else []
+            if LOAD_FAILED in states:
+                reasons = "; ".join(c.message or "" for c in row.per_cluster if c.message)
+                raise DeployError(f"{deployment} failed to load {remote.served_name}: {reasons}")
+            if states and all(s == LOADED for s in states):
+                return
+            if time.monotonic() >= deadline:
+                raise DeployError(
+                    f"{deployment} has not loaded {remote.served_name} after "
+                    f"{self.section.timeout_s:.0f} s (states {states})"
+                )
+            time.sleep(self.section.poll_s)

@@ -1,0 +1,441 @@
+"""What a debate and a persona set-up cost under each way of serving personas.
+
+Entry point: `estimate_costs(config, turns=None, personas=None)` returns a `CostReport`: the
+inputs (`measure_inputs`: each a `Measure` saying whether it was measured in this project, and
+from what, or fell back to a `costs.default_*` value) and one `ApproachCost` per approach:
+
+- `prompt`: a prompt-only API; every turn sends the persona's system prompt (cached when long
+  enough) plus the transcript so far;
+- `serverless_lora`: Together/Fireworks multi-LoRA at the base's per-token price; the persona
+  lives in the adapter, so no system prompt; set-up: synthetic data, training, upload;
+- `vllm`: self-hosted multi-LoRA on a GPU billed by the hour; set-up: data and local training;
+- `steering`: persona vectors on a self-hosted base; set-up: vector extraction only.
+
+A debate is `turns` turns among `personas` personas taking turns in order; turn k's prompt is the
+speaker's system prompt, the opening debate prompt and the k - 1 turns before it, so input tokens
+grow with every turn (`debate_turns`). Prices come from `costs:` (example list prices).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from foundry.config import FoundryConfig
+from foundry.cost_config import PromptApiPrices, SelfHostedPrices
+from foundry.framing import debate_prompt, persona_system_prompt
+from foundry.generation_cache import GENERATIONS_FILENAME
+from foundry.model_config import TINY
+from foundry.personas import discover_personas, load_contract, load_topics
+from foundry.synthesis_jobs import CHARS_PER_TOKEN_ESTIMATE
+from foundry.trainers import SUMMARY_FILENAME
+from foundry.training_data import SYNTHETIC_DIRNAME, TURNS_FILENAME, read_jsonl_records
+
+PER_MTOK = 1_000_000
+BATCH_DEBATES = 1000
+# Where `tasks.evaluate` writes its answers (EVAL_DIRNAME there; not imported: it loads Prefect).
+EVAL_ANSWERS = Path("eval") / "answers.jsonl"
+
+
+@dataclass(frozen=True)
+class TurnTokens:
+    """One turn's tokens: the speaker (index), its whole prompt (system part included), output."""
+
+    speaker: int
+    input_tokens: int
+    system_tokens: int
+    output_tokens: int
+
+
+@dataclass
+class ApproachCost:
+    name: str
+    per_debate_usd: float
+    setup_usd_per_persona: float
+    per_1000_debates_usd: float
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int = 0
+    break_even_debates: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CostReport:
+    turns_per_debate: int
+    personas_per_debate: int
+    inputs: MeasuredInputs
+    approaches: list[ApproachCost]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready numbers (what `foundry costs --json` writes)."""
+        return {
+            "turns_per_debate": self.turns_per_debate,
+            "personas_per_debate": self.personas_per_debate,
+            "prices_note": "example list prices from `costs:`; check them before deciding",
+            "inputs": {m.name: asdict(m) for m in self.inputs.rows()},
+            "approaches": [asdict(a) for a in self.approaches],
+        }
+
+
+def debate_turns(
+    turns: int, personas: int, system_tokens: int, opening_tokens: int, turn_tokens: int
+) -> list[TurnTokens]:
+    """The debate's turns, speakers in rotation; turn k reads the k - 1 turns before it."""
+    return [
+        TurnTokens(
+            speaker=k % personas,
+            input_tokens=system_tokens + opening_tokens + k * turn_tokens,
+            system_tokens=system_tokens,
+            output_tokens=turn_tokens,
+        )
+        for k in range(turns)
+    ]
+
+
+def prompt_api_usd(turns: Sequence[TurnTokens], prices: PromptApiPrices) -> tuple[float, int]:
+    """(USD, input tokens read from the cache) of a debate on a prompt-only API.
+
+    A speaker's first turn writes its system prompt to the cache and later turns read it; a
+    system prompt under `min_cacheable_tokens` (or with caching off) is plain input.
+    """
+    seen: set[int] = set()
+    usd = 0.0
+    cached = 0
+    for turn in turns:
+        rest = turn.input_tokens - turn.system_tokens
+        system_price = prices.input_per_mtok
+        if prices.use_cache and turn.system_tokens >= prices.min_cacheable_tokens:
+            is_read = turn.speaker in seen
+            system_price = prices.cache_read_per_mtok if is_read else prices.cache_write_per_mtok
+            cached += turn.system_tokens if is_read else 0
+        seen.add(turn.speaker)
+        usd += (
+            turn.system_tokens * system_price
+            + rest * prices.input_per_mtok
+            + turn.output_tokens * prices.output_per_mtok
+        ) / PER_MTOK
+    return usd, cached
+
+
+def gpu_hours(input_tokens: int, output_tokens: int, prices: SelfHostedPrices) -> float:
+    """Busy GPU hours to read `input_tokens` and write `output_tokens` at the configured rates."""
+    seconds = (
+        input_tokens / prices.prefill_tokens_per_s + output_tokens / prices.decode_tokens_per_s
+    )
+    return seconds / 3600
+
+
+def self_hosted_usd(busy_hours: float, debates: int, prices: SelfHostedPrices) -> float:
+    """USD of `debates` debates of `busy_hours` each: idle time added, at least the minimum bill."""
+    billed = max(debates * busy_hours / prices.utilization, prices.min_billed_hours)
+    return billed * prices.gpu_usd_per_hour
+
+
+def break_even(
+    setup_usd: float, per_debate_usd: float, baseline_usd: float, personas: int
+) -> float | None:
+    """Debates of the same personas after which an approach's set-up is paid back against the
+    prompt-only baseline (None: it never is, its debates cost as much or more)."""
+    saving = baseline_usd - per_debate_usd
+    return personas * setup_usd / saving if saving > 0 else None
+
+
+def estimate_costs(
+    config: FoundryConfig, turns: int | None = None, personas: int | None = None
+) -> CostReport:
+    """Every approach's cost per debate, per persona set-up and per 1000 debates.
+
+    Args:
+        config: the project (its measurements and its `costs:` prices).
+        turns: turns per debate (default `costs.turns_per_debate`).
+        personas: personas per debate (default `costs.personas_per_debate`).
+    """
+    costs = config.costs
+    turns = turns or costs.turns_per_debate
+    personas = personas or costs.personas_per_debate
+    inputs = measure_inputs(config)
+    shape = (turns, personas, int(inputs.opening_tokens.value), int(inputs.turn_tokens.value))
+    with_system = debate_turns(
+        shape[0], shape[1], int(inputs.system_prompt_tokens.value), *shape[2:]
+    )
+    bare = debate_turns(shape[0], shape[1], 0, *shape[2:])
+    approaches = [
+        _prompt(with_system, config),
+        _serverless(bare, inputs, config),
+        _self_hosted("vllm", bare, costs.vllm, _lora_setup_usd(inputs, config, local=True)),
+        _self_hosted(
+            "steering", bare, costs.steering,
+            costs.steering.extraction_gpu_hours * costs.steering.gpu_usd_per_hour,
+        ),
+    ]  # fmt: skip
+    baseline = approaches[0].per_debate_usd
+    for approach in approaches[1:]:
+        approach.break_even_debates = break_even(
+            approach.setup_usd_per_persona, approach.per_debate_usd, baseline, personas
+        )
+    return CostReport(turns, personas, inputs, approaches)
+
+
+def _prompt(turns: Sequence[TurnTokens], config: FoundryConfig) -> ApproachCost:
+    prices = config.costs.prompt
+    usd, cached = prompt_api_usd(turns, prices)
+    notes = []
+    system = turns[0].system_tokens if turns else 0
+    if prices.use_cache and system < prices.min_cacheable_tokens:
+        notes.append(
+            f"system prompt ({system} tokens) is under the {prices.min_cacheable_tokens}-token "
+            "cache minimum: billed as plain input"
+        )
+    return ApproachCost(
+        "prompt", usd, 0.0, usd * BATCH_DEBATES, _sum_in(turns), _sum_out(turns), cached, None,
+        notes + ["no set-up: the contract is the persona"],
+    )  # fmt: skip
+
+
+def _serverless(
+    turns: Sequence[TurnTokens], inputs: MeasuredInputs, config: FoundryConfig
+) -> ApproachCost:
+    prices = config.costs.serverless_lora
+    usd = (
+        _sum_in(turns) * prices.input_per_mtok + _sum_out(turns) * prices.output_per_mtok
+    ) / PER_MTOK
+    setup = _lora_setup_usd(inputs, config, local=not prices.is_trained_on_provider)
+    where = "trained on the provider" if prices.is_trained_on_provider else "trained locally"
+    return ApproachCost(
+        "serverless_lora", usd, setup, usd * BATCH_DEBATES, _sum_in(turns), _sum_out(turns),
+        notes=[f"set-up: synthetic data + adapter {where} + upload; no system prompt per turn"],
+    )  # fmt: skip
+
+
+def _lora_setup_usd(inputs: MeasuredInputs, config: FoundryConfig, local: bool) -> float:
+    """One persona's adapter: its synthetic data, then training (local GPU or provider), upload."""
+    costs = config.costs
+    if local:
+        training = inputs.train_gpu_hours.value * costs.training.gpu_usd_per_hour
+    else:
+        training = inputs.train_tokens.value * costs.serverless_lora.train_per_mtok / PER_MTOK
+        training += costs.serverless_lora.upload_usd
+    return inputs.synthesis_usd.value + training
+
+
+def _self_hosted(
+    name: str, turns: Sequence[TurnTokens], prices: SelfHostedPrices, setup_usd: float
+) -> ApproachCost:
+    busy = gpu_hours(_sum_in(turns), _sum_out(turns), prices)
+    per_debate = busy / prices.utilization * prices.gpu_usd_per_hour
+    minimum = prices.min_billed_hours * prices.gpu_usd_per_hour
+    notes = [
+        f"{busy * 3600:.1f} GPU-s busy per debate at {prices.utilization:.0%} utilization; "
+        f"any run is billed at least ${minimum:.2f} ({prices.min_billed_hours:g} h)"
+    ]
+    return ApproachCost(
+        name, per_debate, setup_usd, self_hosted_usd(busy, BATCH_DEBATES, prices),
+        _sum_in(turns), _sum_out(turns), notes=notes,
+    )  # fmt: skip
+
+
+def _sum_in(turns: Sequence[TurnTokens]) -> int:
+    return sum(t.input_tokens for t in turns)
+
+
+def _sum_out(turns: Sequence[TurnTokens]) -> int:
+    return sum(t.output_tokens for t in turns)
+
+
+# Measured inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One input of the estimate, with where it came from (`is_measured`: this project's data)."""
+
+    name: str
+    value: float
+    unit: str
+    source: str
+    is_measured: bool
+
+
+@dataclass(frozen=True)
+class MeasuredInputs:
+    chars_per_token: Measure
+    system_prompt_tokens: Measure
+    opening_tokens: Measure
+    turn_tokens: Measure
+    train_tokens: Measure
+    train_gpu_hours: Measure
+    synthesis_usd: Measure
+
+    def rows(self) -> list[Measure]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def measure_inputs(config: FoundryConfig) -> MeasuredInputs:
+    """Token counts, training and synthesis spend from the project's files; defaults where absent.
+
+    Read: the contracts and topics (`data/`), synthetic turns and generations
+    (`data/synthetic/<slug>/`), evaluation answers (`<cache_dir>/eval/answers.jsonl`) and the
+    adapters' `training_summary.json`. Claude-made turns calibrate characters per token; else
+    the project's own estimate (`foundry.synthesis_jobs.CHARS_PER_TOKEN_ESTIMATE`) is used.
+    """
+    slugs = _persona_slugs(config)
+    turns = [row for slug in slugs for row in _jsonl(_synthetic_file(config, slug, TURNS_FILENAME))]
+    ratio = _chars_per_token(turns)
+    summaries = _training_summaries(config, slugs)
+    train_tokens = _train_tokens(config, summaries)
+    return MeasuredInputs(
+        chars_per_token=ratio,
+        system_prompt_tokens=_system_prompt_tokens(config, slugs, ratio.value),
+        opening_tokens=_opening_tokens(config, ratio.value),
+        turn_tokens=_turn_tokens(config, turns, ratio.value),
+        train_tokens=train_tokens,
+        train_gpu_hours=_train_gpu_hours(config, summaries, train_tokens.value),
+        synthesis_usd=_synthesis_usd(config, slugs),
+    )
+
+
+def _persona_slugs(config: FoundryConfig) -> list[str]:
+    include = set(config.personas.include)
+    return [s for s in discover_personas(config.personas_dir) if not include or s in include]
+
+
+def _synthetic_file(config: FoundryConfig, slug: str, name: str) -> Path:
+    return config.data_dir / SYNTHETIC_DIRNAME / slug / name
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [row for _, row in read_jsonl_records(path)] if path.is_file() else []
+
+
+def _is_claude_turn(row: dict[str, Any]) -> bool:
+    # Offline and local providers record words, not tokens; a revised turn's text is not the
+    # output its usage counts.
+    return (
+        row.get("provider") == "anthropic"
+        and _number(row, "output_tokens") > 0
+        and not row.get("draft")
+    )
+
+
+def _chars_per_token(turns: list[dict[str, Any]]) -> Measure:
+    claude = [row for row in turns if _is_claude_turn(row)]
+    name, unit = "chars_per_token", "chars"
+    if claude:
+        chars = sum(len(str(row.get("text", ""))) for row in claude)
+        value = chars / sum(_number(row, "output_tokens") for row in claude)
+        return Measure(name, value, unit, f"{len(claude)} Claude turns: text / output_tokens", True)
+    source = "project estimate CHARS_PER_TOKEN_ESTIMATE (errs towards more tokens)"
+    return Measure(name, float(CHARS_PER_TOKEN_ESTIMATE), unit, source, False)
+
+
+def _system_prompt_tokens(config: FoundryConfig, slugs: list[str], ratio: float) -> Measure:
+    contracts = [load_contract(config.persona_dir(slug))[0] for slug in slugs]
+    texts = [persona_system_prompt(c) for c in contracts if c is not None]
+    name = "system_prompt_tokens"
+    if not texts:
+        default = config.costs.default_system_prompt_tokens
+        return Measure(name, default, "tokens", "default costs.default_system_prompt_tokens", False)
+    value = round(sum(len(t) for t in texts) / len(texts) / ratio)
+    source = f"{len(texts)} contracts: persona_system_prompt chars / chars_per_token"
+    return Measure(name, value, "tokens", source, True)
+
+
+def _opening_tokens(config: FoundryConfig, ratio: float) -> Measure:
+    topics, _ = load_topics(config.topics_file)
+    name = "opening_tokens"
+    if not topics:
+        default = config.costs.default_opening_tokens
+        return Measure(name, default, "tokens", "default costs.default_opening_tokens", False)
+    chars = sum(len(debate_prompt(t)) for t in topics) / len(topics)
+    source = f"{len(topics)} topics: debate prompt chars / chars_per_token"
+    return Measure(name, round(chars / ratio), "tokens", source, True)
+
+
+def _turn_tokens(config: FoundryConfig, turns: list[dict[str, Any]], ratio: float) -> Measure:
+    name = "turn_tokens"
+    claude = [row for row in turns if _is_claude_turn(row)]
+    if claude:
+        value = sum(_number(row, "output_tokens") for row in claude) / len(claude)
+        return Measure(name, round(value), "tokens", f"{len(claude)} Claude turns' usage", True)
+    texts = [str(row["text"]) for row in turns if row.get("text")]
+    source = f"{len(texts)} synthetic turns: chars / chars_per_token"
+    if not texts:
+        answers = _jsonl(config.cache_dir / EVAL_ANSWERS)
+        texts = [str(row["answer"]) for row in answers if row.get("answer")]
+        source = (
+            f"{len(texts)} evaluation answers (at most evaluation.max_new_tokens): "
+            "chars / chars_per_token"
+        )
+    if texts:
+        return Measure(
+            name, round(sum(map(len, texts)) / len(texts) / ratio), "tokens", source, True
+        )
+    default = config.costs.default_turn_tokens
+    return Measure(name, default, "tokens", "default costs.default_turn_tokens", False)
+
+
+def _training_summaries(config: FoundryConfig, slugs: list[str]) -> dict[str, list[dict]]:
+    """persona -> its adapters' training summaries (SFT, DPO), personas without any left out."""
+    found = {}
+    for slug in slugs:
+        paths = [config.adapter_dir(slug, stage) / SUMMARY_FILENAME for stage in ("sft", "dpo")]
+        rows = [json.loads(p.read_text(encoding="utf-8")) for p in paths if p.is_file()]
+        if rows:
+            found[slug] = rows
+    return found
+
+
+def _train_tokens(config: FoundryConfig, summaries: dict[str, list[dict]]) -> Measure:
+    name = "train_tokens"
+    if not summaries:
+        default = config.costs.default_train_tokens
+        return Measure(name, default, "tokens/persona", "default costs.default_train_tokens", False)
+    per_persona = [sum(_number(r, "train_tokens") for r in rows) for rows in summaries.values()]
+    count = sum(map(len, summaries.values()))
+    source = f"{count} training summaries of {len(summaries)} personas (SFT + DPO)"
+    if _is_tiny(summaries):
+        source += "; tiny base: a real tokenizer counts differently"
+    return Measure(name, sum(per_persona) / len(per_persona), "tokens/persona", source, True)
+
+
+def _train_gpu_hours(
+    config: FoundryConfig, summaries: dict[str, list[dict]], train_tokens: float
+) -> Measure:
+    name, unit = "train_gpu_hours", "h/persona"
+    if summaries and not _is_tiny(summaries):
+        seconds = [sum(_number(r, "seconds") for r in rows) for rows in summaries.values()]
+        source = f"{len(seconds)} personas' training summaries (seconds)"
+        return Measure(name, sum(seconds) / len(seconds) / 3600, unit, source, True)
+    value = train_tokens / config.costs.training.tokens_per_s / 3600
+    source = "train_tokens / costs.training.tokens_per_s"
+    if summaries:
+        source += " (timings of the tiny base do not transfer)"
+    return Measure(name, value, unit, source, False)
+
+
+def _synthesis_usd(config: FoundryConfig, slugs: list[str]) -> Measure:
+    name, unit = "synthesis_usd", "USD/persona"
+    spent = {}
+    for slug in slugs:
+        rows = _jsonl(_synthetic_file(config, slug, GENERATIONS_FILENAME))
+        if rows:
+            spent[slug] = sum(_number(row, "cost_usd") for row in rows)
+    if not spent:
+        return Measure(name, config.costs.default_synthesis_usd, unit, "default", False)
+    source = f"{len(spent)} personas' generations.jsonl cost_usd"
+    return Measure(name, sum(spent.values()) / len(spent), unit, source, True)
+
+
+def _is_tiny(summaries: dict[str, list[dict]]) -> bool:
+    return any(
+        str(r.get("base_model", "")).startswith(TINY) for rows in summaries.values() for r in rows
+    )
+
+
+def _number(row: dict[str, Any], key: str) -> float:
+    value = row.get(key, 0)
+    return float(value) if isinstance(value, int | float) else 0.0

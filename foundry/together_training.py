@@ -1,0 +1,447 @@
+"""Managed LoRA fine-tuning on Together (`training.backend: together`).
+
+Public entry points: `check_together_setup(config)` (the `tiny` base and a missing
+TOGETHER_API_KEY are refused before any work) and `train_on_together(config, slug, stage, train,
+evaluation)`, which writes the examples as Together JSONL under
+`<cache_dir>/together/<slug>/<stage>-<key>/`, uploads them, creates the fine-tuning job (DPO
+continues the persona's SFT job), polls it, and installs the adapter Together trained at
+`config.adapter_dir(slug, stage)` in the same layout as local training (`adapter_config.json`,
+`adapter_model.safetensors`, `training_summary.json`). The job id is kept in `job.json` in the
+work folder, so a re-run after a crash polls the same job instead of paying for a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from foundry.adapter_loading import (
+    CONFIG_FILE,
+    UNSAFE_SUFFIXES,
+    WEIGHTS_FILE,
+    AdapterError,
+    check_adapter_folder,
+)
+from foundry.atomic import replace_dir, staged_dir, write_text_atomic
+from foundry.config import FoundryConfig, load_settings
+from foundry.logs import get_logger
+from foundry.trainers import (
+    SUMMARY_FILENAME,
+    AdapterArtifact,
+    Stage,
+    TrainingError,
+    TrainingSummary,
+    TrainProgress,
+)
+from foundry.training_data import examples_key
+
+logger = get_logger(__name__)
+
+POLL_S = 30.0  # seconds between job polls
+TIMEOUT_S = 12 * 3600.0  # longest wait for one job; it keeps running after that
+STATE_FILENAME = "job.json"
+KEY_VARIABLE = "TOGETHER_API_KEY"
+FAILED_STATUSES = {"error", "user_error", "failed", "cancelled", "cancel_requested"}
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# What is copied out of the archive: the adapter and tokenizer files, never pickles
+# (`training_args.bin`) or anything else.
+KEPT_FILES = {
+    CONFIG_FILE, WEIGHTS_FILE, "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+    "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+    "chat_template.jinja",
+}  # fmt: skip
+
+
+def check_together_setup(config: FoundryConfig) -> None:
+    """Refuse managed training that cannot work: the `tiny` base, or no API key.
+
+    Raises:
+        TrainingError: naming the setting or environment variable to fix.
+    """
+    if config.base_model.is_tiny:
+        raise TrainingError(
+            "`training.backend: together` trains on a Together base model, and `base_model.name` "
+            "is `tiny` (a local model Together does not have); set `base_model.name` to a "
+            "Together fine-tuning model (e.g. meta-llama/Meta-Llama-3.1-8B-Instruct-Reference), "
+            "or `training.backend` to `auto` to train locally"
+        )
+    if load_settings().together_api_key is None:
+        raise TrainingError(
+            f"`training.backend: together` needs a Together API key and {KEY_VARIABLE} is not "
+            f"set; export {KEY_VARIABLE} (or FOUNDRY_{KEY_VARIABLE}), or set `training.backend` "
+            "to `auto` to train locally"
+        )
+
+
+def train_on_together(
+    config: FoundryConfig,
+    slug: str,
+    stage: Stage,
+    train: list[dict],
+    evaluation: list[dict],
+    *,
+    progress: TrainProgress | None = None,
+    data_rev: str = "",
+) -> AdapterArtifact:
+    """Train persona `slug`'s `stage` adapter on Together and install it locally.
+
+    Args:
+        config: the project configuration (`training.backend: together`).
+        slug: the persona.
+        stage: `sft` (examples in TRL prompt/completion form) or `dpo` (prompt/chosen/rejected
+            rows; the job continues the persona's Together SFT job).
+        train: the train examples (uploaded).
+        evaluation: the eval examples (counted in the summary; kept for local evaluation).
+        progress: called as `progress(step, total, logs)` when Together reports steps.
+        data_rev: the data version recorded in the summary.
+
+    Returns:
+        The installed adapter at `config.adapter_dir(slug, stage)`.
+
+    Raises:
+        TrainingError: Together refused a request, the job failed or timed out (the message
+            names the job id), or the adapter it produced is unusable.
+    """
+    check_together_setup(config)
+    label = f"persona {slug} {stage}"
+    parent_job = _sft_job_id(config, slug) if stage == "dpo" else None
+    rows = [_together_row(stage, example) for example in train]
+    key = examples_key(config.config_hash(), stage, config.base_model.name, parent_job, rows)
+    work_dir = config.cache_dir / "together" / slug / f"{stage}-{key}"
+    state = _read_state(work_dir)
+    client = _client()
+    with _api_errors(label, state.get("job_id")):
+        if "job_id" not in state:
+            _submit(client, config, stage, rows, work_dir, state, parent_job, slug)
+        job_id = state["job_id"]
+    with _api_errors(label, job_id, resumable=True):
+        job = _wait_for_job(client, job_id, label, work_dir, progress)
+        train_losses, eval_losses, steps = _losses(client, job_id)
+    summary = TrainingSummary(
+        persona=slug,
+        stage=stage,
+        backend="together",
+        base_model=config.base_model.name,
+        steps=steps,
+        train_tokens=int(getattr(job, "token_count", None) or 0),
+        seconds=_job_seconds(job),
+        train_losses=train_losses,
+        eval_losses=eval_losses,
+        best_eval_loss=job.early_stopping_best_metric or min(eval_losses, default=None),
+        resumed_from_step=None,
+        learning_rate=config.training.learning_rate(stage, False),
+        lora=config.training.lora,
+        examples_train=len(train),
+        examples_eval=len(evaluation),
+        data_rev=data_rev,
+        config_hash=config.config_hash(),
+        job_id=job_id,
+    )
+    target = config.adapter_dir(slug, stage)
+    with _api_errors(label, job_id, resumable=True):
+        _install(client, job_id, work_dir, target, summary)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    logger.info("%s: Together job %s, %d steps -> %s", label, job_id, steps, target)
+    return AdapterArtifact(persona=slug, stage=stage, path=target, summary=summary)
+
+
+def _together_row(stage: Stage, example: dict) -> dict:
+    """A TRL row in Together's format: chat `messages` (SFT) or a preference row (DPO)."""
+    if stage == "sft":
+        return {"messages": [*example["prompt"], *example["completion"]]}
+    return {
+        "input": {"messages": example["prompt"]},
+        "preferred_output": example["chosen"],
+        "non_preferred_output": example["rejected"],
+    }
+
+
+def _sft_job_id(config: FoundryConfig, slug: str) -> str:
+    """The Together job that trained `slug`'s SFT adapter (DPO continues from it)."""
+    folder = config.adapter_dir(slug, "sft")
+    summary = TrainingSummary.model_validate_json((folder / SUMMARY_FILENAME).read_text())
+    if summary.backend != "together" or not summary.job_id:
+        raise TrainingError(
+            f"DPO on Together continues persona {slug}'s SFT job, but its SFT adapter at {folder} "
+            f"was trained with backend {summary.backend!r}; train SFT on Together first: "
+            f"`foundry train --persona {slug} --stage sft` with `training.backend: together`"
+        )
+    if summary.base_model != config.base_model.name:
+        raise TrainingError(
+            f"persona {slug}'s SFT adapter was trained on {summary.base_model!r}, not "
+            f"`base_model.name` {config.base_model.name!r}; retrain SFT first"
+        )
+    return summary.job_id
+
+
+def _client() -> Any:
+    from together import Together
+
+    settings = load_settings()
+    key = settings.together_api_key.get_secret_value() if settings.together_api_key else None
+    return Together(api_key=key, base_url=settings.together_base_url or None, timeout=120.0)
+
+
+def _submit(
+    client: Any,
+    config: FoundryConfig,
+    stage: Stage,
+    rows: list[dict],
+    work_dir: Path,
+    state: dict,
+    parent_job: str | None,
+    slug: str,
+) -> None:
+    """Upload the examples (once) and create the job, recording both ids in the state file."""
+    if "file_id" not in state:
+        path = work_dir / f"{stage}-train.jsonl"
+        write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        uploaded = client.files.upload(file=path, purpose="fine-tune", check=True)
+        state["file_id"] = uploaded.id
+        _write_state(work_dir, state)
+        logger.info(
+            "persona %s %s: uploaded %d examples as %s", slug, stage, len(rows), uploaded.id
+        )
+    job = client.fine_tuning.create(
+        **_job_params(config, stage, state["file_id"], parent_job, slug)
+    )
+    state["job_id"] = job.id
+    _write_state(work_dir, state)
+    logger.info("persona %s %s: created Together job %s", slug, stage, job.id)
+
+
+def _job_params(
+    config: FoundryConfig, stage: Stage, file_id: str, parent_job: str | None, slug: str
+) -> dict[str, Any]:
+    """`fine_tuning.create` arguments from the `training` settings (a real base: not tiny)."""
+    settings = config.training.resolved(stage, False)
+    lora = config.training.lora
+    modules = lora.target_modules
+    if settings.max_steps:
+        logger.warning(
+            "`training.%s.max_steps` is ignored by Together (it trains whole epochs); "
+            "set it to 0 to silence this", stage,
+        )  # fmt: skip
+    params: dict[str, Any] = {
+        "training_file": file_id,
+        "lora": True,
+        "lora_r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "lora_trainable_modules": modules if isinstance(modules, str) else ",".join(modules),
+        "n_epochs": max(1, math.ceil(settings.epochs or 1)),
+        "learning_rate": config.training.learning_rate(stage, False),
+        "warmup_ratio": settings.warmup_ratio,
+        "weight_decay": settings.weight_decay,
+        "random_seed": config.training.seed,
+        "suffix": f"{slug}-{stage}"[:40],
+        "training_method": stage,
+    }
+    if stage == "sft":
+        # Loss on the assistant turns only, like local SFT's completion-only loss.
+        params |= {"model": config.base_model.name, "train_on_inputs": False}
+    else:  # Together takes a base model or a checkpoint to start from, never both
+        params |= {"from_checkpoint": parent_job, "dpo_beta": config.training.dpo.beta}
+    return params
+
+
+def _wait_for_job(
+    client: Any, job_id: str, label: str, work_dir: Path, progress: TrainProgress | None
+) -> Any:
+    """Poll job `job_id` until it completes; raise on failure or after `TIMEOUT_S`."""
+    deadline = time.monotonic() + TIMEOUT_S
+    last_status = None
+    while True:
+        job = client.fine_tuning.retrieve(job_id)
+        status = str(getattr(job.status, "value", job.status))
+        if status != last_status:
+            logger.info("%s: Together job %s is %s", label, job_id, status)
+            last_status = status
+        _report_steps(job, progress)
+        if status == "completed":
+            return job
+        if status in FAILED_STATUSES:
+            shutil.rmtree(work_dir, ignore_errors=True)  # a re-run starts a new job
+            raise TrainingError(
+                f"{label}: Together job {job_id} ended {status}: {_job_message(job)}; no adapter "
+                "was installed (an earlier one is kept). Fix the cause and run training again"
+            )
+        if time.monotonic() > deadline:
+            raise TrainingError(
+                f"{label}: Together job {job_id} is still {status} after {TIMEOUT_S:.0f} s; it "
+                f"keeps running (not cancelled). Run training again to resume polling it (its id "
+                f"is in {work_dir / STATE_FILENAME}), or cancel it: `together fine-tuning cancel "
+                f"{job_id}`"
+            )
+        time.sleep(POLL_S)
+
+
+def _report_steps(job: Any, progress: TrainProgress | None) -> None:
+    events = [e for e in job.events or [] if getattr(e, "total_steps", None)]
+    if progress and events:
+        progress(int(events[-1].step or 0), int(events[-1].total_steps), {})
+
+
+def _job_message(job: Any) -> str:
+    """Together's own account of a failure: the last error event's message."""
+    errors = [
+        e.message
+        for e in job.events or []
+        if getattr(e, "type", "") == "job_error" or getattr(e, "level", "") == "error"
+    ]
+    return errors[-1] if errors else "Together gave no reason"
+
+
+def _losses(client: Any, job_id: str) -> tuple[list[float], list[float], int]:
+    """(train losses, eval losses, last step) from the job's recorded metrics."""
+    import together
+
+    try:
+        rows = client.fine_tuning.list_metrics(job_id).metrics or []
+    except together.APIStatusError as exc:
+        logger.warning(
+            "Together job %s: its metrics could not be read (%s); the summary has no losses",
+            job_id, exc.status_code,
+        )  # fmt: skip
+        return [], [], 0
+    train = [float(r["train/loss"]) for r in rows if "train/loss" in r]
+    evaluation = [float(r["eval/loss"]) for r in rows if "eval/loss" in r]
+    steps = max((int(r.get("train/global_step", 0)) for r in rows), default=0)
+    return train, evaluation, steps
+
+
+def _job_seconds(job: Any) -> float:
+    if job.started_at and job.updated_at:
+        return round(max((job.updated_at - job.started_at).total_seconds(), 0.0), 3)
+    return 0.0
+
+
+def _install(
+    client: Any, job_id: str, work_dir: Path, target: Path, summary: TrainingSummary
+) -> None:
+    """Download the job's adapter archive and swap it in at `target` only once complete."""
+    archive = work_dir / "adapter.archive"
+    content = client.fine_tuning.with_streaming_response.content
+    with content(ft_id=job_id, checkpoint="adapter") as response:
+        response.stream_to_file(archive)
+    with staged_dir(target.parent, prefix=f".{target.name}-") as stage:
+        folder = stage / target.name
+        unpack_adapter(archive, folder, f"Together job {job_id}")
+        write_text_atomic(folder / SUMMARY_FILENAME, summary.model_dump_json(indent=2) + "\n")
+        replace_dir(folder, target)
+
+
+def unpack_adapter(archive: Path, folder: Path, source: str) -> None:
+    """Copy the adapter and tokenizer files of a (gzip, zstd or plain) tar into `folder`.
+
+    Only files beside the shallowest `adapter_config.json` are taken, by base name (no path
+    from the archive is used), and only those in `KEPT_FILES`: pickled files are never written.
+
+    Raises:
+        TrainingError: no adapter in the archive, weights only as a pickle, or an unusable
+            adapter (`foundry.adapter_loading.check_adapter_folder`).
+    """
+    with tarfile.open(_plain_tar(archive), "r:*") as tar:
+        files = [(PurePosixPath(m.name), m) for m in tar.getmembers() if m.isfile()]
+        roots = [path.parent for path, _ in files if path.name == CONFIG_FILE]
+        if not roots:
+            raise TrainingError(f"the archive from {source} holds no {CONFIG_FILE}")
+        root = min(roots, key=lambda p: len(p.parts))
+        chosen = {path.name: member for path, member in files if path.parent == root}
+        if WEIGHTS_FILE not in chosen:
+            unsafe = sorted(name for name in chosen if name.endswith(UNSAFE_SUFFIXES))
+            raise TrainingError(
+                f"the adapter from {source} has no {WEIGHTS_FILE} (found {unsafe or 'nothing'}): "
+                "only safetensors weights are accepted (pickled weights can run code)"
+            )
+        folder.mkdir(parents=True)
+        for name in sorted(KEPT_FILES & chosen.keys()):
+            with tar.extractfile(chosen[name]) as src, (folder / name).open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    skipped = sorted(chosen.keys() - KEPT_FILES)
+    if skipped:
+        logger.info("adapter from %s: left out %s", source, ", ".join(skipped))
+    try:
+        check_adapter_folder(folder)
+    except AdapterError as exc:
+        raise TrainingError(f"the adapter from {source} is unusable: {exc}") from None
+
+
+def _plain_tar(archive: Path) -> Path:
+    """`archive` itself, or its zstd-decompressed tar beside it (tarfile reads gzip itself)."""
+    with archive.open("rb") as handle:
+        if handle.read(4) != ZSTD_MAGIC:
+            return archive
+    out = archive.with_suffix(".tar")
+    try:
+        import zstandard
+    except ImportError:
+        zstd = shutil.which("zstd")
+        if zstd is None:
+            raise TrainingError(
+                f"{archive} is zstd-compressed and neither the `zstandard` package nor the "
+                "`zstd` program is installed; install one (`pip install zstandard`)"
+            ) from None
+        subprocess.run([zstd, "-d", "-q", "-f", "-o", str(out), str(archive)], check=True)
+        return out
+    with archive.open("rb") as src, out.open("wb") as dst:
+        zstandard.ZstdDecompressor().copy_stream(src, dst)
+    return out
+
+
+def _read_state(work_dir: Path) -> dict:
+    path = work_dir / STATE_FILENAME
+    if not path.is_file():
+        return {}
+    state = json.loads(path.read_text(encoding="utf-8"))
+    if "job_id" in state:
+        logger.info("resuming Together job %s (from %s)", state["job_id"], path)
+    return state
+
+
+def _write_state(work_dir: Path, state: dict) -> None:
+    write_text_atomic(work_dir / STATE_FILENAME, json.dumps(state, indent=2) + "\n")
+
+
+@contextmanager
+def _api_errors(label: str, job_id: str | None, *, resumable: bool = False) -> Iterator[None]:
+    """Turn the SDK's errors into a `TrainingError` saying what to do (never with the key)."""
+    import together
+
+    job = f" (job {job_id})" if job_id else ""
+    retry = " Run training again: it resumes the same job." if resumable else ""
+    try:
+        yield
+    except together.AuthenticationError:
+        raise TrainingError(
+            f"{label}: Together refused the API key{job} (401); set {KEY_VARIABLE} to a valid key"
+        ) from None
+    except together.APIStatusError as exc:
+        raise TrainingError(
+            f"{label}: Together answered {exc.status_code}{job}: {_error_text(exc)}.{retry}"
+        ) from None
+    except together.APIConnectionError as exc:
+        raise TrainingError(
+            f"{label}: could not reach Together{job}: {exc}; check the network or "
+            f"TOGETHER_BASE_URL.{retry}"
+        ) from None
+    except together.DownloadError as exc:
+        raise TrainingError(
+            f"{label}: downloading the adapter{job} failed: {exc}.{retry}"
+        ) from None
+
+
+def _error_text(exc: Any) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        return str(error.get("message", error) if isinstance(error, dict) else error)
+    return str(body or exc.message)[:300]
