@@ -357,6 +357,11 @@ def _register_model_commands() -> None:
     from foundry.cli_deploy import deploy_app
 
     app.add_typer(deploy_app, name="deploy")
+    from foundry import cli_costs
+
+    app.command(
+        "costs", epilog="Example: foundry costs --turns 20 --personas 3 --json costs.json"
+    )(cli_costs.costs)
     app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(
         cli_vectors.monitor
     )

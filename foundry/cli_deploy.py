@@ -117,7 +117,7 @@ def status_cmd(config: ConfigOption = None, target: TargetOption = None) -> None
     renamed = any(row.served_name != row.slug for row in rows)
     columns = ("persona", "target", "version", *(("served as",) if renamed else ()), "remote id")
     for column in (*columns, "deployed (UTC)", "smoke s", "live"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("persona", "target"))
     for row in rows:
         live = "?" if row.live is None else ("yes" if row.live else "[red]no[/]")
         table.add_row(

@@ -329,7 +329,7 @@ class FoundryConfig(_Section):
 
     def config_hash(self) -> str:
         """A short hash of the resolved settings (not of paths), for caching and lineage."""
-        payload = self.model_dump(mode="json", exclude={"paths"})
+        payload = self.model_dump(mode="json", exclude={"paths", "deploy", "costs"})
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Every price field's description starts with this, so `foundry config show` says it too.
+EXAMPLE = "Example list price (check it): "
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -19,13 +22,23 @@ class _Section(BaseModel):
 class PromptApiPrices(_Section):
     """A prompt-only API (e.g. Claude): the persona's system prompt is sent with every turn."""
 
-    input_per_mtok: float = Field(3.0, ge=0, description="USD per million uncached input tokens.")
-    output_per_mtok: float = Field(15.0, ge=0, description="USD per million output tokens.")
+    input_per_mtok: float = Field(
+        3.0,
+        ge=0,
+        description=EXAMPLE + "USD per million uncached input tokens.",
+    )
+    output_per_mtok: float = Field(
+        15.0, ge=0, description=EXAMPLE + "USD per million output tokens."
+    )
     cache_write_per_mtok: float = Field(
-        3.75, ge=0, description="USD per million input tokens written to the prompt cache."
+        3.75,
+        ge=0,
+        description=EXAMPLE + "USD per million input tokens written to the prompt cache.",
     )
     cache_read_per_mtok: float = Field(
-        0.30, ge=0, description="USD per million input tokens read from the prompt cache."
+        0.30,
+        ge=0,
+        description=EXAMPLE + "USD per million input tokens read from the prompt cache.",
     )
     use_cache: bool = Field(
         True,
@@ -43,25 +56,33 @@ class PromptApiPrices(_Section):
 class ServerlessLoraPrices(_Section):
     """Serverless multi-LoRA (Together, Fireworks): billed per token at the base model's price."""
 
-    input_per_mtok: float = Field(0.20, ge=0, description="USD per million input tokens.")
-    output_per_mtok: float = Field(0.20, ge=0, description="USD per million output tokens.")
+    input_per_mtok: float = Field(0.20, ge=0, description=EXAMPLE + "USD per million input tokens.")
+    output_per_mtok: float = Field(
+        0.20, ge=0, description=EXAMPLE + "USD per million output tokens."
+    )
     is_trained_on_provider: bool = Field(
         True,
         description="Train each adapter with the provider's fine-tuning (billed per training "
         "token); false: trained locally at `costs.training` GPU prices, then uploaded.",
     )
     train_per_mtok: float = Field(
-        0.48, ge=0, description="USD per million training tokens of the provider's LoRA tuning."
+        0.48,
+        ge=0,
+        description=EXAMPLE + "USD per million training tokens of the provider's LoRA tuning.",
     )
     upload_usd: float = Field(
-        0.0, ge=0, description="USD to upload and host one adapter (0 where hosting is free)."
+        0.0,
+        ge=0,
+        description=EXAMPLE + "USD to upload and host one adapter (0 where hosting is free).",
     )
 
 
 class SelfHostedPrices(_Section):
     """One GPU serving the base model (vLLM, or `foundry serve` for steering)."""
 
-    gpu_usd_per_hour: float = Field(2.49, ge=0, description="USD per hour of the serving GPU.")
+    gpu_usd_per_hour: float = Field(
+        2.49, ge=0, description=EXAMPLE + "USD per hour of the serving GPU."
+    )
     prefill_tokens_per_s: float = Field(
         8000.0,
         gt=0,
@@ -103,7 +124,9 @@ class SteeringPrices(SelfHostedPrices):
 class TrainingPrices(_Section):
     """Training one persona's adapters (SFT then DPO) on your own GPU."""
 
-    gpu_usd_per_hour: float = Field(2.49, ge=0, description="USD per hour of the training GPU.")
+    gpu_usd_per_hour: float = Field(
+        2.49, ge=0, description=EXAMPLE + "USD per hour of the training GPU."
+    )
     tokens_per_s: float = Field(
         2500.0,
         gt=0,

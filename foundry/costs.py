@@ -158,18 +158,21 @@ def estimate_costs(
     turns = turns or costs.turns_per_debate
     personas = personas or costs.personas_per_debate
     inputs = measure_inputs(config)
-    shape = (turns, personas, int(inputs.opening_tokens.value), int(inputs.turn_tokens.value))
-    with_system = debate_turns(
-        shape[0], shape[1], int(inputs.system_prompt_tokens.value), *shape[2:]
-    )
-    bare = debate_turns(shape[0], shape[1], 0, *shape[2:])
+    opening, turn = int(inputs.opening_tokens.value), int(inputs.turn_tokens.value)
+    system = int(inputs.system_prompt_tokens.value)
+    with_system = debate_turns(turns, personas, system, opening, turn)
+    bare = debate_turns(turns, personas, 0, opening, turn)  # the persona is in the weights
+    extraction_usd = costs.steering.extraction_gpu_hours * costs.steering.gpu_usd_per_hour
     approaches = [
         _prompt(with_system, config),
         _serverless(bare, inputs, config),
-        _self_hosted("vllm", bare, costs.vllm, _lora_setup_usd(inputs, config, local=True)),
         _self_hosted(
-            "steering", bare, costs.steering,
-            costs.steering.extraction_gpu_hours * costs.steering.gpu_usd_per_hour,
+            "vllm", bare, costs.vllm, _lora_setup_usd(inputs, config, local=True),
+            "set-up: synthetic data + local training (train_gpu_hours at costs.training)",
+        ),
+        _self_hosted(
+            "steering", bare, costs.steering, extraction_usd,
+            "set-up: vector extraction (costs.steering.extraction_gpu_hours), no training",
         ),
     ]  # fmt: skip
     baseline = approaches[0].per_debate_usd
@@ -223,14 +226,19 @@ def _lora_setup_usd(inputs: MeasuredInputs, config: FoundryConfig, local: bool) 
 
 
 def _self_hosted(
-    name: str, turns: Sequence[TurnTokens], prices: SelfHostedPrices, setup_usd: float
+    name: str,
+    turns: Sequence[TurnTokens],
+    prices: SelfHostedPrices,
+    setup_usd: float,
+    setup_note: str,
 ) -> ApproachCost:
     busy = gpu_hours(_sum_in(turns), _sum_out(turns), prices)
     per_debate = busy / prices.utilization * prices.gpu_usd_per_hour
     minimum = prices.min_billed_hours * prices.gpu_usd_per_hour
     notes = [
         f"{busy * 3600:.1f} GPU-s busy per debate at {prices.utilization:.0%} utilization; "
-        f"any run is billed at least ${minimum:.2f} ({prices.min_billed_hours:g} h)"
+        f"any run is billed at least ${minimum:.2f} ({prices.min_billed_hours:g} h)",
+        setup_note,
     ]
     return ApproachCost(
         name, per_debate, setup_usd, self_hosted_usd(busy, BATCH_DEBATES, prices),
@@ -338,7 +346,7 @@ def _system_prompt_tokens(config: FoundryConfig, slugs: list[str], ratio: float)
     name = "system_prompt_tokens"
     if not texts:
         default = config.costs.default_system_prompt_tokens
-        return Measure(name, default, "tokens", "default costs.default_system_prompt_tokens", False)
+        return Measure(name, default, "tokens", "costs.default_system_prompt_tokens", False)
     value = round(sum(len(t) for t in texts) / len(texts) / ratio)
     source = f"{len(texts)} contracts: persona_system_prompt chars / chars_per_token"
     return Measure(name, value, "tokens", source, True)
@@ -349,7 +357,7 @@ def _opening_tokens(config: FoundryConfig, ratio: float) -> Measure:
     name = "opening_tokens"
     if not topics:
         default = config.costs.default_opening_tokens
-        return Measure(name, default, "tokens", "default costs.default_opening_tokens", False)
+        return Measure(name, default, "tokens", "costs.default_opening_tokens", False)
     chars = sum(len(debate_prompt(t)) for t in topics) / len(topics)
     source = f"{len(topics)} topics: debate prompt chars / chars_per_token"
     return Measure(name, round(chars / ratio), "tokens", source, True)
@@ -375,7 +383,7 @@ def _turn_tokens(config: FoundryConfig, turns: list[dict[str, Any]], ratio: floa
             name, round(sum(map(len, texts)) / len(texts) / ratio), "tokens", source, True
         )
     default = config.costs.default_turn_tokens
-    return Measure(name, default, "tokens", "default costs.default_turn_tokens", False)
+    return Measure(name, default, "tokens", "costs.default_turn_tokens", False)
 
 
 def _training_summaries(config: FoundryConfig, slugs: list[str]) -> dict[str, list[dict]]:
@@ -393,7 +401,7 @@ def _train_tokens(config: FoundryConfig, summaries: dict[str, list[dict]]) -> Me
     name = "train_tokens"
     if not summaries:
         default = config.costs.default_train_tokens
-        return Measure(name, default, "tokens/persona", "default costs.default_train_tokens", False)
+        return Measure(name, default, "tokens/persona", "costs.default_train_tokens", False)
     per_persona = [sum(_number(r, "train_tokens") for r in rows) for rows in summaries.values()]
     count = sum(map(len, summaries.values()))
     source = f"{count} training summaries of {len(summaries)} personas (SFT + DPO)"
@@ -425,7 +433,9 @@ def _synthesis_usd(config: FoundryConfig, slugs: list[str]) -> Measure:
         if rows:
             spent[slug] = sum(_number(row, "cost_usd") for row in rows)
     if not spent:
-        return Measure(name, config.costs.default_synthesis_usd, unit, "default", False)
+        return Measure(
+            name, config.costs.default_synthesis_usd, unit, "costs.default_synthesis_usd", False
+        )
     source = f"{len(spent)} personas' generations.jsonl cost_usd"
     return Measure(name, sum(spent.values()) / len(spent), unit, source, True)
 

@@ -253,3 +253,70 @@ def test_the_local_server_answers_as_each_persona_with_its_vector(project):
             assert reply.json()["model"] == slug
     finally:
         engine.close()
+
+
+def test_deploy_local_then_the_openai_client_gets_each_persona(project):
+    """`foundry deploy --target local` smoke-tests each champion on a temporary server and
+    records it; `foundry serve`'s app then serves the deployed champions, and the official
+    `openai` client gets an answer from each persona, plain, streamed and steered."""
+    import openai
+
+    from deploy.local import BASE_NAME, build_app, serve_in_thread, served_adapters
+    from registry.models import promote_version
+    from registry.tracking import open_client
+    from tasks.register import register_retrain
+
+    _, config, _ = project
+    client = open_client(config)
+    registered = register_retrain(
+        config, PERSONAS, data_rev="test", content_hashes=dict.fromkeys(PERSONAS, "h"),
+        eval_folder=None,
+    )  # fmt: skip
+    for slug in PERSONAS:
+        promote_version(
+            client, slug, registered[slug]["version"], config.registry.promotion, force=True
+        )
+    args = ["deploy", "--target", "local", "-c", str(config.source)]
+    result = CliRunner().invoke(app, [*args, *(f"--persona={s}" for s in PERSONAS)])
+    assert result.exit_code == 0, result.output
+    for slug in PERSONAS:
+        version = registered[slug]["version"]
+        assert f"{slug} v{version} → local as {slug} (uploaded; smoke test" in result.output
+        tags = client.get_model_version(f"persona-{slug}", str(version)).tags
+        assert float(tags["deploy.local.smoke_latency_s"]) > 0
+        model_tags = client.get_registered_model(f"persona-{slug}").tags
+        assert model_tags["deploy.local.version"] == str(version)
+    again = CliRunner().invoke(app, [*args, "--persona", "tobias-renn"])
+    assert "upload reused" in again.output, again.output
+    status = CliRunner().invoke(app, ["deploy", "status", "-t", "local", "-c", str(config.source)])
+    assert status.exit_code == 0 and "jonah-okafor" in status.output, status.output
+
+    adapters, source = served_adapters(config)
+    assert source == "deployed" and set(adapters) == set(PERSONAS)
+    served_app, engine, _, _ = build_app(config)
+    server = serve_in_thread(served_app)
+    try:
+        sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key="local", max_retries=0)
+        assert [m.id for m in sdk.models.list().data] == [BASE_NAME, *PERSONAS]
+        question = [{"role": "user", "content": "Will AI capex pay off?"}]
+        answers = {}
+        for slug in PERSONAS:
+            reply = sdk.chat.completions.create(model=slug, messages=question, max_tokens=12)
+            answers[slug] = reply.choices[0].message.content
+            assert reply.model == slug and answers[slug].strip()
+            assert reply.usage.completion_tokens > 0
+            chunks = sdk.chat.completions.create(
+                model=slug, messages=question, max_tokens=12, stream=True
+            )
+            streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            assert streamed == answers[slug]  # greedy by default: the same text
+            steered = sdk.chat.completions.create(
+                model=BASE_NAME, messages=question, max_tokens=12,
+                extra_body={"persona_vector": slug},
+            )  # fmt: skip
+            assert steered.choices[0].message.content.strip()
+        with pytest.raises(openai.NotFoundError):
+            sdk.chat.completions.create(model="nobody", messages=question, max_tokens=4)
+    finally:
+        server.stop()
+        engine.close()
