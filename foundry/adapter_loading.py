@@ -120,9 +120,26 @@ def _load_one(model: Any, name: str, folder: Path) -> Any:
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
-        model.load_adapter(str(folder), adapter_name=name)
+        try:
+            model.load_adapter(str(folder), adapter_name=name)
+        except (RuntimeError, ValueError, KeyError):
+            if name in model.peft_config:  # PEFT registers the name before the weights fail
+                _drop_partial(model, name)
+            raise
         return model
     return PeftModel.from_pretrained(model, str(folder), adapter_name=name)
+
+
+def _drop_partial(model: Any, name: str) -> None:
+    """Remove what a failed `load_adapter` left, so the name can be loaded again."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.delete_adapter(name)
+        except (RuntimeError, ValueError, KeyError, AttributeError):
+            model.peft_config.pop(name, None)
 
 
 def check_adapters(adapters: dict[str, Path], loaded: set[str] | None = None) -> None:

@@ -359,9 +359,9 @@ def _register_model_commands() -> None:
     app.add_typer(deploy_app, name="deploy")
     from foundry import cli_costs
 
-    app.command(
-        "costs", epilog="Example: foundry costs --turns 20 --personas 3 --json costs.json"
-    )(cli_costs.costs)
+    app.command("costs", epilog="Example: foundry costs --turns 20 --personas 3 --json costs.json")(
+        cli_costs.costs
+    )
     app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(
         cli_vectors.monitor
     )

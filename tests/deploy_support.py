@@ -32,8 +32,8 @@ def write_lora(
     for layer in range(2):
         for module in ("q_proj", "v_proj"):
             key = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            tensors[f"{key}.lora_A.weight"] = torch.randn(rank, width, generator=generator)
-            tensors[f"{key}.lora_B.weight"] = torch.randn(width, rank, generator=generator)
+            tensors[f"{key}.lora_A.weight"] = 0.1 * torch.randn(rank, width, generator=generator)
+            tensors[f"{key}.lora_B.weight"] = 0.1 * torch.randn(width, rank, generator=generator)
     save_file(tensors, str(folder / "adapter_model.safetensors"))
     config = {
         "peft_type": "LORA",
@@ -58,12 +58,13 @@ def register_lora(
     rank: int = 8,
     seed: int = 0,
     champion: bool = True,
+    width: int = 32,
 ) -> int:
     """Register a fresh adapter as `slug`'s next version (champion by default); its number."""
     client = open_client(config)
     run = client.create_run(experiment_id(client, config), tags={"persona": slug})
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_lora(Path(tmp) / "adapter", base_model, rank=rank, seed=seed)
+        folder = write_lora(Path(tmp) / "adapter", base_model, rank=rank, seed=seed, width=width)
         client.log_artifacts(run.info.run_id, str(folder), "adapter")
     version = register_adapter(client, slug, run.info.run_id, tags={"base_model": base_model})
     if champion:

@@ -175,42 +175,107 @@ def test_an_adapter_loaded_at_runtime_answers_and_unloads(server):
     assert _chat(url, "persona-2").status_code == 404
 
 
-def test_vllm_launch_spec_covers_every_adapter_and_rounds_the_rank(server, tmp_path):
-    from deploy.vllm import copy_adapters, launch_spec
+def test_vllm_launch_spec_covers_every_adapter_and_rounds_the_rank():
+    from deploy.vllm import launch_spec, rank_for
 
-    _, _, folders = server
-    spec = launch_spec("meta-llama/Llama-3.1-8B-Instruct", folders, "/adapters")
+    modules = {f"persona-{i}": f"/adapters/persona-{i}/abc{i}" for i in range(3)}
+    spec = launch_spec("meta-llama/Llama-3.1-8B-Instruct", modules, rank_for([4, 16, 12]))
     command = spec["command"]
     assert command[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct"]
-    assert "--enable-lora" in command and "persona-2=/adapters/persona-2" in command
+    assert "--enable-lora" in command and "persona-2=/adapters/persona-2/abc2" in command
     assert command[command.index("--max-loras") + 1] == "3"
-    assert command[command.index("--max-lora-rank") + 1] == "8"  # r=4 rounds up to 8
+    assert command[command.index("--max-lora-rank") + 1] == "16"
+    assert rank_for([4]) == 8 and rank_for([65]) == 128  # rounded up to what vLLM accepts
     assert spec["compose"]["services"]["vllm"]["command"] == command[2:]
     assert spec["kubernetes_container"]["args"] == command[2:]
-    placed = copy_adapters(folders, str(tmp_path / "remote"))
-    for slug in folders:
-        files = sorted(p.name for p in (tmp_path / "remote" / slug).iterdir())
-        assert files == ["adapter_config.json", "adapter_model.safetensors"], placed[slug]
-    copy_adapters({"persona-0": folders["persona-0"]}, "memory://served")  # any fsspec URL
+    assert spec["compose"]["services"]["vllm"]["volumes"] == ["./adapters:/adapters"]
 
 
-def test_vllm_client_against_the_local_server(server):
+def _vllm_config(config, url: str, root: str, tmp_path):
+    config.deploy.vllm.url = url
+    config.deploy.vllm.adapter_root = root
+    return config
+
+
+def test_vllm_target_deploys_hot_swaps_reuses_and_rolls_back(server, config, tmp_path):
+    """The vllm target's whole procedure against a live server with vLLM's LoRA endpoints."""
     from deploy import DeployError
-    from deploy.vllm import VllmClient, hot_swap
+    from deploy.bundle import ADAPTER_FILES
+    from deploy.release import deploy_version
+    from deploy.vllm import VllmClient, make_target
+    from registry.tracking import open_client
+    from tests.deploy_support import register_lora
 
-    url, _, folders = server
+    url, _, _ = server
+    slug = "tobias-renn"
+    _vllm_config(config, url, str(tmp_path / "served"), tmp_path)
+    first = register_lora(config, slug, config.base_model.name, rank=4, seed=1)
+    target = make_target(config)
+    result = deploy_version(config, target, slug)
+    assert (result.version, result.served_name, result.reused) == (first, slug, False)
+    assert result.answer.strip() and result.latency_s > 0
+    placed = tmp_path / "served" / slug / result.digest[:12]
+    # deploy_support also wrote tokenizer and summary files: they stayed home
+    assert sorted(p.name for p in placed.iterdir()) == list(ADAPTER_FILES)
     client = VllmClient(url)
-    assert client.models()[:3] == [BASE, "persona-0", "persona-1"]
-    with pytest.raises(DeployError, match="400: The lora adapter 'persona-0' has already"):
-        client.load("persona-0", str(folders["persona-0"]))
-    with pytest.raises(DeployError, match="404"):
-        client.unload("nobody")
-    swapped = hot_swap(client, "persona-1", str(folders["persona-2"]), str(folders["persona-1"]))
-    assert swapped["model"] == "persona-1" and swapped["latency_s"] >= 0
-    with pytest.raises(DeployError, match="previous adapter is served again"):
-        hot_swap(client, "persona-1", "/nowhere", str(folders["persona-2"]))
-    assert "persona-1" in client.models()
-    assert client.smoke_test("persona-1")["text"]
+    assert slug in client.models()
+    command = (config.cache_dir / "deploy" / "vllm" / "command.sh").read_text()
+    assert f"--lora-modules {slug}={placed}" in command and "--max-lora-rank 8" in command
+
+    second = register_lora(config, slug, config.base_model.name, rank=4, seed=2)
+    swapped = deploy_version(config, target, slug)
+    assert swapped.version == second and swapped.previous_version == first
+    assert deploy_version(config, target, slug, version=first).reused  # same bytes, no copy
+
+    # An adapter the server cannot load (another width) fails: the version before stays.
+    broken = register_lora(config, slug, config.base_model.name, rank=4, seed=3, width=48)
+    with pytest.raises(DeployError, match=f"(?s)v{broken} on vllm: .*v{first} is served again"):
+        deploy_version(config, target, slug)
+    assert slug in client.models()
+    mlflow = open_client(config)
+    assert mlflow.get_registered_model(f"persona-{slug}").tags["deploy.vllm.version"] == str(first)
+    manifest = json.loads((config.cache_dir / "deploy" / "vllm" / "manifest.json").read_text())
+    assert manifest[slug] == result.remote_id
+    assert "deploy.vllm.at" not in mlflow.get_model_version(f"persona-{slug}", str(broken)).tags
+    target.close()
+
+
+def test_vllm_target_without_a_server_writes_the_spec_and_records_untested(config, tmp_path):
+    from deploy.release import deploy_version
+    from deploy.vllm import make_target
+    from registry.tracking import open_client
+    from tests.deploy_support import register_lora
+
+    config.deploy.vllm.adapter_root = f"memory://{tmp_path.name}/adapters"  # any fsspec URL
+    config.deploy.vllm.served_root = "/adapters"
+    config.deploy.vllm.base_model = "meta-llama/Llama-3.1-8B-Instruct"
+    version = register_lora(config, "jonah-okafor", "meta-llama/Llama-3.1-8B-Instruct", rank=16)
+    result = deploy_version(config, make_target(config), "jonah-okafor")
+    assert result.latency_s < 0 and result.remote_id.startswith("/adapters/jonah-okafor/")
+    tags = open_client(config).get_model_version("persona-jonah-okafor", str(version)).tags
+    assert tags["deploy.vllm.smoke_latency_s"] == "untested"
+    spec = config.cache_dir / "deploy" / "vllm"
+    assert f"jonah-okafor={result.remote_id}" in (spec / "command.sh").read_text()
+    assert "--max-lora-rank 16" in (spec / "command.sh").read_text()
+    assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" in (spec / "compose.yaml").read_text()
+    assert (spec / "kubernetes.yaml").is_file()
+
+
+def test_vllm_target_refuses_a_rank_or_base_before_copying(config, tmp_path):
+    from deploy import DeployError
+    from deploy.release import deploy_version
+    from deploy.vllm import make_target
+    from tests.deploy_support import register_lora
+
+    config.deploy.vllm.adapter_root = str(tmp_path / "served")
+    config.deploy.vllm.max_lora_rank = 8
+    register_lora(config, "jonah-okafor", config.base_model.name, rank=16)
+    with pytest.raises(DeployError, match="rank 16 is outside what vllm serves \\(1..8\\)"):
+        deploy_version(config, make_target(config), "jonah-okafor")
+    register_lora(config, "jonah-okafor", "another/base", rank=8)
+    with pytest.raises(DeployError, match="trained on base 'another/base'"):
+        deploy_version(config, make_target(config), "jonah-okafor")
+    assert not (tmp_path / "served").exists()
 
 
 def test_an_unreachable_vllm_server_is_a_clear_error():
