@@ -287,3 +287,25 @@ def test_an_unreachable_vllm_server_is_a_clear_error():
         port = probe.getsockname()[1]
     with pytest.raises(DeployError, match="unreachable"):
         VllmClient(f"http://127.0.0.1:{port}", timeout_s=2).models()
+
+
+def test_the_deploy_flow_serves_each_champion_through_prefect(prefect_harness, server, project):
+    """`deploy_flow` (what schedules and `foundry run --deploy` use) on the vllm target."""
+    import yaml
+
+    from flows.deploy import deploy_flow
+    from foundry.config import load_config
+    from tests.deploy_support import register_lora
+
+    url, _, _ = server
+    settings = {"deploy": {"target": "vllm", "vllm": {"url": url, "adapter_root": "served"}}}
+    (project / "foundry.yaml").write_text(yaml.safe_dump(settings))
+    config = load_config(project / "foundry.yaml")
+    slugs = ["jonah-okafor", "priya-castellanos"]
+    versions = {slug: register_lora(config, slug, "tiny", rank=4, seed=i) for i, slug in
+                enumerate(slugs)}  # fmt: skip
+    results = deploy_flow(slugs, str(project / "foundry.yaml"))
+    for slug in slugs:
+        assert results[slug]["version"] == versions[slug] and results[slug]["served_name"] == slug
+        assert results[slug]["answer"].strip()
+        assert (project / "served" / slug / results[slug]["digest"][:12]).is_dir()
