@@ -13,6 +13,7 @@ HTTP status and Fireworks' message.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -104,26 +105,27 @@ def fireworks_base_name(name: str) -> str:
 
 def model_id_for(bundle: AdapterBundle) -> str:
     """The upload's model id, named by content (Fireworks ids: at most 63 characters)."""
-    slug = bundle.slug.lower()[: 63 - len(MODEL_PREFIX) - 13].rstrip("-")
+    slug = re.sub(r"[^a-z0-9-]+", "-", bundle.slug.lower())[: 63 - len(MODEL_PREFIX) - 13]
+    slug = slug.strip("-")
     return f"{MODEL_PREFIX}{slug}-{bundle.short_digest}"
 
 
-def _api_message(exc: fireworks.APIStatusError) -> str:
-    """Fireworks' own message from an error body (control plane or inference shape)."""
+def _failure(exc: fireworks.APIError | httpx.HTTPError) -> tuple[int | None, str]:
+    """The HTTP status (None: no answer) and the service's own message for an error."""
+    if isinstance(exc, httpx.HTTPStatusError):  # a signed URL (storage, not the API)
+        return exc.response.status_code, exc.response.text[:300]
+    if isinstance(exc, fireworks.APIResponseValidationError):
+        return exc.status_code, f"unexpected answer: {exc.message}"
+    if not isinstance(exc, fireworks.APIStatusError):
+        return None, f"{type(exc).__name__}: {exc}"
     body = exc.body
     if isinstance(body, dict):
-        error = body.get("error")
+        error = body.get("error")  # inference errors: {"error": {"message": ...}}
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if body.get("message"):
-            return str(body["message"])
-    return str(body or exc.message)[:300]
-
-
-def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, fireworks.APIStatusError):
-        return exc.status_code in (408, 429) or exc.status_code >= 500
-    return isinstance(exc, fireworks.APIConnectionError | httpx.TransportError)
+            return exc.status_code, str(error["message"])
+        if body.get("message"):  # control plane errors: {"code": 5, "message": ...}
+            return exc.status_code, str(body["message"])
+    return exc.status_code, str(body or exc.message)[:300]
 
 
 class FireworksTarget:
@@ -157,27 +159,21 @@ class FireworksTarget:
     # Calls
 
     def _call(self, what: str, call: Callable[[], T], ok: tuple[int, ...] = ()) -> T | None:
-        """`call()`, retried on transient errors; None when it fails with a status in `ok`."""
+        """`call()`, retried on transient errors (5xx, 408, 429, no answer); None when it
+        fails with a status in `ok`; any other failure is a `DeployError`."""
         for attempt in range(TRIES):
             try:
                 return call()
-            except fireworks.APIStatusError as exc:
-                if exc.status_code in ok:
-                    return None
-                if attempt + 1 == TRIES or not _is_transient(exc):
-                    raise DeployError(
-                        f"Fireworks {what}: HTTP {exc.status_code}: {_api_message(exc)}"
-                    ) from None
-                error = f"HTTP {exc.status_code}"
-            except fireworks.APIConnectionError as exc:
-                if attempt + 1 == TRIES:
-                    raise DeployError(
-                        f"Fireworks {what}: cannot reach {self.client.base_url} ({exc}); "
-                        "check the network or FIREWORKS_BASE_URL"
-                    ) from None
-                error = type(exc).__name__
-            self._wait_to_retry(what, error, attempt)
-        raise AssertionError("unreachable")  # the loop returns or raises
+            except (fireworks.APIError, httpx.HTTPError) as exc:
+                status, message = _failure(exc)
+            if status in ok:
+                return None
+            is_transient = status is None or status in (408, 429) or status >= 500
+            if not is_transient or attempt + 1 == TRIES:
+                where = f"HTTP {status}" if status else f"no answer from {self.client.base_url}"
+                raise DeployError(f"Fireworks {what}: {where}: {message}")
+            self._wait_to_retry(what, f"HTTP {status}" if status else message, attempt)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _wait_to_retry(self, what: str, error: str, attempt: int) -> None:
         self.retries += 1
@@ -268,33 +264,23 @@ class FireworksTarget:
         if missing:
             raise DeployError(f"Fireworks gave no upload URL for {missing} of model {model_id}")
         for name, path in bundle.files().items():
-            self._put(f"uploading {name} of {model_id}", urls[name], path.read_bytes())
+            data = path.read_bytes()
+            self._call(
+                f"uploading {name} of {model_id}", lambda u=urls[name], d=data: self._put(u, d)
+            )
         self._call(
             f"validating model {model_id}", lambda: self.client.models.validate_upload(model_id)
         )
         self._wait_ready(model_id, f"{bundle.slug} v{bundle.version}")
         return self._remote(model_id)
 
-    def _put(self, what: str, url: str, data: bytes) -> None:
+    def _put(self, url: str, data: bytes) -> None:
         """PUT to a signed URL: no API key, the exact length the URL was signed for."""
         headers = {
             "Content-Type": "application/octet-stream",
             "X-Goog-Content-Length-Range": f"{len(data)},{len(data)}",
         }
-        for attempt in range(TRIES):
-            try:
-                response = self._http.put(url, content=data, headers=headers)
-            except httpx.TransportError as exc:
-                error = type(exc).__name__
-            else:
-                if response.is_success:
-                    return
-                error = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code not in (408, 429):
-                    break
-            if attempt + 1 < TRIES:
-                self._wait_to_retry(what, error, attempt)
-        raise DeployError(f"Fireworks {what}: the signed URL answered {error}; deploy again")
+        self._http.put(url, content=data, headers=headers).raise_for_status()
 
     def _wait_ready(self, model_id: str, who: str) -> None:
         """Poll until the model is READY; a failed validation or the timeout is an error."""
@@ -338,18 +324,17 @@ class FireworksTarget:
         # Without a deployment: serverless. The SDK says to omit `serverless` for addons; whether
         # a base takes serverless LoRAs is Fireworks' answer, passed on with what to set.
         where = {"deployment": self.deployment} if self.deployment else {}
-        what = f"loading {remote.served_name} onto {self.deployment or 'serverless'}"
         try:
             self._call(
-                what, lambda: self.client.lora.load(model=remote.served_name, **where), ok=(409,)
+                f"loading {remote.served_name} onto {self.deployment or 'serverless'}",
+                lambda: self.client.lora.load(model=remote.served_name, **where),
+                ok=(409,),  # loaded already
             )
         except DeployError as exc:
-            hint = (
-                ""
-                if self.deployment
-                else ("; to serve it on a dedicated one, set `deploy.fireworks.deployment`")
-            )
-            raise DeployError(f"{exc}{hint}") from None
+            if self.deployment:
+                raise
+            hint = "to serve it on a dedicated deployment, set `deploy.fireworks.deployment`"
+            raise DeployError(f"{exc}; {hint}") from None
         self._wait_loaded(remote.served_name)
 
     def _wait_loaded(self, served_name: str) -> None:

@@ -11,8 +11,9 @@ refuse any Authorization header, a wrong signature, or a body whose length diffe
 
 Controls: `fail_next(status, path_prefix)`, `ready_after_polls` (model gets answered UPLOADING
 after validation before READY; None: never), `validation_error` (validation fails with that
-message), `chat_failure` ("empty" or an HTTP status). Records, lock-guarded: `seen` (every request),
-`files(model_id)`, `loaded()`, `faults_served`.
+message), `chat_failure` ("empty" or an HTTP status), `require_deployment`. Records, guarded
+by one lock: `seen` (every request), `creates`, `conflicts`, `files(model_id)`, `loaded()`,
+`placements()`, `faults_served`.
 
     with FakeFireworksServer() as server:
         client = fireworks.Fireworks(api_key=server.api_key, account_id=server.account_id,
@@ -52,8 +53,10 @@ class _Model:
     token: str = ""
     validated: bool = False
     polls_left: int | None = 0
+    error: str | None = None  # why validation failed; kept until the files are uploaded again
 
-    def as_json(self, error: str | None) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
+        error = self.error if self.state != "READY" else None
         status = {"code": "INVALID_ARGUMENT", "message": error} if error else {"code": "OK"}
         body: dict[str, Any] = {
             "name": f"accounts/{self.account}/models/{self.model_id}",
@@ -104,8 +107,11 @@ class FakeFireworksServer:
         self.ready_after_polls: int | None = 0
         self.validation_error: str | None = None
         self.chat_failure: str | int | None = None
+        self.require_deployment = False  # refuse LoRA loads without one, as the SDK docs warn
         self.seen: list[Seen] = []
         self.faults_served = 0
+        self.creates = 0  # model create requests that reached the handler (409s included)
+        self.conflicts = 0
         self._faults: list[tuple[int, str]] = []
         self._models: dict[tuple[str, str], _Model] = {}
         for name in base_models:
@@ -146,7 +152,9 @@ class FakeFireworksServer:
 
     def count(self, method: str, path_prefix: str) -> int:
         with self._lock:
-            return sum(1 for s in self.seen if s.method == method and s.path.startswith(path_prefix))
+            return sum(
+                1 for s in self.seen if s.method == method and s.path.startswith(path_prefix)
+            )
 
     def files(self, model_id: str) -> dict[str, bytes]:
         """The files uploaded to this account's `model_id`."""
@@ -158,6 +166,11 @@ class FakeFireworksServer:
         """Served names of every loaded LoRA."""
         with self._lock:
             return {d["model"] for d in self._deployed.values()}
+
+    def placements(self) -> set[tuple[str, str]]:
+        """(served name, deployment) of every loaded LoRA; deployment "" means serverless."""
+        with self._lock:
+            return {(d["model"], d["deployment"]) for d in self._deployed.values()}
 
     def unload_all(self) -> None:
         """Unload everything behind the client's back (as a console user could)."""
@@ -201,7 +214,9 @@ class FakeFireworksServer:
     def _route(self, method: str, path: str, payload: dict[str, Any]) -> Any:
         if method == "POST" and path == "/v1/chat/completions":
             return self._chat(payload)
-        match = re.fullmatch(r"/v1/accounts/([^/]+)/(models|deployedModels)(?:/([^/:]+))?(:\w+)?", path)
+        match = re.fullmatch(
+            r"/v1/accounts/([^/]+)/(models|deployedModels)(?:/([^/:]+))?(:\w+)?", path
+        )
         if not match:
             raise _ApiError(404, f"no route for {method} {path}")
         account, kind, item, verb = match.groups()
@@ -226,6 +241,7 @@ class FakeFireworksServer:
     # Models (the lock is held)
 
     def _create(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.creates += 1
         model_id, model = payload.get("modelId", ""), payload.get("model") or {}
         peft = model.get("peftDetails") or {}
         if not MODEL_ID.match(model_id):
@@ -236,10 +252,13 @@ class FakeFireworksServer:
         if (account, base_id) not in self._models:
             raise _ApiError(400, f"base model {peft.get('baseModel')} not found")
         if (self.account_id, model_id) in self._models:
-            raise _ApiError(409, f"model accounts/{self.account_id}/models/{model_id} already exists")
+            self.conflicts += 1
+            raise _ApiError(
+                409, f"model accounts/{self.account_id}/models/{model_id} already exists"
+            )
         created = _Model(self.account_id, model_id, "HF_PEFT_ADDON", "UPLOADING", peft)
         self._models[self.account_id, model_id] = created
-        return created.as_json(None)
+        return created.as_json()
 
     def _upload_endpoint(self, model: _Model, payload: dict[str, Any]) -> dict[str, Any]:
         sizes = payload.get("filenameToSize") or {}
@@ -247,6 +266,7 @@ class FakeFireworksServer:
             raise _ApiError(400, "the model is READY or no files were named")
         model.sizes = {name: int(size) for name, size in sizes.items()}
         model.files, model.token, model.validated = {}, secrets.token_hex(8), False
+        model.error = None
         prefix = f"{self.base_url}{UPLOAD_PATH}{model.account}/{model.model_id}"
         urls = {name: f"{prefix}/{name}?X-Goog-Signature={model.token}" for name in sizes}
         return {"filenameToSignedUrls": urls}
@@ -259,16 +279,16 @@ class FakeFireworksServer:
         if config.get("r") != model.peft.get("r"):
             raise _ApiError(400, "adapter_config.json r differs from peftDetails.r")
         model.validated, model.polls_left = True, self.ready_after_polls
+        model.error = self.validation_error
         return {"warnings": []}
 
     def _poll(self, model: _Model) -> dict[str, Any]:
-        if model.validated and model.state != "READY" and not self.validation_error:
+        if model.validated and model.state != "READY" and not model.error:
             if model.polls_left == 0:
                 model.state = "READY"
             elif model.polls_left is not None:
                 model.polls_left -= 1
-        error = self.validation_error if model.validated and model.state != "READY" else None
-        return model.as_json(error)
+        return model.as_json()
 
     def _signed_put(self, method: str, path: str, query: Any, headers: Any, body: bytes) -> bytes:
         if method != "PUT":
@@ -292,7 +312,10 @@ class FakeFireworksServer:
 
     def _deployed_route(self, method: str, item: str | None, payload: dict[str, Any]) -> Any:
         if method == "GET" and item is None:
-            return {"deployedModels": list(self._deployed.values()), "totalSize": len(self._deployed)}
+            return {
+                "deployedModels": list(self._deployed.values()),
+                "totalSize": len(self._deployed),
+            }
         if method == "POST" and item is None:
             return self._load(payload)
         if method == "DELETE" and item is not None:
@@ -307,6 +330,8 @@ class FakeFireworksServer:
         model = self._models.get((account, model_id))
         if model is None or model.state != "READY":
             raise _ApiError(400, f"model {served} does not exist or is not READY")
+        if self.require_deployment and not deployment:
+            raise _ApiError(400, "LoRA models require a dedicated deployment")
         if any(d["model"] == served and d.get("deployment", "") == deployment
                for d in self._deployed.values()):  # fmt: skip
             raise _ApiError(409, f"{served} is already deployed")
@@ -330,8 +355,10 @@ class FakeFireworksServer:
             raise _ApiError(404, "Model not found, inaccessible, and/or not deployed")
         if isinstance(self.chat_failure, int):
             raise _ApiError(self.chat_failure, "inference failed")
-        text = "" if self.chat_failure == "empty" else reply_text(
-            model, str(messages[-1].get("content", "")), payload["max_tokens"]
+        text = (
+            ""
+            if self.chat_failure == "empty"
+            else reply_text(model, str(messages[-1].get("content", "")), payload["max_tokens"])
         )
         choice = {"index": 0, "message": {"role": "assistant", "content": text},
                   "finish_reason": "stop"}  # fmt: skip
