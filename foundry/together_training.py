@@ -383,17 +383,22 @@ def _plain_tar(archive: Path) -> Path:
     out = archive.with_suffix(".tar")
     try:
         import zstandard
-    except ImportError:
-        zstd = shutil.which("zstd")
-        if zstd is None:
-            raise TrainingError(
-                f"{archive} is zstd-compressed and neither the `zstandard` package nor the "
-                "`zstd` program is installed; install one (`pip install zstandard`)"
-            ) from None
-        subprocess.run([zstd, "-d", "-q", "-f", "-o", str(out), str(archive)], check=True)
+    except ImportError:  # the `zstd` program does the same
+        zstandard = None
+    if zstandard is not None:
+        with archive.open("rb") as src, out.open("wb") as dst:
+            zstandard.ZstdDecompressor().copy_stream(src, dst)
         return out
-    with archive.open("rb") as src, out.open("wb") as dst:
-        zstandard.ZstdDecompressor().copy_stream(src, dst)
+    program = shutil.which("zstd")
+    if program is None:
+        raise TrainingError(
+            f"{archive} is zstd-compressed and neither the `zstandard` package nor the `zstd` "
+            "program is installed; install one (`pip install zstandard`)"
+        )
+    command = [program, "-d", "-q", "-f", "-o", str(out), str(archive)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise TrainingError(f"{archive} is not a valid zstd archive: {done.stderr.strip()}")
     return out
 
 

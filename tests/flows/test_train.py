@@ -300,14 +300,14 @@ def test_unsloth_without_cuda_says_cuda_is_required(small_project, monkeypatch):
     assert resolve_backend(config) == "peft"
 
 
-def test_together_backend_is_not_implemented_yet(small_project):
+def test_together_backend_refuses_the_tiny_base(small_project):
     from tasks.train import resolve_backend
 
     config = load_config(small_project / "foundry.yaml")
     config.training.backend = "together"
-    with pytest.raises(TrainingError, match="not implemented yet") as error:
+    with pytest.raises(TrainingError, match="`base_model.name` is `tiny`") as error:
         resolve_backend(config)
-    assert "deployment issue" in str(error.value) and "`peft`" in str(error.value)
+    assert "`auto`" in str(error.value)
 
 
 def test_dpo_without_an_sft_adapter_says_to_train_sft_first(small_project):
