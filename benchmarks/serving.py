@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,21 +29,14 @@ PROMPT = "Will AI capex pay off within a decade?"
 
 
 def serve(config_path: Path, max_batch: int) -> tuple[str, object, object]:
-    import uvicorn
+    from deploy.local import build_app, serve_in_thread
 
-    from deploy.local import build_app
-
-    app, engine, adapters, _ = build_app(load_config(config_path), max_batch=max_batch)
+    config = load_config(config_path)
+    app, engine, adapters, _ = build_app(config, max_batch=max_batch, source="trained")
     if len(adapters) < 2:
         raise SystemExit("needs trained persona adapters: run `make run` first")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, engine
+    server = serve_in_thread(app)
+    return server.url, server, engine
 
 
 def run_arm(config_path: Path, max_batch: int, clients: int, per_client: int, tokens: int) -> dict:
@@ -73,7 +64,7 @@ def run_arm(config_path: Path, max_batch: int, clients: int, per_client: int, to
         latencies = [s for result in pool.map(client, range(clients)) for s in result]
     seconds = time.perf_counter() - started
     mixed = engine.stats.adapters_per_batch[warm[2] :]
-    server.should_exit = True
+    server.stop()
     engine.close()
     ordered = sorted(latencies)
     return {

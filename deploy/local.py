@@ -40,12 +40,17 @@ def serving_root(config: FoundryConfig) -> Path:
     return config.cache_dir / "serving" / "local"
 
 
-def served_adapters(config: FoundryConfig) -> tuple[dict[str, Path], str]:
-    """(slug -> adapter folder, where they come from: `deployed` or `trained`)."""
+def served_adapters(config: FoundryConfig, source: str = "auto") -> tuple[dict[str, Path], str]:
+    """(slug -> adapter folder, where they come from: `deployed` or `trained`); `auto`: the
+    deployed champions when any were deployed, else the trained adapters."""
     from foundry.personas import discover_personas
 
+    if source not in ("auto", "deployed", "trained"):
+        raise DeployError(f"adapter source {source!r}: use auto, deployed or trained")
     deployed = read_manifest(manifest_path(config))
-    if deployed:
+    if source == "deployed" and not deployed:
+        raise DeployError("nothing is deployed locally yet: run `foundry deploy --target local`")
+    if deployed and source != "trained":
         return {slug: Path(path) for slug, path in deployed.items()}, "deployed"
     stage = config.registry.stage
     trained = {
@@ -57,16 +62,17 @@ def served_adapters(config: FoundryConfig) -> tuple[dict[str, Path], str]:
 
 
 def build_app(
-    config: FoundryConfig, *, max_batch: int = 16, window_s: float = 0.01
+    config: FoundryConfig, *, max_batch: int = 16, window_s: float = 0.01, source: str = "auto"
 ) -> tuple[Any, BatchingEngine, dict[str, Path], set[str]]:
-    """(app, engine, served adapters, registered vector names)."""
+    """(app, engine, served adapters, registered vector names); `source` as in
+    `served_adapters`."""
     from foundry.adapter_loading import attach_adapters
     from foundry.base_model import load_base
     from foundry.personas import discover_personas
     from foundry.steering import register_vectors
     from foundry.vector_store import META_FILE, load_persona_vector
 
-    adapters, _ = served_adapters(config)
+    adapters, _ = served_adapters(config, source)
     base = load_base(config)
     model = attach_adapters(base.model, adapters)
     names: set[str] = set()

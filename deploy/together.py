@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -85,19 +86,27 @@ def _describe(exc: Exception) -> tuple[int | None, str]:
 
 @dataclass(frozen=True)
 class _LocalFile:
-    path: str
-    data: bytes
+    path: str  # its name in the upload
+    file: Path
     parts: tuple[tuple[int, int], ...]  # (offset, size), numbered from 1
     hash: str  # S3-style ETag: md5, or md5 of the part md5s plus "-N"
 
+    def read(self, number: int) -> bytes:
+        offset, size = self.parts[number - 1]
+        with self.file.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(size)
 
-def _local_file(path: str, data: bytes) -> _LocalFile:
-    parts = tuple((o, min(PART_BYTES, len(data) - o)) for o in range(0, len(data), PART_BYTES))
-    md5s = [hashlib.md5(data[o : o + n]).digest() for o, n in parts]  # noqa: S324 (an ETag)
+
+def _local_file(path: str, file: Path) -> _LocalFile:
+    size = file.stat().st_size
+    parts = tuple((o, min(PART_BYTES, size - o)) for o in range(0, size, PART_BYTES))
+    local = _LocalFile(path, file, parts, "")
+    md5s = [hashlib.md5(local.read(n)).digest() for n in range(1, len(parts) + 1)]  # noqa: S324
     if len(md5s) == 1:
-        return _LocalFile(path, data, parts, md5s[0].hex())
+        return _LocalFile(path, file, parts, md5s[0].hex())
     etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"  # noqa: S324
-    return _LocalFile(path, data, parts, etag)
+    return _LocalFile(path, file, parts, etag)
 
 
 def make_target(config: FoundryConfig) -> TogetherTarget:
@@ -168,6 +177,8 @@ class TogetherTarget:
                 "base the adapter was trained on"
             ) from None
         max_rank = int(getattr(found.lora_training, "max_rank", 0) or 0)
+        if max_rank < 1:
+            raise DeployError(f"Together serves no LoRA adapters on base {self.base_model!r}")
         max_bytes = int(self.max_adapter_mb * 2**20)
         return TargetLimits(self.name, 1, max_rank, max_bytes, (self.base_model,))
 
@@ -185,7 +196,11 @@ class TogetherTarget:
         try:
             model = self._create_model(name, f"{bundle.slug} v{bundle.version}")
             revision_id = self._upload_files(model.id, bundle)
-            self._wait_valid(name, model.id, revision_id)
+            self._poll(
+                f"Together's validation job {revision_id} for {name}",
+                lambda: self._validation(name, model.id, revision_id),
+            )
+            logger.info("Together validated %s (revision %s)", name, revision_id)
         except DeployError as exc:
             raise DeployError(f"{bundle.slug} v{bundle.version} on together: {exc}") from None
         return Remote(model.id, model.name)
@@ -204,7 +219,10 @@ class TogetherTarget:
             except TogetherApiError as exc:
                 if exc.status != 409:  # 409: attached already
                     raise
-            self._wait_loaded(deployment, remote)
+            self._poll(
+                f"loading {remote.served_name} on {endpoint}/{deployment}",
+                lambda d=deployment: self._load_state(d, remote),
+            )
 
     def deactivate(self, remote: Remote) -> None:
         endpoint = self.section.endpoint_id
@@ -320,7 +338,7 @@ class TogetherTarget:
 
     def _upload_files(self, model_id: str, bundle: AdapterBundle) -> str:
         """Send the bundle's files as model `model_id`'s new revision; its id."""
-        files = {n: _local_file(n, p.read_bytes()) for n, p in bundle.files().items()}
+        files = {n: _local_file(n, p) for n, p in bundle.files().items()}
         logger.info("uploading %s (%d bytes) to Together", upload_name(bundle), bundle.size_bytes)
         offer = [{"path": f.path, "hash": f.hash, "numParts": len(f.parts)} for f in files.values()]
         plan = self._post(
@@ -350,8 +368,7 @@ class TogetherTarget:
         done = []
         for part in parts:
             number = int(part["partNumber"])
-            offset, size = local.parts[number - 1]
-            data = local.data[offset : offset + size]
+            data = local.read(number)
             headers = dict(part.get("headers") or {})
             etag = self._call(
                 f"PUT of {local.path} part {number}",
@@ -384,26 +401,26 @@ class TogetherTarget:
             return revisions[-1] if revisions else None
         return next((r for r in revisions if r.revision_id == revision_id), None)
 
-    def _wait_valid(self, name: str, model_id: str, revision_id: str) -> None:
-        """Poll Together's validation job for the revision until it passes, fails or times out."""
+    def _validation(self, name: str, model_id: str, revision_id: str) -> str | None:
+        """None once Together's validation job passed the revision; its state while it runs."""
+        revision = self._revision(model_id, revision_id)
+        status = revision.validation_status if revision is not None else "not listed yet"
+        job = revision.revision_id if revision is not None else revision_id
+        if status in INVALID:
+            errors = "; ".join(e.message or "" for e in revision.validation_errors or [])
+            raise DeployError(
+                f"Together's validation job {job} for {name} ended {status}: "
+                f"{errors or 'no reason given'}"
+            )
+        return None if status == VALID else str(status)
+
+    def _poll(self, what: str, check: Callable[[], str | None]) -> None:
+        """Call `check` every `poll_s` until it returns None (done) or `timeout_s` passes."""
         deadline = time.monotonic() + self.section.timeout_s
-        while True:
-            revision = self._revision(model_id, revision_id)
-            status = revision.validation_status if revision is not None else None
-            job = revision.revision_id if revision is not None else revision_id or "?"
-            if status == VALID:
-                logger.info("Together validated %s (revision %s)", name, job)
-                return
-            if status in INVALID:
-                errors = "; ".join(e.message or "" for e in revision.validation_errors or [])
-                raise DeployError(
-                    f"Together's validation job {job} for {name} ended {status}: "
-                    f"{errors or 'no reason given'}"
-                )
+        while (state := check()) is not None:
             if time.monotonic() >= deadline:
                 raise DeployError(
-                    f"Together's validation job {job} for {name} is not done after "
-                    f"{self.section.timeout_s:.0f} s (status {status}); raise "
+                    f"{what} is not done after {self.section.timeout_s:g} s ({state}); raise "
                     "`deploy.together.timeout_s` or deploy again later (the upload is reused)"
                 )
             time.sleep(self.section.poll_s)
@@ -426,27 +443,13 @@ class TogetherTarget:
             lambda: list(adapters.list(endpoint, deployment)),
         )
 
-    def _wait_loaded(self, deployment: str, remote: Remote) -> None:
-        """Wait until every cluster of the deployment has loaded the adapter."""
-        deadline = time.monotonic() + self.section.timeout_s
-        while True:
-            row = next(
-                (
-                    a
-                    for a in self._attachments(deployment)
-                    if a.adapter_model_id == remote.remote_id
-                ),
-                None,
-            )
-            states = [c.state for c in (row.per_cluster or [])] if row is not None else []
-            if LOAD_FAILED in states:
-                reasons = "; ".join(c.message or "" for c in row.per_cluster if c.message)
-                raise DeployError(f"{deployment} failed to load {remote.served_name}: {reasons}")
-            if states and all(s == LOADED for s in states):
-                return
-            if time.monotonic() >= deadline:
-                raise DeployError(
-                    f"{deployment} has not loaded {remote.served_name} after "
-                    f"{self.section.timeout_s:.0f} s (states {states})"
-                )
-            time.sleep(self.section.poll_s)
+    def _load_state(self, deployment: str, remote: Remote) -> str | None:
+        """None once every cluster of `deployment` serves the adapter; the states until then."""
+        rows = [a for a in self._attachments(deployment) if a.adapter_model_id == remote.remote_id]
+        clusters = [c for row in rows for c in row.per_cluster or []]
+        if any(c.state == LOAD_FAILED for c in clusters):
+            reasons = "; ".join(c.message or c.reason or "" for c in clusters)
+            raise DeployError(f"{deployment} failed to load {remote.served_name}: {reasons}")
+        if clusters and all(c.state == LOADED for c in clusters):
+            return None
+        return ", ".join(c.state for c in clusters) or "not attached yet"

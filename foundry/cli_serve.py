@@ -18,21 +18,30 @@ def serve(
     window_ms: Annotated[
         float, typer.Option(min=0, help="How long a batch waits for more requests.")
     ] = 10.0,
+    adapters: Annotated[
+        str,
+        typer.Option(
+            help="auto: the champions deployed with `foundry deploy --target local` when there "
+            "are any, else the trained adapters; deployed; trained."
+        ),
+    ] = "auto",
 ) -> None:
     """Serve the base and each persona's adapter (model = the persona's slug) with the OpenAI
     chat completions API; `persona_vector: SLUG` in a request steers it. Concurrent requests are
     batched across adapters. Stop with Ctrl-C."""
     import uvicorn
 
-    from deploy.local import BASE_NAME, build_app
+    from deploy.local import BASE_NAME, build_app, served_adapters
 
     cfg = load_cli_config(config)
     with user_errors(), console.status("Loading the base model, adapters and vectors..."):
-        app, engine, adapters, vectors = build_app(
-            cfg, max_batch=max_batch, window_s=window_ms / 1000
+        _, source = served_adapters(cfg, adapters)
+        app, engine, served, vectors = build_app(
+            cfg, max_batch=max_batch, window_s=window_ms / 1000, source=adapters
         )
     console.print(
-        f"Serving on http://{host}:{port}/v1: models {BASE_NAME}, {', '.join(adapters) or '-'}; "
+        f"Serving on http://{host}:{port}/v1: models {BASE_NAME}, {', '.join(served) or '-'} "
+        f"({source} adapters); "
         f"persona vectors for {', '.join(sorted({v.split('@')[0] for v in vectors})) or '-'}"
     )
     try:

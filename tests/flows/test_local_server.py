@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import random
 import socket
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -41,8 +39,8 @@ def _adapter(model, folder, seed: int):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import torch
-    import uvicorn
 
+    from deploy.local import serve_in_thread
     from foundry.adapter_loading import attach_adapters
     from foundry.base_model import PretrainDoc, new_tiny_model, train_tokenizer
     from foundry.model_config import TinyModelConfig
@@ -65,18 +63,9 @@ def server(tmp_path_factory):
     register_vectors(model, {"persona-0@steer": SteerVector(1, vector, 1.0, "persona-0")})
     engine = BatchingEngine(model, tokenizer, max_batch=16, window_s=0.05)
     app = create_app(engine, BASE, serving, {"persona-0@steer"})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", engine, folders
-    uv.should_exit = True
-    thread.join(timeout=10)
+    running = serve_in_thread(app)
+    yield running.url, engine, folders
+    running.stop()
     engine.close()
 
 
