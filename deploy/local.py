@@ -3,9 +3,9 @@
 `build_app(config)` loads the base once, attaches each persona's adapter under the persona's slug
 and registers each persona vector (`<slug>@steer` on the base, `<slug>@dpo+steer` with the
 adapter), then returns the OpenAI-compatible app (`deploy.openai_server`) and its batching
-engine. It serves the deployed champions (`foundry deploy --target local`, recorded in
-`.foundry/serving/local/manifest.json`) when any were deployed, else the trained
-`registry.stage` adapters, which is what development wants.
+engine. Each persona is served by its champion deployed with `foundry deploy --target local`
+(recorded in `.foundry/serving/local/manifest.json`), else by its trained `registry.stage`
+adapter, so every persona answers in development too.
 
 `LocalTarget` deploys by copying the champion's adapter files under `.foundry/serving/local/`;
 it hot-swaps them on the server at `deploy.local.url` when one runs, and otherwise starts a
@@ -40,25 +40,28 @@ def serving_root(config: FoundryConfig) -> Path:
     return config.cache_dir / "serving" / "local"
 
 
-def served_adapters(config: FoundryConfig, source: str = "auto") -> tuple[dict[str, Path], str]:
-    """(slug -> adapter folder, where they come from: `deployed` or `trained`); `auto`: the
-    deployed champions when any were deployed, else the trained adapters."""
+def served_adapters(
+    config: FoundryConfig, source: str = "auto"
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """(slug -> adapter folder, slug -> `deployed` or `trained`). `auto`: each persona's champion
+    deployed with `foundry deploy --target local`, else its trained adapter, so every persona
+    answers; `deployed` or `trained`: only that kind."""
     from foundry.personas import discover_personas
 
     if source not in ("auto", "deployed", "trained"):
         raise DeployError(f"adapter source {source!r}: use auto, deployed or trained")
-    deployed = read_manifest(manifest_path(config))
+    deployed = read_manifest(manifest_path(config)) if source != "trained" else {}
     if source == "deployed" and not deployed:
         raise DeployError("nothing is deployed locally yet: run `foundry deploy --target local`")
-    if deployed and source != "trained":
-        return {slug: Path(path) for slug, path in deployed.items()}, "deployed"
-    stage = config.registry.stage
-    trained = {
-        slug: config.adapter_dir(slug, stage)
-        for slug in discover_personas(config.personas_dir)
-        if (config.adapter_dir(slug, stage) / "adapter_config.json").is_file()
-    }
-    return trained, "trained"
+    folders = {slug: Path(path) for slug, path in deployed.items()}
+    if source != "deployed":
+        stage = config.registry.stage
+        for slug in discover_personas(config.personas_dir):
+            trained = config.adapter_dir(slug, stage)
+            if slug not in folders and (trained / "adapter_config.json").is_file():
+                folders[slug] = trained
+    origin = {slug: "deployed" if slug in deployed else "trained" for slug in folders}
+    return dict(sorted(folders.items())), origin
 
 
 def build_app(

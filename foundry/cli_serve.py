@@ -21,8 +21,9 @@ def serve(
     adapters: Annotated[
         str,
         typer.Option(
-            help="auto: the champions deployed with `foundry deploy --target local` when there "
-            "are any, else the trained adapters; deployed; trained."
+            help="auto: each persona's champion deployed with `foundry deploy --target local`, "
+            "else its trained adapter; deployed: only deployed champions; trained: only trained "
+            "adapters."
         ),
     ] = "auto",
 ) -> None:
@@ -35,13 +36,13 @@ def serve(
 
     cfg = load_cli_config(config)
     with user_errors(), console.status("Loading the base model, adapters and vectors..."):
-        _, source = served_adapters(cfg, adapters)
+        _, origin = served_adapters(cfg, adapters)
         app, engine, served, vectors = build_app(
             cfg, max_batch=max_batch, window_s=window_ms / 1000, source=adapters
         )
     console.print(
-        f"Serving on http://{host}:{port}/v1: models {BASE_NAME}, {', '.join(served) or '-'} "
-        f"({source} adapters); "
+        f"Serving on http://{host}:{port}/v1: models {BASE_NAME}, "
+        f"{', '.join(f'{slug} ({origin[slug]})' for slug in served) or '-'}; "
         f"persona vectors for {', '.join(sorted({v.split('@')[0] for v in vectors})) or '-'}"
     )
     try:

@@ -21,17 +21,16 @@ import hashlib
 import json
 import random
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.client import HTTPMessage
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from foundry.synthesis_jobs import Usage
+from tests.fakes.http_fake import ApiError, FakeHttpServer, Fault, FaultScript, Reply
 
 VALID_API_KEY = "fake-anthropic-test-key-0123456789"
 DROP_CONNECTION = 0  # a `fail_next` status that closes the connection without an answer
@@ -92,20 +91,6 @@ class _Batch:
     ended_at: datetime | None = None
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def prompt_hash(system: str, user: str) -> str:
     """The id the server records for a prompt pair (first 16 hex digits of a SHA-256)."""
     return hashlib.sha256(f"{system}\x00{user}".encode()).hexdigest()[:16]
@@ -140,6 +125,11 @@ def _error_body(status: int, message: str, request_id: str) -> bytes:
     return json.dumps({"type": "error", "error": error, "request_id": request_id}).encode()
 
 
+def _error_reply(exc: ApiError, request_id: str) -> Reply:
+    body = _error_body(exc.status, exc.message, request_id)
+    return Reply(exc.status, body, headers={"request-id": request_id})
+
+
 def _system_text(system: Any) -> tuple[str, bool]:
     """The system prompt's text and whether any of its blocks asks for caching."""
     if system is None or isinstance(system, str):
@@ -161,20 +151,20 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
 
 def _check_params(params: Any) -> None:
     if not isinstance(params, dict):
-        raise _ApiError(400, "body: expected an object")
+        raise ApiError(400, "body: expected an object")
     for name in ("model", "max_tokens", "messages"):
         if name not in params:
-            raise _ApiError(400, f"{name}: Field required")
+            raise ApiError(400, f"{name}: Field required")
     for name in ("temperature", "top_p", "top_k"):  # API version 2026-10-21 removed them
         if name in params:
-            raise _ApiError(400, f"{name}: Extra inputs are not permitted")
+            raise ApiError(400, f"{name}: Extra inputs are not permitted")
     if not isinstance(params["max_tokens"], int) or params["max_tokens"] < 1:
-        raise _ApiError(400, "max_tokens: must be a positive integer")
+        raise ApiError(400, "max_tokens: must be a positive integer")
     if not isinstance(params["messages"], list) or not params["messages"]:
-        raise _ApiError(400, "messages: at least one message is required")
+        raise ApiError(400, "messages: at least one message is required")
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(FakeHttpServer):
     """A fake Anthropic API in a background thread; use it as a context manager.
 
     Args:
@@ -190,6 +180,7 @@ class FakeAnthropicServer:
         latency_s: float = 0.0,
         batch_polls_before_end: int = 1,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.latency_s = latency_s
         self.batch_polls_before_end = batch_polls_before_end
@@ -204,38 +195,10 @@ class FakeAnthropicServer:
         self.results_fetches = 0
         self.served: list[ServedMessage] = []
         self.served_usage: dict[Kind, Usage] = {"online": Usage(), "batch": Usage()}
-        self._lock = threading.Lock()
-        self._faults: deque[tuple[Endpoint, int, float | None]] = deque()
+        self._faults = FaultScript()
         self._cached_systems: set[str] = set()
         self._batches: dict[str, _Batch] = {}
         self._ids = 0
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # Lifecycle
-
-    @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:PORT`, for the SDK's `base_url`."""
-        if self._httpd is None:
-            raise RuntimeError("the fake server is not running; use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeAnthropicServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
 
     # Controls
 
@@ -254,8 +217,7 @@ class FakeAnthropicServer:
             retry_after: Seconds sent in a `retry-after` header, when given.
             endpoint: `messages` (`POST /v1/messages`) or `batches` (every batch call).
         """
-        with self._lock:
-            self._faults.extend([(endpoint, status, retry_after)] * count)
+        self._faults.add(endpoint, status, count, retry_after)
 
     def served_hashes(self) -> list[str]:
         """Prompt hashes of every message generated, online and batch, in order."""
@@ -264,7 +226,7 @@ class FakeAnthropicServer:
 
     # Requests
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> _Reply | None:
+    def respond(self, method: str, target: str, headers: HTTPMessage, body: bytes) -> Reply | None:
         """Answer one HTTP request (called from the handler threads); None hangs up."""
         path = urlsplit(target).path.rstrip("/")
         request_id = f"req_{self._next_id():024x}"
@@ -273,23 +235,17 @@ class FakeAnthropicServer:
             return self._handle_messages(headers, body, request_id)
         try:
             self._check_key(headers)
-            fault = self._take_fault("batches") if path.startswith("/v1/messages/b") else None
+            fault = self._faults.take("batches") if path.startswith("/v1/messages/b") else None
             if fault is not None:
-                return self._fault_reply(*fault, request_id)
+                return self._fault_reply(fault, request_id)
             payload = self._route_batches(method, path, body)
-        except _ApiError as exc:
-            return _Reply(
-                exc.status,
-                _error_body(exc.status, exc.message, request_id),
-                {"request-id": request_id},
-            )
+        except ApiError as exc:
+            return _error_reply(exc, request_id)
         if isinstance(payload, bytes):
-            return _Reply(
-                200, payload, {"request-id": request_id, "content-type": "application/x-jsonl"}
-            )
-        return _Reply(200, json.dumps(payload).encode(), {"request-id": request_id})
+            return Reply(200, payload, "application/x-jsonl", {"request-id": request_id})
+        return Reply.json(payload, headers={"request-id": request_id})
 
-    def _handle_messages(self, headers: Any, body: bytes, request_id: str) -> _Reply | None:
+    def _handle_messages(self, headers: Any, body: bytes, request_id: str) -> Reply | None:
         with self._lock:
             self.requests += 1
             self.in_flight += 1
@@ -297,19 +253,15 @@ class FakeAnthropicServer:
         try:
             time.sleep(self.latency_s)
             self._check_key(headers)
-            fault = self._take_fault("messages")
+            fault = self._faults.take("messages")
             if fault is not None:
-                return self._fault_reply(*fault, request_id)
+                return self._fault_reply(fault, request_id)
             params = self._parse(body)
             _check_params(params)
             message = self._answer(params, "online", None)
-            return _Reply(200, json.dumps(message).encode(), {"request-id": request_id})
-        except _ApiError as exc:
-            return _Reply(
-                exc.status,
-                _error_body(exc.status, exc.message, request_id),
-                {"request-id": request_id},
-            )
+            return Reply.json(message, headers={"request-id": request_id})
+        except ApiError as exc:
+            return _error_reply(exc, request_id)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -318,28 +270,19 @@ class FakeAnthropicServer:
         # anthropic 2.x sends the key as `Authorization: Bearer ...`; older SDKs as `x-api-key`.
         bearer = (headers.get("authorization") or "").removeprefix("Bearer ")
         if self.api_key not in (headers.get("x-api-key"), bearer):
-            raise _ApiError(401, "invalid x-api-key")
+            raise ApiError(401, "invalid x-api-key")
 
-    def _take_fault(self, endpoint: Endpoint) -> tuple[int, float | None] | None:
-        """Pop the first scripted fault for `endpoint`: (status, retry_after), or None."""
-        with self._lock:
-            for fault in self._faults:
-                if fault[0] == endpoint:
-                    self._faults.remove(fault)
-                    return fault[1], fault[2]
-        return None
-
-    def _fault_reply(
-        self, status: int, retry_after: float | None, request_id: str
-    ) -> _Reply | None:
+    @staticmethod
+    def _fault_reply(fault: Fault, request_id: str) -> Reply | None:
+        status = fault.status
         if status == DROP_CONNECTION:
             return None
         headers = {"request-id": request_id}
-        if retry_after is not None:
-            headers["retry-after"] = str(retry_after)
+        if fault.retry_after is not None:
+            headers["retry-after"] = str(fault.retry_after)
         messages = {429: "Number of requests has exceeded your rate limit", 529: "Overloaded"}
         text = messages.get(status, "Internal server error" if status >= 500 else "Bad request")
-        return _Reply(status, _error_body(status, text, request_id), headers)
+        return Reply(status, _error_body(status, text, request_id), headers=headers)
 
     def _next_id(self) -> int:
         with self._lock:
@@ -351,7 +294,7 @@ class FakeAnthropicServer:
         try:
             return json.loads(body or b"null")
         except json.JSONDecodeError as exc:
-            raise _ApiError(400, f"body: invalid JSON ({exc.msg})") from None
+            raise ApiError(400, f"body: invalid JSON ({exc.msg})") from None
 
     # Messages
 
@@ -405,18 +348,16 @@ class FakeAnthropicServer:
             return self._retrieve_batch(parts[4])
         if method == "GET" and len(parts) == 6 and parts[5] == "results":
             return self._batch_results(parts[4])
-        raise _ApiError(404, f"no route for {method} {path}")
+        raise ApiError(404, f"no route for {method} {path}")
 
     def _create_batch(self, payload: Any) -> dict[str, Any]:
         requests = payload.get("requests") if isinstance(payload, dict) else None
         if not isinstance(requests, list) or not requests:
-            raise _ApiError(400, "requests: at least one request is required")
+            raise ApiError(400, "requests: at least one request is required")
         ids = [request.get("custom_id", "") for request in requests]
         bad = [custom_id for custom_id in ids if not CUSTOM_ID.match(str(custom_id))]
         if bad or len(set(ids)) != len(ids):
-            raise _ApiError(
-                400, f"requests: custom_id must be unique and match {CUSTOM_ID.pattern}"
-            )
+            raise ApiError(400, f"requests: custom_id must be unique and match {CUSTOM_ID.pattern}")
         results = [self._batch_result(r["custom_id"], r.get("params")) for r in requests]
         batch = _Batch(f"msgbatch_{self._next_id():024x}", results, datetime.now(UTC))
         with self._lock:
@@ -430,10 +371,10 @@ class FakeAnthropicServer:
             return {"custom_id": custom_id, "result": {"type": outcome}}
         try:
             if outcome == "errored":
-                raise _ApiError(500, "Internal server error")
+                raise ApiError(500, "Internal server error")
             _check_params(params)
             message = self._answer(params, "batch", custom_id)
-        except _ApiError as exc:
+        except ApiError as exc:
             error = json.loads(_error_body(exc.status, exc.message, f"req_{custom_id}"))
             return {"custom_id": custom_id, "result": {"type": "errored", "error": error}}
         return {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
@@ -442,7 +383,7 @@ class FakeAnthropicServer:
         with self._lock:
             batch = self._batches.get(batch_id)
             if batch is None:
-                raise _ApiError(404, f"batch {batch_id} not found")
+                raise ApiError(404, f"batch {batch_id} not found")
             self.batch_retrieves += 1
             batch.retrieves += 1
             if batch.ended_at is None and batch.retrieves > self.batch_polls_before_end:
@@ -453,9 +394,9 @@ class FakeAnthropicServer:
         with self._lock:
             batch = self._batches.get(batch_id)
             if batch is None:
-                raise _ApiError(404, f"batch {batch_id} not found")
+                raise ApiError(404, f"batch {batch_id} not found")
             if batch.ended_at is None:
-                raise _ApiError(400, f"batch {batch_id} is still in progress")
+                raise ApiError(400, f"batch {batch_id} is still in progress")
             self.results_fetches += 1
         return b"".join(json.dumps(line).encode() + b"\n" for line in batch.results)
 
@@ -481,41 +422,3 @@ class FakeAnthropicServer:
             if ended
             else None,
         }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default backlog of 5 refuses bursts of new connections
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
-    timeout = 30  # idle keep-alive connections close after this many seconds
-    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
-    # client's delayed ACK add ~40 ms to every answer.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake: FakeAnthropicServer = self.server.fake  # type: ignore[attr-defined]
-        reply = fake.handle(method, self.path, self.headers, body)
-        if reply is None:
-            self.close_connection = True
-            return
-        self.send_response(reply.status)
-        headers = {"content-type": "application/json", **reply.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Stay quiet: tests read counters, not access logs."""

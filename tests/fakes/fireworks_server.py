@@ -26,11 +26,12 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.client import HTTPMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.http_fake import ApiError, FakeHttpServer, FaultScript, Reply
 
 VALID_API_KEY = "fake-fireworks-test-key-0123456789"
 ACCOUNT_ID = "persona-test-account"
@@ -80,19 +81,13 @@ class Seen:
     headers: dict[str, str]
 
 
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
 def reply_text(model: str, prompt: str, max_tokens: int) -> str:
     """The deterministic answer a loaded adapter gives (a few words chosen by a hash)."""
     digest = hashlib.sha256(f"{model}\0{prompt}".encode()).digest()
     return " ".join(WORDS[b % len(WORDS)] for b in digest[: max(1, min(max_tokens, 8))])
 
 
-class FakeFireworksServer:
+class FakeFireworksServer(FakeHttpServer):
     """A fake Fireworks API in a background thread; use it as a context manager."""
 
     def __init__(
@@ -102,6 +97,7 @@ class FakeFireworksServer:
         account_id: str = ACCOUNT_ID,
         base_models: tuple[str, ...] = (BASE_MODEL,),
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.account_id = account_id
         self.ready_after_polls: int | None = 0
@@ -112,43 +108,19 @@ class FakeFireworksServer:
         self.faults_served = 0
         self.creates = 0  # model create requests that reached the handler (409s included)
         self.conflicts = 0
-        self._faults: list[tuple[int, str]] = []
+        self._faults = FaultScript()  # targets are path prefixes
         self._models: dict[tuple[str, str], _Model] = {}
         for name in base_models:
             _, account, _, model_id = name.split("/")
             self._models[account, model_id] = _Model(account, model_id, "HF_BASE_MODEL", "READY")
         self._deployed: dict[str, dict[str, Any]] = {}  # deployed model id -> DeployedModel
         self._ids = 0
-        self._lock = threading.Lock()
-        self._httpd: _Server | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the fake server is not running; use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeFireworksServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
 
     # Controls and records
 
     def fail_next(self, status: int, path_prefix: str, count: int = 1) -> None:
         """Answer the next `count` requests whose path starts with `path_prefix` with `status`."""
-        with self._lock:
-            self._faults.extend([(status, path_prefix)] * count)
+        self._faults.add(path_prefix, status, count)
 
     def count(self, method: str, path_prefix: str) -> int:
         with self._lock:
@@ -179,7 +151,7 @@ class FakeFireworksServer:
 
     # Requests
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, bytes]:
+    def respond(self, method: str, target: str, headers: HTTPMessage, body: bytes) -> Reply:
         parts = urlsplit(target)
         path = unquote(parts.path)
         with self._lock:
@@ -187,24 +159,24 @@ class FakeFireworksServer:
         try:
             self._take_fault(path)
             if path.startswith(UPLOAD_PATH):
-                return 200, self._signed_put(method, path, parse_qs(parts.query), headers, body)
+                self._signed_put(method, path, parse_qs(parts.query), headers, body)
+                return Reply(200)
             if headers.get("authorization") != f"Bearer {self.api_key}":
-                raise _ApiError(401, "invalid API key")
+                raise ApiError(401, "invalid API key")
             payload = json.loads(body) if body else {}
-            return 200, json.dumps(self._route(method, path, payload)).encode()
-        except _ApiError as exc:
-            return exc.status, self._error_body(path, exc)
+            return Reply.json(self._route(method, path, payload))
+        except ApiError as exc:
+            return Reply(exc.status, self._error_body(path, exc))
 
     def _take_fault(self, path: str) -> None:
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault[1]):
-                    self._faults.remove(fault)
-                    self.faults_served += 1
-                    raise _ApiError(fault[0], "the service is temporarily unavailable")
+        fault = self._faults.take_prefix(path)
+        if fault is not None:
+            with self._lock:
+                self.faults_served += 1
+            raise ApiError(fault.status, "the service is temporarily unavailable")
 
     @staticmethod
-    def _error_body(path: str, exc: _ApiError) -> bytes:
+    def _error_body(path: str, exc: ApiError) -> bytes:
         if path.startswith("/v1/chat"):  # inference errors are OpenAI-shaped
             error = {"object": "error", "type": "invalid_request_error", "message": exc.message}
             return json.dumps({"error": error}).encode()
@@ -218,10 +190,10 @@ class FakeFireworksServer:
             r"/v1/accounts/([^/]+)/(models|deployedModels)(?:/([^/:]+))?(:\w+)?", path
         )
         if not match:
-            raise _ApiError(404, f"no route for {method} {path}")
+            raise ApiError(404, f"no route for {method} {path}")
         account, kind, item, verb = match.groups()
         if account != self.account_id and not (account == "fireworks" and method == "GET"):
-            raise _ApiError(403, f"permission denied on account {account}")
+            raise ApiError(403, f"permission denied on account {account}")
         with self._lock:
             if kind == "deployedModels":
                 return self._deployed_route(method, item, payload)
@@ -229,14 +201,14 @@ class FakeFireworksServer:
                 return self._create(payload)
             model = self._models.get((account, item or ""))
             if model is None:
-                raise _ApiError(404, f"model accounts/{account}/models/{item} not found")
+                raise ApiError(404, f"model accounts/{account}/models/{item} not found")
             if method == "GET" and verb is None:
                 return self._poll(model)
             if method == "POST" and verb == ":getUploadEndpoint":
                 return self._upload_endpoint(model, payload)
             if method == "GET" and verb == ":validateUpload":
                 return self._validate(model)
-        raise _ApiError(404, f"no route for {method} {path}")
+        raise ApiError(404, f"no route for {method} {path}")
 
     # Models (the lock is held)
 
@@ -245,15 +217,15 @@ class FakeFireworksServer:
         model_id, model = payload.get("modelId", ""), payload.get("model") or {}
         peft = model.get("peftDetails") or {}
         if not MODEL_ID.match(model_id):
-            raise _ApiError(400, f"modelId {model_id!r} must match {MODEL_ID.pattern}")
+            raise ApiError(400, f"modelId {model_id!r} must match {MODEL_ID.pattern}")
         if model.get("kind") != "HF_PEFT_ADDON" or not 4 <= int(peft.get("r", 0)) <= 64:
-            raise _ApiError(400, "a HF_PEFT_ADDON needs peftDetails with r in 4..64")
+            raise ApiError(400, "a HF_PEFT_ADDON needs peftDetails with r in 4..64")
         _, account, _, base_id = (peft.get("baseModel") or "///").split("/")[:4]
         if (account, base_id) not in self._models:
-            raise _ApiError(400, f"base model {peft.get('baseModel')} not found")
+            raise ApiError(400, f"base model {peft.get('baseModel')} not found")
         if (self.account_id, model_id) in self._models:
             self.conflicts += 1
-            raise _ApiError(
+            raise ApiError(
                 409, f"model accounts/{self.account_id}/models/{model_id} already exists"
             )
         created = _Model(self.account_id, model_id, "HF_PEFT_ADDON", "UPLOADING", peft)
@@ -263,7 +235,7 @@ class FakeFireworksServer:
     def _upload_endpoint(self, model: _Model, payload: dict[str, Any]) -> dict[str, Any]:
         sizes = payload.get("filenameToSize") or {}
         if model.state == "READY" or not sizes:
-            raise _ApiError(400, "the model is READY or no files were named")
+            raise ApiError(400, "the model is READY or no files were named")
         model.sizes = {name: int(size) for name, size in sizes.items()}
         model.files, model.token, model.validated = {}, secrets.token_hex(8), False
         model.error = None
@@ -274,10 +246,10 @@ class FakeFireworksServer:
     def _validate(self, model: _Model) -> dict[str, Any]:
         got = {name: len(data) for name, data in model.files.items()}
         if not model.sizes or got != model.sizes:
-            raise _ApiError(400, f"uploaded files {got} differ from those announced {model.sizes}")
+            raise ApiError(400, f"uploaded files {got} differ from those announced {model.sizes}")
         config = json.loads(model.files.get("adapter_config.json", b"{}"))
         if config.get("r") != model.peft.get("r"):
-            raise _ApiError(400, "adapter_config.json r differs from peftDetails.r")
+            raise ApiError(400, "adapter_config.json r differs from peftDetails.r")
         model.validated, model.polls_left = True, self.ready_after_polls
         model.error = self.validation_error
         return {"warnings": []}
@@ -290,23 +262,22 @@ class FakeFireworksServer:
                 model.polls_left -= 1
         return model.as_json()
 
-    def _signed_put(self, method: str, path: str, query: Any, headers: Any, body: bytes) -> bytes:
+    def _signed_put(self, method: str, path: str, query: Any, headers: Any, body: bytes) -> None:
         if method != "PUT":
-            raise _ApiError(405, "signed URLs take PUT")
+            raise ApiError(405, "signed URLs take PUT")
         if headers.get("authorization"):
-            raise _ApiError(400, "a signed URL request may not carry an Authorization header")
+            raise ApiError(400, "a signed URL request may not carry an Authorization header")
         account, model_id, name = path.removeprefix(UPLOAD_PATH).split("/")
         with self._lock:
             model = self._models.get((account, model_id))
             if model is None or query.get("X-Goog-Signature") != [model.token]:
-                raise _ApiError(403, "SignatureDoesNotMatch")
+                raise ApiError(403, "SignatureDoesNotMatch")
             if headers.get("content-type") != "application/octet-stream":
-                raise _ApiError(403, "SignatureDoesNotMatch: content-type was signed")
+                raise ApiError(403, "SignatureDoesNotMatch: content-type was signed")
             size = model.sizes.get(name, -1)
             if headers.get("x-goog-content-length-range") != f"{size},{size}" or len(body) != size:
-                raise _ApiError(400, "EntityTooLarge or EntityTooSmall: length out of range")
+                raise ApiError(400, "EntityTooLarge or EntityTooSmall: length out of range")
             model.files[name] = body
-        return b""
 
     # Deployed models (the lock is held)
 
@@ -320,21 +291,21 @@ class FakeFireworksServer:
             return self._load(payload)
         if method == "DELETE" and item is not None:
             if self._deployed.pop(item, None) is None:
-                raise _ApiError(404, f"deployed model {item} not found")
+                raise ApiError(404, f"deployed model {item} not found")
             return {}
-        raise _ApiError(404, f"no route for {method} deployedModels/{item}")
+        raise ApiError(404, f"no route for {method} deployedModels/{item}")
 
     def _load(self, payload: dict[str, Any]) -> dict[str, Any]:
         served, deployment = payload.get("model", ""), payload.get("deployment", "")
         _, account, _, model_id = (served + "///").split("/")[:4]
         model = self._models.get((account, model_id))
         if model is None or model.state != "READY":
-            raise _ApiError(400, f"model {served} does not exist or is not READY")
+            raise ApiError(400, f"model {served} does not exist or is not READY")
         if self.require_deployment and not deployment:
-            raise _ApiError(400, "LoRA models require a dedicated deployment")
+            raise ApiError(400, "LoRA models require a dedicated deployment")
         if any(d["model"] == served and d.get("deployment", "") == deployment
                for d in self._deployed.values()):  # fmt: skip
-            raise _ApiError(409, f"{served} is already deployed")
+            raise ApiError(409, f"{served} is already deployed")
         self._ids += 1
         deployed_id = f"{model_id[:40]}-{self._ids:04d}"
         record = {
@@ -350,11 +321,11 @@ class FakeFireworksServer:
     def _chat(self, payload: dict[str, Any]) -> dict[str, Any]:
         model, messages = payload.get("model", ""), payload.get("messages") or []
         if not messages or not isinstance(payload.get("max_tokens"), int):
-            raise _ApiError(400, "messages and max_tokens are required")
+            raise ApiError(400, "messages and max_tokens are required")
         if model not in self.loaded():
-            raise _ApiError(404, "Model not found, inaccessible, and/or not deployed")
+            raise ApiError(404, "Model not found, inaccessible, and/or not deployed")
         if isinstance(self.chat_failure, int):
-            raise _ApiError(self.chat_failure, "inference failed")
+            raise ApiError(self.chat_failure, "inference failed")
         text = (
             ""
             if self.chat_failure == "empty"
@@ -364,40 +335,3 @@ class FakeFireworksServer:
                   "finish_reason": "stop"}  # fmt: skip
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1,
                 "model": model, "choices": [choice]}  # fmt: skip
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
-    timeout = 30
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake: FakeFireworksServer = self.server.fake  # type: ignore[attr-defined]
-        status, reply = fake.handle(method, self.path, self.headers, body)
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Stay quiet: tests read records, not access logs."""

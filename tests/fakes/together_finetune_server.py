@@ -29,13 +29,14 @@ import json
 import shutil
 import subprocess
 import tarfile
-import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.client import HTTPMessage
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http_fake import ApiError, FakeHttpServer, FaultScript, Reply
 
 VALID_API_KEY = "fake-together-test-key-0123456789"
 FAKE_BASE_MODEL = "fake-org/Fake-Llama-3-8B-Instruct-Reference"
@@ -43,20 +44,6 @@ Route = Literal["files", "limits", "estimate", "create", "retrieve", "metrics", 
 ArchiveFormat = Literal["gzip", "zstd", "tar"]
 SFT_KEYS = {"messages"}
 DPO_KEYS = {"input", "preferred_output", "non_preferred_output"}
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -97,7 +84,7 @@ def _limits(model: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class FakeTogetherFinetuneServer:
+class FakeTogetherFinetuneServer(FakeHttpServer):
     """A fake Together fine-tuning API in a background thread; use it as a context manager.
 
     Args:
@@ -113,6 +100,7 @@ class FakeTogetherFinetuneServer:
         models: tuple[str, ...] = (FAKE_BASE_MODEL,),
         polls_before_done: int = 3,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.models = models
         self.polls_before_done = polls_before_done
@@ -126,43 +114,15 @@ class FakeTogetherFinetuneServer:
         self.storage_auth_headers: list[str] = []
         self._files: dict[str, _File] = {}
         self._jobs: dict[str, _Job] = {}
-        self._faults: deque[tuple[Route, int]] = deque()
+        self._faults = FaultScript()  # targets are route names
         self._job_failures: deque[str] = deque()
-        self._ids = 0
-        self._lock = threading.RLock()  # `_next_id` is called with it held
-        self._httpd: _Server | None = None
-
-    # Lifecycle
-
-    @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:PORT` (no `/v1`: the SDK's paths carry it)."""
-        if self._httpd is None:
-            raise RuntimeError("the fake server is not running; use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeTogetherFinetuneServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        self._ids = 0  # `_next_id` is called with the (reentrant) lock held
 
     # Controls and records
 
     def fail_next(self, status: int, count: int = 1, route: Route = "create") -> None:
         """Answer the next `count` calls to `route` with `status` and Together's error JSON."""
-        with self._lock:
-            self._faults.extend([(route, status)] * count)
+        self._faults.add(route, status, count)
 
     def fail_next_job(self, message: str) -> None:
         """The next job created runs, then ends `error` with a `job_error` event `message`."""
@@ -177,7 +137,7 @@ class FakeTogetherFinetuneServer:
 
     # Requests
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
+    def respond(self, method: str, target: str, headers: HTTPMessage, body: bytes) -> Reply:
         """Answer one HTTP request (called from the handler threads)."""
         parts = urlsplit(target)
         path, query = parts.path.rstrip("/"), parse_qs(parts.query)
@@ -185,13 +145,13 @@ class FakeTogetherFinetuneServer:
             if method == "PUT" and path.startswith("/_storage/"):
                 return self._store(path.removeprefix("/_storage/"), headers, body)
             if headers.get("authorization") != f"Bearer {self.api_key}":
-                raise _ApiError(401, "Invalid API key provided")
+                raise ApiError(401, "Invalid API key provided")
             route, handler = self._route(method, path)
             self._take_fault(route)
             return handler(path, query, headers, body)
-        except _ApiError as exc:
+        except ApiError as exc:
             error = {"message": exc.message, "type": "invalid_request_error", "code": None}
-            return _Reply(exc.status, json.dumps({"error": error}).encode())
+            return Reply.json({"error": error}, exc.status)
 
     def _route(self, method: str, path: str) -> tuple[Route, Any]:
         table: dict[tuple[str, str], tuple[Route, Any]] = {
@@ -209,14 +169,12 @@ class FakeTogetherFinetuneServer:
             return "metrics", self._metrics
         if method == "GET" and path.startswith("/v1/fine-tunes/") and path.count("/") == 3:
             return "retrieve", self._retrieve
-        raise _ApiError(404, f"no route for {method} {path}")
+        raise ApiError(404, f"no route for {method} {path}")
 
     def _take_fault(self, route: Route) -> None:
-        with self._lock:
-            for fault in self._faults:
-                if fault[0] == route:
-                    self._faults.remove(fault)
-                    raise _ApiError(fault[1], f"scripted {fault[1]} on {route}")
+        fault = self._faults.take(route)
+        if fault is not None:
+            raise ApiError(fault.status, f"scripted {fault.status} on {route}")
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
@@ -225,35 +183,35 @@ class FakeTogetherFinetuneServer:
 
     # Files: POST /v1/files -> 302 to storage -> PUT -> preprocess
 
-    def _new_file(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _new_file(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         raw = f"content-type: {headers.get('content-type')}\r\n\r\n".encode() + body
         message = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
         form = {p.get_param("name", header="content-disposition"): p.get_content().strip()
                 for p in message.iter_parts()}  # fmt: skip
         if form.get("purpose") != "fine-tune" or form.get("file_type") != "jsonl":
-            raise _ApiError(400, f"unsupported purpose/file_type {form}")
+            raise ApiError(400, f"unsupported purpose/file_type {form}")
         file = _File(self._next_id("file-"), form["file_name"], form["checksum"])
         with self._lock:
             self._files[file.id] = file
             self.file_ids.append(file.id)
         location = f"{self.base_url}/_storage/{file.id}?X-Amz-Signature=fake"
-        return _Reply(302, b"", {"location": location, "x-together-file-id": file.id})
+        return Reply(302, headers={"location": location, "x-together-file-id": file.id})
 
-    def _store(self, file_id: str, headers: Any, body: bytes) -> _Reply:
+    def _store(self, file_id: str, headers: Any, body: bytes) -> Reply:
         with self._lock:
             self.storage_auth_headers.append(headers.get("authorization") or "")
             file = self._files.get(file_id)
             if file is None or hashlib.sha256(body).hexdigest() != file.checksum:
-                return _Reply(400, b"<Error>BadDigest</Error>", {"content-type": "text/xml"})
+                return Reply(400, b"<Error>BadDigest</Error>", "text/xml")
             file.content = body
-        return _Reply(200, b"")
+        return Reply(200)
 
-    def _preprocess(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _preprocess(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         file_id = path.split("/")[3]
         with self._lock:
             file = self._files.get(file_id)
         if file is None or file.content is None:
-            raise _ApiError(404, f"file {file_id} not found or not uploaded")
+            raise ApiError(404, f"file {file_id} not found or not uploaded")
         lines = len(self.uploaded_rows(file_id))
         reply = {
             "id": file.id, "object": "file", "bytes": len(file.content), "created_at": 1,
@@ -261,34 +219,34 @@ class FakeTogetherFinetuneServer:
             "processing_status": "COMPLETED",
             "validation_report": {"valid": True, "file_id": file.id, "nlines": lines},
         }  # fmt: skip
-        return _json(reply)
+        return Reply.json(reply)
 
     # Fine-tunes
 
-    def _model_limits(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _model_limits(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         name = query.get("model_name", [""])[0]
         with self._lock:
             job = self._jobs.get(name.split(":")[0])
         if name in self.models or job is not None:
-            return _json(_limits(job.model if job else name))
-        raise _ApiError(404, f"model {name} is not available for fine-tuning")
+            return Reply.json(_limits(job.model if job else name))
+        raise ApiError(404, f"model {name} is not available for fine-tuning")
 
-    def _estimate(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _estimate(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         request = json.loads(body)
         rows = self._training_rows(request.get("training_file", ""))
-        return _json({
+        return Reply.json({
             "estimation_available": True, "allowed_to_proceed": True, "user_limit": 100.0,
             "estimated_total_price": 0.01 * len(rows),
             "estimated_train_token_count": 50.0 * len(rows),
         })  # fmt: skip
 
-    def _create(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _create(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         request = json.loads(body)
         rows = self._training_rows(request.get("training_file", ""))
         method = (request.get("training_method") or {}).get("method", "sft")
         wanted = SFT_KEYS if method == "sft" else DPO_KEYS
         if any(not wanted <= row.keys() for row in rows):
-            raise _ApiError(400, f"training file is not in the {method} format {sorted(wanted)}")
+            raise ApiError(400, f"training file is not in the {method} format {sorted(wanted)}")
         model = self._start_model(request)
         with self._lock:
             failure = self._job_failures.popleft() if self._job_failures else None
@@ -296,30 +254,30 @@ class FakeTogetherFinetuneServer:
             self._jobs[job.id] = job
             self.creates.append(request)
             self.job_ids.append(job.id)
-        return _json(self._job_json(job))
+        return Reply.json(self._job_json(job))
 
     def _start_model(self, request: dict[str, Any]) -> str:
         """The base of a new job: `model`, or that of the completed job in `from_checkpoint`."""
         if bool(request.get("model")) == bool(request.get("from_checkpoint")):
-            raise _ApiError(400, "give exactly one of model and from_checkpoint")
+            raise ApiError(400, "give exactly one of model and from_checkpoint")
         if request.get("model"):
             if request["model"] not in self.models:
-                raise _ApiError(400, f"model {request['model']} is not available")
+                raise ApiError(400, f"model {request['model']} is not available")
             return request["model"]
         with self._lock:
             parent = self._jobs.get(request["from_checkpoint"].split(":")[0])
         if parent is None or parent.status != "completed":
-            raise _ApiError(400, f"checkpoint {request['from_checkpoint']} is not available")
+            raise ApiError(400, f"checkpoint {request['from_checkpoint']} is not available")
         return parent.model
 
     def _training_rows(self, file_id: str) -> list[dict[str, Any]]:
         with self._lock:
             file = self._files.get(file_id)
         if file is None or file.content is None:
-            raise _ApiError(400, f"training_file {file_id!r} was not uploaded")
+            raise ApiError(400, f"training_file {file_id!r} was not uploaded")
         return self.uploaded_rows(file_id)
 
-    def _retrieve(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _retrieve(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         job = self._job(path.split("/")[3])
         with self._lock:
             self.retrieves += 1
@@ -328,13 +286,13 @@ class FakeTogetherFinetuneServer:
                 job.status = "error" if job.fails_with else "completed"
             elif job.polls > 1:
                 job.status = "running"
-        return _json(self._job_json(job))
+        return Reply.json(self._job_json(job))
 
     def _job(self, job_id: str) -> _Job:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            raise _ApiError(404, f"fine-tune job {job_id} not found")
+            raise ApiError(404, f"fine-tune job {job_id} not found")
         return job
 
     def _job_json(self, job: _Job) -> dict[str, Any]:
@@ -361,24 +319,24 @@ class FakeTogetherFinetuneServer:
             "token_count": 1234 if job.status == "completed" else None, "events": events,
         }  # fmt: skip
 
-    def _metrics(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _metrics(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         job = self._job(path.split("/")[3])
         if job.status != "completed":
-            return _json({"metrics": []})
+            return Reply.json({"metrics": []})
         rows = [{"train/global_step": s, "train/loss": round(2.0 / s, 4)} for s in range(1, 5)]
-        return _json({"metrics": rows})
+        return Reply.json({"metrics": rows})
 
-    def _download(self, path: str, query: Any, headers: Any, body: bytes) -> _Reply:
+    def _download(self, path: str, query: Any, headers: Any, body: bytes) -> Reply:
         job = self._job(query.get("ft_id", [""])[0])
         if query.get("checkpoint", [""])[0] != "adapter":
-            raise _ApiError(400, "this fake serves only checkpoint=adapter")
+            raise ApiError(400, "this fake serves only checkpoint=adapter")
         if job.status != "completed":
-            raise _ApiError(400, f"job {job.id} is {job.status}, not completed")
+            raise ApiError(400, f"job {job.id} is {job.status}, not completed")
         with self._lock:
             self.downloads += 1
             files = dict(self.adapter_files)
         data, content_type = _archive(files, self.archive_format)
-        return _Reply(200, data, {"content-type": content_type})
+        return Reply(200, data, content_type)
 
 
 def _event(kind: str, message: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -408,43 +366,3 @@ def _archive(files: dict[str, bytes], kind: ArchiveFormat) -> tuple[bytes, str]:
         out = subprocess.run([zstd, "-q", "-c"], input=raw, capture_output=True, check=True)
         return out.stdout, "application/octet-stream"
     return raw, "application/octet-stream"
-
-
-def _json(payload: Any) -> _Reply:
-    return _Reply(200, json.dumps(payload).encode())
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
-    timeout = 30
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake: FakeTogetherFinetuneServer = self.server.fake  # type: ignore[attr-defined]
-        reply = fake.handle(method, self.path, self.headers, body)
-        self.send_response(reply.status)
-        headers = {"content-type": "application/json", **reply.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Stay quiet: tests read the records, not access logs."""

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.client import HTTPMessage
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http_fake import ApiError, FakeHttpServer, FaultScript, Reply
 
 VALID_API_KEY = "fake-together-test-key-0123456789"
 BASE_MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
@@ -44,13 +44,6 @@ VALIDATION_ERROR = {
     "rule": "lora",
     "severity": "error",
 }
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -82,10 +75,11 @@ def reply_text(model: str, prompt: str, max_tokens: int) -> str:
     return " ".join(words[: max(1, max_tokens)])
 
 
-class FakeTogetherServer:
+class FakeTogetherServer(FakeHttpServer):
     """A fake Together API in a background thread; use it as a context manager."""
 
     def __init__(self, *, api_key: str = VALID_API_KEY, max_rank: int = MAX_RANK) -> None:
+        super().__init__()
         self.api_key = api_key
         self.max_rank = max_rank
         self.polls_before_valid = 0  # revision polls answered PENDING before the job ends
@@ -100,40 +94,14 @@ class FakeTogetherServer:
         self._endpoints: dict[str, list[str]] = {}  # endpoint -> deployments
         self._attached: dict[str, dict[str, dict[str, str]]] = {}  # deployment -> id -> row
         self._uploads: dict[str, dict[str, Any]] = {}  # upload id -> {model, path, parts}
-        self._faults: deque[tuple[str, int]] = deque()
+        self._faults = FaultScript()  # targets are path prefixes
         self._ids = 0
-        self._lock = threading.Lock()
-        self._httpd: _Server | None = None
-
-    # Lifecycle
-
-    @property
-    def base_url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("the fake server is not running; use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeTogetherServer:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
 
     # Controls
 
     def fail_next(self, status: int, path_prefix: str, count: int = 1) -> None:
         """Answer the next `count` requests whose path starts with `path_prefix` with `status`."""
-        with self._lock:
-            self._faults.extend([(path_prefix, status)] * count)
+        self._faults.add(path_prefix, status, count)
 
     def add_model(self, name: str) -> str:
         """An adapter model registered without files (an upload that never finished); its id."""
@@ -171,8 +139,8 @@ class FakeTogetherServer:
 
     # Requests
 
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, Any, dict]:
-        """(status, JSON payload, extra headers) for one request."""
+    def respond(self, method: str, target: str, headers: HTTPMessage, body: bytes) -> Reply:
+        """Answer one HTTP request (called from the handler threads)."""
         url = urlsplit(target)
         path, query = url.path.rstrip("/"), parse_qs(url.query)
         with self._lock:
@@ -182,22 +150,20 @@ class FakeTogetherServer:
                 return self._put_part(method, path, headers, body)
             bearer = (headers.get("authorization") or "").removeprefix("Bearer ")
             if bearer != self.api_key:
-                raise _ApiError(
+                raise ApiError(
                     401, f"Invalid API key provided: {bearer}"
                 )  # echoed, as some APIs do
             self._take_fault(path)
             payload = self._route(method, path, query, json.loads(body) if body else None)
-            return 200, payload, {}
-        except _ApiError as exc:
+            return Reply.json(payload)
+        except ApiError as exc:
             error = {"message": exc.message, "type": "invalid_request_error", "code": exc.status}
-            return exc.status, {"error": error}, {}
+            return Reply.json({"error": error}, exc.status)
 
     def _take_fault(self, path: str) -> None:
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault[0]):
-                    self._faults.remove(fault)
-                    raise _ApiError(fault[1], "The server is temporarily unavailable (scripted)")
+        fault = self._faults.take_prefix(path)
+        if fault is not None:
+            raise ApiError(fault.status, "The server is temporarily unavailable (scripted)")
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
@@ -214,16 +180,16 @@ class FakeTogetherServer:
             return self._chat(body)
         if parts[:2] == ["v2", "projects"] and len(parts) >= 4:
             if parts[2] != PROJECT_ID:
-                raise _ApiError(404, f"project {parts[2]} not found")
+                raise ApiError(404, f"project {parts[2]} not found")
             if parts[3] == "models":
                 return self._route_models(method, parts[4:], body)
             if parts[3] == "endpoints":
                 return self._route_endpoints(method, parts[4:], query, body)
-        raise _ApiError(404, f"no route for {method} {path}")
+        raise ApiError(404, f"no route for {method} {path}")
 
     def _limits(self, model_name: str) -> dict[str, Any]:
         if model_name != BASE_MODEL:
-            raise _ApiError(404, f"Model {model_name} is not available for fine-tuning")
+            raise ApiError(404, f"Model {model_name} is not available for fine-tuning")
         lora = {
             "default_rank": 8, "max_rank": self.max_rank, "min_batch_size": 8,
             "max_batch_size": 32, "max_batch_size_dpo": 16,
@@ -272,12 +238,12 @@ class FakeTogetherServer:
             return self._upload_create(body) if rest[1] == "create" else self._complete(body)
         model = self._models.get(rest[0])
         if model is None:
-            raise _ApiError(404, f"model {rest[0]} not found")
+            raise ApiError(404, f"model {rest[0]} not found")
         if rest[1:] == ["revisions"] and method == "GET":
             return {"data": self._poll_revisions(model), "next_cursor": None, "object": "list"}
         if not rest[1:] and method == "GET":
             return self._model_json(model)
-        raise _ApiError(404, f"no route for {method} models/{'/'.join(rest)}")
+        raise ApiError(404, f"no route for {method} models/{'/'.join(rest)}")
 
     def _model_json(self, model: _Model) -> dict[str, Any]:
         return {
@@ -291,13 +257,13 @@ class FakeTogetherServer:
     def _create_model(self, body: dict[str, Any]) -> dict[str, Any]:
         name = str(body.get("name", "")).removeprefix(f"{PROJECT_SLUG}/")
         if not name or body.get("type") not in ("adapter", "adapters"):
-            raise _ApiError(400, "name and type (model or adapter) are required")
+            raise ApiError(400, "name and type (model or adapter) are required")
         if body.get("baseModelId") != BASE_MODEL_ID:
-            raise _ApiError(400, f"base model {body.get('baseModelId')} is not supported")
+            raise ApiError(400, f"base model {body.get('baseModelId')} is not supported")
         with self._lock:
             self.model_creates += 1
             if any(m.name == name for m in self._models.values()):
-                raise _ApiError(409, f"model {PROJECT_SLUG}/{name} already exists")
+                raise ApiError(409, f"model {PROJECT_SLUG}/{name} already exists")
         model = _Model(self._next_id("ml"), name, BASE_MODEL_ID, body.get("description", ""))
         with self._lock:
             self._models[model.id] = model
@@ -306,7 +272,7 @@ class FakeTogetherServer:
     def _upload_create(self, body: dict[str, Any]) -> dict[str, Any]:
         model_id = body.get("objectId", "")
         if model_id not in self._models:
-            raise _ApiError(404, f"model {model_id} not found")
+            raise ApiError(404, f"model {model_id} not found")
         plan = []
         for offered in body.get("files") or []:
             upload_id = self._next_id("up")
@@ -321,35 +287,35 @@ class FakeTogetherServer:
             plan.append({"path": offered["path"], "uploadId": upload_id, "parts": parts})
         return {"files": plan}
 
-    def _put_part(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any, dict]:
+    def _put_part(self, method: str, path: str, headers: Any, body: bytes) -> Reply:
         with self._lock:
             self.part_puts += 1
             if headers.get("authorization"):
                 self.puts_with_auth += 1
-                return 400, {"error": {"message": "only the URL signature is accepted"}}, {}
+                return Reply.json({"error": {"message": "only the URL signature is accepted"}}, 400)
         try:
             self._take_fault(path)
-        except _ApiError as exc:
-            return exc.status, {"error": {"message": exc.message}}, {}
+        except ApiError as exc:
+            return Reply.json({"error": {"message": exc.message}}, exc.status)
         _, _, upload_id, number = path.split("/")
         upload = self._uploads.get(upload_id)
         if method != "PUT" or upload is None:
-            return 404, {"error": {"message": "no such upload"}}, {}
+            return Reply.json({"error": {"message": "no such upload"}}, 404)
         with self._lock:
             upload["parts"][int(number)] = body
-        return 200, None, {"ETag": f'"{hashlib.md5(body).hexdigest()}"'}  # noqa: S324
+        return Reply.json(None, headers={"ETag": f'"{hashlib.md5(body).hexdigest()}"'})  # noqa: S324
 
     def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
         model = self._models.get(body.get("objectId", ""))
         if model is None:
-            raise _ApiError(404, f"model {body.get('objectId')} not found")
+            raise ApiError(404, f"model {body.get('objectId')} not found")
         files = {}
         for done in body.get("files") or []:
             upload = self._uploads.get(done["uploadDetails"]["uploadId"], {})
             parts = upload.get("parts", {})
             numbers = [int(p["partNumber"]) for p in done["uploadDetails"]["parts"]]
             if sorted(parts) != sorted(numbers):
-                raise _ApiError(400, f"{done['path']}: parts {numbers} were not all uploaded")
+                raise ApiError(400, f"{done['path']}: parts {numbers} were not all uploaded")
             files[done["path"]] = b"".join(parts[n] for n in sorted(parts))
         revision = _Revision(self._next_id("rev"), datetime.now(UTC).isoformat())
         with self._lock:
@@ -380,14 +346,14 @@ class FakeTogetherServer:
     ) -> Any:
         deployments = self._endpoints.get(rest[0])
         if deployments is None:
-            raise _ApiError(404, f"endpoint {rest[0]} not found")
+            raise ApiError(404, f"endpoint {rest[0]} not found")
         if not rest[1:] and method == "GET":
             return self._endpoint_json(rest[0], deployments)
         if len(rest) >= 4 and rest[1] == "deployments" and rest[3] == "adapters":
             if rest[2] not in deployments:
-                raise _ApiError(404, f"deployment {rest[2]} not found")
+                raise ApiError(404, f"deployment {rest[2]} not found")
             return self._route_adapters(method, rest[2], rest[4:], query, body)
-        raise _ApiError(404, f"no route for {method} endpoints/{'/'.join(rest)}")
+        raise ApiError(404, f"no route for {method} endpoints/{'/'.join(rest)}")
 
     def _endpoint_json(self, endpoint_id: str, deployments: list[str]) -> dict[str, Any]:
         summaries = [
@@ -415,10 +381,10 @@ class FakeTogetherServer:
             model_id = (body or {}).get("adapterModelId", "")
             model = self._models.get(model_id)
             if model is None or not model.is_valid:
-                raise _ApiError(400, f"adapter model {model_id} has no validated revision")
+                raise ApiError(400, f"adapter model {model_id} has no validated revision")
             with self._lock:
                 if any(r["adapterModelId"] == model_id for r in rows.values()):
-                    raise _ApiError(409, f"adapter {model_id} is already attached")
+                    raise ApiError(409, f"adapter {model_id} is already attached")
             row_id = self._next_id("dad")
             cluster = {
                 "adapterModelId": model_id, "clusterId": "c1", "failedPodCount": 0,
@@ -435,12 +401,12 @@ class FakeTogetherServer:
             with self._lock:
                 row = rows.get(rest[0])
                 if row is None:
-                    raise _ApiError(404, f"adapter {rest[0]} not found")
+                    raise ApiError(404, f"adapter {rest[0]} not found")
                 if query.get("etag", [""])[0] != row["etag"]:
-                    raise _ApiError(409, "etag mismatch")
+                    raise ApiError(409, "etag mismatch")
                 del rows[rest[0]]
             return {}
-        raise _ApiError(404, f"no route for {method} adapters/{'/'.join(rest)}")
+        raise ApiError(404, f"no route for {method} adapters/{'/'.join(rest)}")
 
     def _chat(self, body: Any) -> dict[str, Any]:
         name = str((body or {}).get("model", ""))
@@ -454,9 +420,9 @@ class FakeTogetherServer:
             if servable and self._endpoints:
                 servable = model.id in attached
         if not servable:
-            raise _ApiError(404, f"Unable to access model {name}. Please visit the models page.")
+            raise ApiError(404, f"Unable to access model {name}. Please visit the models page.")
         if self.chat_mode == "error":
-            raise _ApiError(500, "Internal server error (scripted)")
+            raise ApiError(500, "Internal server error (scripted)")
         prompt = body["messages"][-1]["content"]
         text = "" if self.chat_mode == "empty" else reply_text(name, prompt, body["max_tokens"])
         return {
@@ -467,42 +433,3 @@ class FakeTogetherServer:
             "usage": {"prompt_tokens": 12, "completion_tokens": len(text.split()),
                       "total_tokens": 12 + len(text.split())},
         }  # fmt: skip
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
-    timeout = 30
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake: FakeTogetherServer = self.server.fake  # type: ignore[attr-defined]
-        status, payload, headers = fake.handle(method, self.path, self.headers, body)
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in {"content-type": "application/json", **headers}.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Stay quiet: tests read the recorded calls, not access logs."""

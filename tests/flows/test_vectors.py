@@ -291,8 +291,10 @@ def test_deploy_local_then_the_openai_client_gets_each_persona(project):
     status = CliRunner().invoke(app, ["deploy", "status", "-t", "local", "-c", str(config.source)])
     assert status.exit_code == 0 and "jonah-okafor" in status.output, status.output
 
-    adapters, source = served_adapters(config)
-    assert source == "deployed" and set(adapters) == set(PERSONAS)
+    adapters, origin = served_adapters(config)
+    assert origin == dict.fromkeys(PERSONAS, "deployed") and set(adapters) == set(PERSONAS)
+    trained, _ = served_adapters(config, "trained")
+    assert trained == {slug: config.adapter_dir(slug, "dpo") for slug in PERSONAS}
     served_app, engine, _, _ = build_app(config)
     server = serve_in_thread(served_app)
     try:
