@@ -141,7 +141,7 @@ class LocalTarget(AdapterFolderTarget):
             manifest=manifest_path(config),
             max_rank=0,
             max_bytes=int(config.deploy.max_adapter_mb * 2**20),
-            client=VllmClient(url) if url else None,
+            client=VllmClient(url, setting="deploy.local.url") if url else None,
         )
 
     def running_client(self, start: bool = False) -> VllmClient | None:

@@ -95,7 +95,7 @@ class VllmTarget(AdapterFolderTarget):
             manifest=self.spec_dir / "manifest.json",
             max_rank=settings.max_lora_rank,
             max_bytes=int(config.deploy.max_adapter_mb * 2**20),
-            client=VllmClient(settings.url) if settings.url else None,
+            client=VllmClient(settings.url, setting="deploy.vllm.url") if settings.url else None,
         )
 
     def served_changed(self) -> None:

@@ -21,6 +21,7 @@ class VllmClient:
     base_url: str  # e.g. http://host:8000 (without /v1)
     api_key: str | None = None
     timeout_s: float = 60.0
+    setting: str = "its URL"  # the config key naming the server, for error messages
 
     def models(self) -> list[str]:
         return [m["id"] for m in self._call("GET", "/v1/models").json()["data"]]
@@ -48,8 +49,8 @@ class VllmClient:
             )  # fmt: skip
         except requests.ConnectionError as exc:
             raise DeployError(
-                f"vLLM server at {self.base_url} is unreachable ({type(exc).__name__}); start it "
-                "(the launch spec's command) or fix `--url`"
+                f"the server at {self.base_url} is unreachable ({type(exc).__name__}); start it "
+                f"or fix {self.setting}"
             ) from None
         if reply.status_code >= 400:
             raise DeployError(

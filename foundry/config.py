@@ -329,7 +329,13 @@ class FoundryConfig(_Section):
 
     def config_hash(self) -> str:
         """A short hash of the resolved settings (not of paths), for caching and lineage."""
-        payload = self.model_dump(mode="json", exclude={"paths", "deploy", "costs"})
+        # Where things live, how they are served and priced, and how long to wait for a remote
+        # job change no result: they stay out, so editing them keeps every cache.
+        unhashed = {
+            "paths": True, "deploy": True, "costs": True,
+            "training": {"together": {"poll_s", "timeout_s"}},
+        }  # fmt: skip
+        payload = self.model_dump(mode="json", exclude=unhashed)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -125,12 +125,28 @@ class DpoSettings(StageSettings):
     beta: float = Field(0.1, gt=0, description="DPO temperature: how far from the SFT adapter.")
 
 
+class TogetherTrainingConfig(_Section):
+    """Managed LoRA jobs on Together (`training.backend: together`)."""
+
+    model: str = Field(
+        "",
+        description="The Together fine-tuning model the jobs train on (e.g. "
+        "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference); empty: `base_model.name`, which stays "
+        "the transformers model that evaluation loads.",
+    )
+    poll_s: float = Field(30.0, gt=0, description="Seconds between polls of a running job.")
+    timeout_s: float = Field(
+        43200.0, gt=0, description="Longest wait for one job; it keeps running after that."
+    )
+
+
 class TrainingConfig(_Section):
     backend: Literal["auto", "peft", "unsloth", "together"] = Field(
         "auto", description="`auto`: Unsloth on CUDA when installed, else PEFT + TRL."
     )
     seed: int = Field(42, description="Seed for data order and adapter initialisation.")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+    together: TogetherTrainingConfig = Field(default_factory=TogetherTrainingConfig)
     sft: SftSettings = Field(default_factory=SftSettings)
     dpo: DpoSettings = Field(default_factory=DpoSettings)
 

@@ -21,17 +21,22 @@ MIN_MARGIN_OVER_BASE = 0.15
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The sample's four personas with SFT and DPO adapters on the default tiny base."""
-    from tasks.train import ensure_base, train_dpo, train_sft
+    """The sample's four personas with SFT and DPO adapters on the default tiny base, trained
+    two at a time in worker processes as the retrain flow does (one torch thread each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from foundry.train_pool import plan_workers, run_in_pool, training_pool
+    from tasks.train import ensure_base, train_persona
 
     root = make_project(tmp_path_factory.mktemp("attribution") / "project")
     shutil.copytree(SAMPLE_DIR, root / "data")
     config = load_config(root / "foundry.yaml")
     summary = validate_personas(config)
     ensure_base(config)
-    for persona in summary.personas:
-        train_sft(config, persona.slug)
-        train_dpo(config, persona.slug)
+    slugs = [persona.slug for persona in summary.personas]
+    workers, threads = plan_workers(0, len(slugs))
+    with training_pool(workers, threads), ThreadPoolExecutor(workers) as submit:
+        list(submit.map(lambda slug: run_in_pool(train_persona, str(config.source), slug), slugs))
     return config, summary
 
 
