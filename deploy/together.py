@@ -3,9 +3,9 @@
 `make_target(config)` builds a `TogetherTarget` on the real `together` SDK. Uploads take the v2
 registry route, which sends the adapter files themselves and nothing else: `models.create(type=
 "adapter")`, `POST .../models/upload/create`, a PUT of each part to its signed URL (a plain HTTP
-client that never carries the API key), `POST .../models/upload/complete`; the new revision is
-ready once Together's validation job says so. Uploads are named by content
-(`persona-<slug>-<short_digest>`), so the same weights go up once. With
+client that never carries the API key: `deploy.together_upload`), `POST
+.../models/upload/complete`; the new revision is ready once Together's validation job says so.
+Uploads are named by content (`persona-<slug>-<short_digest>`), so the same weights go up once. With
 `deploy.together.endpoint_id` the adapter is attached to every deployment of that dedicated
 endpoint; serverless needs no step. SDK errors become `TogetherApiError` (a `DeployError`) with
 Together's status and message. 5xx, 429 and lost connections are retried here: the SDK's own
@@ -14,20 +14,16 @@ retries are off because they also retry the 409 that means "already exists".
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
-
-import httpx
 
 from deploy import DeployError
 from deploy.bundle import AdapterBundle, TargetLimits
 from deploy.release import Remote
+from deploy.together_upload import PutFailed, local_file, put_file, put_part, signed_url_client
 from foundry.config import FoundryConfig, load_settings
 from foundry.deploy_config import TogetherTargetConfig
 from foundry.logs import get_logger
@@ -36,7 +32,6 @@ from foundry.model_config import TINY
 logger = get_logger(__name__)
 T = TypeVar("T")
 
-PART_BYTES = 20 * 1024 * 1024  # the part size Together's own CLI uploads with
 ATTEMPTS = 3  # tries per call when Together answers 429/5xx or not at all
 VALID = "REVISION_VALIDATION_STATUS_SUCCESS"
 INVALID = ("REVISION_VALIDATION_STATUS_FAILED", "REVISION_VALIDATION_STATUS_ERROR")
@@ -62,51 +57,17 @@ def _bare(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-class _PutFailed(Exception):
-    """A part PUT to a signed URL failed (status None: no answer)."""
-
-    def __init__(self, status: int | None, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
 def _describe(exc: Exception) -> tuple[int | None, str]:
     """The status and Together's message out of an SDK error (or a failed part PUT)."""
-    status = exc.status if isinstance(exc, _PutFailed) else getattr(exc, "status_code", None)
+    status = exc.status if isinstance(exc, PutFailed) else getattr(exc, "status_code", None)
     if status is None:
         return None, f"no answer ({type(exc).__name__}: {exc})"
-    body = exc.text if isinstance(exc, _PutFailed) else getattr(exc, "body", None)
+    body = exc.text if isinstance(exc, PutFailed) else getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
             body = inner["message"]
     return status, f"HTTP {status}: {str(body)[:300]}"
-
-
-@dataclass(frozen=True)
-class _LocalFile:
-    path: str  # its name in the upload
-    file: Path
-    parts: tuple[tuple[int, int], ...]  # (offset, size), numbered from 1
-    hash: str  # S3-style ETag: md5, or md5 of the part md5s plus "-N"
-
-    def read(self, number: int) -> bytes:
-        offset, size = self.parts[number - 1]
-        with self.file.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read(size)
-
-
-def _local_file(path: str, file: Path) -> _LocalFile:
-    size = file.stat().st_size
-    parts = tuple((o, min(PART_BYTES, size - o)) for o in range(0, size, PART_BYTES))
-    local = _LocalFile(path, file, parts, "")
-    md5s = [hashlib.md5(local.read(n)).digest() for n in range(1, len(parts) + 1)]  # noqa: S324
-    if len(md5s) == 1:
-        return _LocalFile(path, file, parts, md5s[0].hex())
-    etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"  # noqa: S324
-    return _LocalFile(path, file, parts, etag)
 
 
 def make_target(config: FoundryConfig) -> TogetherTarget:
@@ -141,7 +102,10 @@ def make_target(config: FoundryConfig) -> TogetherTarget:
     client = together.Together(
         api_key=key, base_url=settings.together_base_url or None, project_id=project, max_retries=0
     )
-    return TogetherTarget(client, base, section, config.deploy.max_adapter_mb)
+    target = TogetherTarget(client, base, section, config.deploy.max_adapter_mb)
+    if config.base_model.name != TINY:  # `deploy.together.base_model` names the trained base
+        target.accepted_bases = (base, config.base_model.name)
+    return target
 
 
 class TogetherTarget:
@@ -154,12 +118,13 @@ class TogetherTarget:
     ) -> None:
         self._client = client
         self._key = client.api_key
-        self._http = httpx.Client(timeout=600.0)  # signed part URLs only: never the API key
+        self._http = signed_url_client()  # signed part URLs only: never the API key
         self._base_id = ""
         self.base_model = base_model
         self.section = section
         self.max_adapter_mb = max_adapter_mb
         self.retry_delay_s = 1.0  # doubled after each failed try
+        self.accepted_bases: tuple[str, ...] = (base_model,)  # model-version `base_model` tags
 
     # Target
 
@@ -180,7 +145,8 @@ class TogetherTarget:
         if max_rank < 1:
             raise DeployError(f"Together serves no LoRA adapters on base {self.base_model!r}")
         max_bytes = int(self.max_adapter_mb * 2**20)
-        return TargetLimits(self.name, 1, max_rank, max_bytes, (self.base_model,))
+        accepted = tuple(dict.fromkeys(self.accepted_bases))
+        return TargetLimits(self.name, 1, max_rank, max_bytes, accepted)
 
     def find(self, bundle: AdapterBundle) -> Remote | None:
         model = self._model_named(upload_name(bundle))
@@ -271,7 +237,7 @@ class TogetherTarget:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return fn(*args, **kwargs)
-            except (together.APIStatusError, together.APIConnectionError, _PutFailed) as exc:
+            except (together.APIStatusError, together.APIConnectionError, PutFailed) as exc:
                 status, text = _describe(exc)
                 error = TogetherApiError(self._scrub(f"Together {what}: {text}"), status)
                 if status is not None and status != 429 and status < 500:
@@ -338,7 +304,7 @@ class TogetherTarget:
 
     def _upload_files(self, model_id: str, bundle: AdapterBundle) -> str:
         """Send the bundle's files as model `model_id`'s new revision; its id."""
-        files = {n: _local_file(n, p) for n, p in bundle.files().items()}
+        files = {n: local_file(n, p) for n, p in bundle.files().items()}
         logger.info("uploading %s (%d bytes) to Together", upload_name(bundle), bundle.size_bytes)
         offer = [{"path": f.path, "hash": f.hash, "numParts": len(f.parts)} for f in files.values()]
         plan = self._post(
@@ -349,7 +315,7 @@ class TogetherTarget:
             local = files.get(str(remote.get("path")))
             if local is None:
                 raise DeployError(f"Together asked for a file not offered: {remote.get('path')}")
-            done.append(self._put_file(local, remote))
+            done.append(put_file(local, remote, self._put_part))
         answer = self._post(
             f"completing the upload of {model_id}",
             "models/upload/complete",
@@ -357,39 +323,9 @@ class TogetherTarget:
         )
         return str(answer.get("revisionId") or "")
 
-    def _put_file(self, local: _LocalFile, remote: dict[str, Any]) -> dict[str, Any]:
-        if remote.get("skipUpload"):
-            return {"path": local.path, "hash": local.hash, "skipUpload": True}
-        parts = remote.get("parts") or []
-        if len(parts) != len(local.parts):
-            raise DeployError(
-                f"Together planned {len(parts)} parts for {local.path}, not {len(local.parts)}"
-            )
-        done = []
-        for part in parts:
-            number = int(part["partNumber"])
-            data = local.read(number)
-            headers = dict(part.get("headers") or {})
-            etag = self._call(
-                f"PUT of {local.path} part {number}",
-                self._put_part,
-                str(part["url"]),
-                headers,
-                data,
-            )
-            done.append({"partNumber": number, "hash": etag})
-        details = {"uploadId": remote.get("uploadId", ""), "parts": done}
-        return {"path": local.path, "hash": local.hash, "uploadDetails": details}
-
-    def _put_part(self, url: str, headers: dict[str, str], data: bytes) -> str:
-        """PUT one part to its signed URL; its ETag."""
-        try:
-            response = self._http.put(url, headers=headers, content=data)
-        except httpx.HTTPError as exc:  # the URL carries a signature: name the error type only
-            raise _PutFailed(None, type(exc).__name__) from None
-        if response.status_code != 200:
-            raise _PutFailed(response.status_code, response.text[:300])
-        return response.headers.get("etag", "").strip('"')
+    def _put_part(self, what: str, url: str, headers: dict[str, str], data: bytes) -> str:
+        """One part PUT to its signed URL, retried like any call; its ETag."""
+        return self._call(what, put_part, self._http, url, headers, data)
 
     def _revision(self, model_id: str, revision_id: str) -> Any | None:
         """Revision `revision_id` of the model (empty: its newest), or None."""

@@ -15,24 +15,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from foundry.adapter_loading import (
-    CONFIG_FILE,
-    UNSAFE_SUFFIXES,
-    WEIGHTS_FILE,
-    AdapterError,
-    check_adapter_folder,
-)
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig, load_settings
 from foundry.logs import get_logger
+from foundry.together_archive import unpack_adapter
 from foundry.trainers import (
     SUMMARY_FILENAME,
     AdapterArtifact,
@@ -45,19 +37,14 @@ from foundry.training_data import examples_key
 
 logger = get_logger(__name__)
 
-POLL_S = 30.0  # seconds between job polls
-TIMEOUT_S = 12 * 3600.0  # longest wait for one job; it keeps running after that
 STATE_FILENAME = "job.json"
 KEY_VARIABLE = "TOGETHER_API_KEY"
 FAILED_STATUSES = {"error", "user_error", "failed", "cancelled", "cancel_requested"}
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-# What is copied out of the archive: the adapter and tokenizer files, never pickles
-# (`training_args.bin`) or anything else.
-KEPT_FILES = {
-    CONFIG_FILE, WEIGHTS_FILE, "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-    "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
-    "chat_template.jinja",
-}  # fmt: skip
+
+
+def together_model(config: FoundryConfig) -> str:
+    """The Together model the jobs train on: `training.together.model`, else the base's name."""
+    return config.training.together.model or config.base_model.name
 
 
 def check_together_setup(config: FoundryConfig) -> None:
@@ -114,7 +101,7 @@ def train_on_together(
     label = f"persona {slug} {stage}"
     parent_job = _sft_job_id(config, slug) if stage == "dpo" else None
     rows = [_together_row(stage, example) for example in train]
-    key = examples_key(config.config_hash(), stage, config.base_model.name, parent_job, rows)
+    key = examples_key(config.config_hash(), stage, together_model(config), parent_job, rows)
     work_dir = config.cache_dir / "together" / slug / f"{stage}-{key}"
     state = _read_state(work_dir)
     client = _client()
@@ -123,7 +110,7 @@ def train_on_together(
             _submit(client, config, stage, rows, work_dir, state, parent_job, slug)
         job_id = state["job_id"]
     with _api_errors(label, job_id, resumable=True):
-        job = _wait_for_job(client, job_id, label, work_dir, progress)
+        job = _wait_for_job(client, job_id, label, work_dir, progress, config)
         train_losses, eval_losses, steps = _losses(client, job_id)
     summary = TrainingSummary(
         persona=slug,
@@ -247,17 +234,24 @@ def _job_params(
     }
     if stage == "sft":
         # Loss on the assistant turns only, like local SFT's completion-only loss.
-        params |= {"model": config.base_model.name, "train_on_inputs": False}
+        params |= {"model": together_model(config), "train_on_inputs": False}
     else:  # Together takes a base model or a checkpoint to start from, never both
         params |= {"from_checkpoint": parent_job, "dpo_beta": config.training.dpo.beta}
     return params
 
 
 def _wait_for_job(
-    client: Any, job_id: str, label: str, work_dir: Path, progress: TrainProgress | None
+    client: Any,
+    job_id: str,
+    label: str,
+    work_dir: Path,
+    progress: TrainProgress | None,
+    config: FoundryConfig,
 ) -> Any:
-    """Poll job `job_id` until it completes; raise on failure or after `TIMEOUT_S`."""
-    deadline = time.monotonic() + TIMEOUT_S
+    """Poll job `job_id` until it completes; raise on failure or after `training.together`'s
+    `timeout_s`."""
+    settings = config.training.together
+    deadline = time.monotonic() + settings.timeout_s
     last_status = None
     while True:
         job = client.fine_tuning.retrieve(job_id)
@@ -276,12 +270,13 @@ def _wait_for_job(
             )
         if time.monotonic() > deadline:
             raise TrainingError(
-                f"{label}: Together job {job_id} is still {status} after {TIMEOUT_S:.0f} s; it "
-                f"keeps running (not cancelled). Run training again to resume polling it (its id "
+                f"{label}: Together job {job_id} is still {status} after "
+                f"{settings.timeout_s:.0f} s; it keeps running (not cancelled). Run training "
+                f"again to resume polling it (its id "
                 f"is in {work_dir / STATE_FILENAME}), or cancel it: `together fine-tuning cancel "
                 f"{job_id}`"
             )
-        time.sleep(POLL_S)
+        time.sleep(settings.poll_s)
 
 
 def _report_steps(job: Any, progress: TrainProgress | None) -> None:
@@ -337,69 +332,6 @@ def _install(
         unpack_adapter(archive, folder, f"Together job {job_id}")
         write_text_atomic(folder / SUMMARY_FILENAME, summary.model_dump_json(indent=2) + "\n")
         replace_dir(folder, target)
-
-
-def unpack_adapter(archive: Path, folder: Path, source: str) -> None:
-    """Copy the adapter and tokenizer files of a (gzip, zstd or plain) tar into `folder`.
-
-    Only files beside the shallowest `adapter_config.json` are taken, by base name (no path
-    from the archive is used), and only those in `KEPT_FILES`: pickled files are never written.
-
-    Raises:
-        TrainingError: no adapter in the archive, weights only as a pickle, or an unusable
-            adapter (`foundry.adapter_loading.check_adapter_folder`).
-    """
-    with tarfile.open(_plain_tar(archive), "r:*") as tar:
-        files = [(PurePosixPath(m.name), m) for m in tar.getmembers() if m.isfile()]
-        roots = [path.parent for path, _ in files if path.name == CONFIG_FILE]
-        if not roots:
-            raise TrainingError(f"the archive from {source} holds no {CONFIG_FILE}")
-        root = min(roots, key=lambda p: len(p.parts))
-        chosen = {path.name: member for path, member in files if path.parent == root}
-        if WEIGHTS_FILE not in chosen:
-            unsafe = sorted(name for name in chosen if name.endswith(UNSAFE_SUFFIXES))
-            raise TrainingError(
-                f"the adapter from {source} has no {WEIGHTS_FILE} (found {unsafe or 'nothing'}): "
-                "only safetensors weights are accepted (pickled weights can run code)"
-            )
-        folder.mkdir(parents=True)
-        for name in sorted(KEPT_FILES & chosen.keys()):
-            with tar.extractfile(chosen[name]) as src, (folder / name).open("wb") as dst:
-                shutil.copyfileobj(src, dst)
-    skipped = sorted(chosen.keys() - KEPT_FILES)
-    if skipped:
-        logger.info("adapter from %s: left out %s", source, ", ".join(skipped))
-    try:
-        check_adapter_folder(folder)
-    except AdapterError as exc:
-        raise TrainingError(f"the adapter from {source} is unusable: {exc}") from None
-
-
-def _plain_tar(archive: Path) -> Path:
-    """`archive` itself, or its zstd-decompressed tar beside it (tarfile reads gzip itself)."""
-    with archive.open("rb") as handle:
-        if handle.read(4) != ZSTD_MAGIC:
-            return archive
-    out = archive.with_suffix(".tar")
-    try:
-        import zstandard
-    except ImportError:  # the `zstd` program does the same
-        zstandard = None
-    if zstandard is not None:
-        with archive.open("rb") as src, out.open("wb") as dst:
-            zstandard.ZstdDecompressor().copy_stream(src, dst)
-        return out
-    program = shutil.which("zstd")
-    if program is None:
-        raise TrainingError(
-            f"{archive} is zstd-compressed and neither the `zstandard` package nor the `zstd` "
-            "program is installed; install one (`pip install zstandard`)"
-        )
-    command = [program, "-d", "-q", "-f", "-o", str(out), str(archive)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise TrainingError(f"{archive} is not a valid zstd archive: {done.stderr.strip()}")
-    return out
 
 
 def _read_state(work_dir: Path) -> dict:

@@ -11,7 +11,6 @@ import logging
 
 import pytest
 
-import foundry.together_training as together_training
 from foundry.adapter_loading import check_adapter_folder
 from foundry.trainers import TrainingError, TrainingSummary
 from foundry.training_data import dpo_examples, sft_examples
@@ -61,7 +60,7 @@ def server(config, adapter_files, monkeypatch):
     """The fake, the environment pointing the SDK at it, and `config` set to train on it."""
     for name in ("FOUNDRY_TOGETHER_API_KEY", "FOUNDRY_TOGETHER_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(together_training, "POLL_S", 0.01)
+    config.training.together.poll_s = 0.01
     config.training.backend = "together"
     config.base_model.name = FAKE_BASE_MODEL
     with FakeTogetherFinetuneServer(polls_before_done=3) as fake:
@@ -181,12 +180,12 @@ def test_a_run_that_dies_after_create_resumes_polling_the_same_job(config, serve
 
 
 def test_a_job_past_the_timeout_is_left_running_and_resumed(config, server, monkeypatch):
-    monkeypatch.setattr(together_training, "TIMEOUT_S", 0.0)
+    config.training.together.timeout_s = 1e-9
     with pytest.raises(TrainingError) as error:
         train_sft(config, SLUG)
     message = str(error.value)
     assert server.job_ids[0] in message and "not cancelled" in message and "job.json" in message
-    monkeypatch.setattr(together_training, "TIMEOUT_S", 60.0)
+    config.training.together.timeout_s = 60.0
     assert train_sft(config, SLUG).summary.job_id == server.job_ids[0]
     assert len(server.creates) == 1
 
