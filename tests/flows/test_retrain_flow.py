@@ -109,7 +109,7 @@ def project(prefect_harness, tmp_path_factory):
 def cold(project):
     from flows.retrain import retrain
 
-    state = retrain(config_path=str(project.source), return_state=True)
+    state = retrain(config_path=str(project.source), deploy=True, return_state=True)
     return state
 
 
@@ -169,6 +169,25 @@ def test_cold_run_trains_evaluates_registers_and_promotes_every_persona(project,
     assert {"steer", "dpo+steer"} <= set(evaluation["variants"])
     table = _artifact("retrain-metrics", cold.state_details.flow_run_id)
     assert all(slug in table for slug in PERSONAS)
+
+
+def test_the_cold_run_deploys_each_new_champion_to_the_local_target(project, cold):
+    """`deploy=True` (`foundry run --deploy`): each champion smoke-tested on `deploy.target`
+    (local: a temporary server) and recorded on its model version."""
+    from deploy.local import served_adapters
+    from registry.tracking import open_client
+
+    states = _task_states(cold.state_details.flow_run_id)
+    client = open_client(project)
+    adapters, origin = served_adapters(project, "deployed")
+    for slug in PERSONAS:
+        assert states[f"deploy[{slug}]"] == "Completed", states
+        model = client.get_registered_model(f"persona-{slug}")
+        assert model.tags["deploy.local.version"] == "1"
+        tags = client.get_model_version(f"persona-{slug}", "1").tags
+        assert float(tags["deploy.local.smoke_latency_s"]) > 0
+        assert adapters[slug].name == tags["deploy.local.digest"][:12]
+        assert origin[slug] == "deployed"
 
 
 def test_the_evaluate_flow_re_evaluates_the_champions_from_the_registry(project, cold):
