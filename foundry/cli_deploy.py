@@ -110,20 +110,30 @@ def status_cmd(config: ConfigOption = None, target: TargetOption = None) -> None
             for handle in opened.values():
                 if handle is not None:
                     handle.close()
+    targets = sorted({row.target for row in rows})
     table = Table(
-        title="deployments",
-        caption="live ?: the target was not asked (no running server, or no credentials)",
+        title=f"deployments on {', '.join(targets)}",
+        caption="times in UTC; smoke test in seconds; live ?: the target was not asked (no "
+        "server running, or no credentials)",
     )
     renamed = any(row.served_name != row.slug for row in rows)
-    columns = ("persona", "target", "version", *(("served as",) if renamed else ()), "remote id")
-    for column in (*columns, "deployed (UTC)", "smoke s", "live"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("persona", "target"))
+    columns = (
+        "persona", *(("target",) if len(targets) > 1 else ()), "version",
+        *(("served as",) if renamed else ()), "remote id", "deployed", "smoke", "live",
+    )  # fmt: skip
+    for column in columns:
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column in ("persona", "version", "deployed"),
+            min_width=15 if column == "remote id" else None,
+        )
     for row in rows:
         live = "?" if row.live is None else ("yes" if row.live else "[red]no[/]")
         table.add_row(
-            row.slug, row.target, f"v{row.version}", *((row.served_name,) if renamed else ()),
-            _short_path(row.remote_id, cfg.root), row.deployed_at[:16].replace("T", " "),
-            row.latency_s, live,
+            row.slug, *((row.target,) if len(targets) > 1 else ()), f"v{row.version}",
+            *((row.served_name,) if renamed else ()), _short_path(row.remote_id),
+            row.deployed_at[5:16].replace("T", " "), row.latency_s, live,
         )  # fmt: skip
     console.print(table if rows else "nothing deployed yet; run `foundry deploy --target local`")
 
@@ -150,11 +160,7 @@ def undeploy_cmd(
             opened.close()
 
 
-def _short_path(remote_id: str, root: Path) -> str:
-    """A local path relative to the project (remote ids as they are)."""
-    path = Path(remote_id)
-    return (
-        str(path.relative_to(root))
-        if path.is_absolute() and path.is_relative_to(root)
-        else remote_id
-    )
+def _short_path(remote_id: str) -> str:
+    """A served folder as `…/<digest>` (its persona is in its row); remote ids as they are."""
+    parts = Path(remote_id).parts
+    return f"…/{parts[-1]}" if remote_id.startswith("/") and len(parts) > 2 else remote_id

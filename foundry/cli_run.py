@@ -111,6 +111,7 @@ def print_summary(result: dict[str, Any], seconds: float) -> None:
     if evaluation.get("folder"):
         console.print(f"  evaluation report  {evaluation['folder']}/report.md")
     console.print("  registry           foundry registry list")
+    console.print("  serve champions    foundry deploy --target local, then foundry serve")
     console.print(
         "  Prefect and MLflow UIs  foundry ui  (this run's summary is the `retrain-summary` "
         "artifact)"
