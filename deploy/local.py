@@ -14,6 +14,7 @@ temporary server on a free port for the smoke test.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from deploy import DeployError
 from deploy.batching import BatchingEngine
+from deploy.bundle import AdapterBundle, TargetLimits
 from deploy.manifest import read_manifest
 from deploy.openai_server import create_app
 from deploy.self_hosted import AdapterFolderTarget
@@ -143,6 +145,23 @@ class LocalTarget(AdapterFolderTarget):
             max_bytes=int(config.deploy.max_adapter_mb * 2**20),
             client=VllmClient(url, setting="deploy.local.url") if url else None,
         )
+
+    def limits(self, bundle: AdapterBundle) -> TargetLimits:
+        """As any self-hosted target, and with the tiny base: the very base build the server
+        loads (another build has the same shapes, so a mismatch would load and talk nonsense)."""
+        if self.config.base_model.is_tiny:
+            from foundry.base_model import latest_tiny
+
+            adapter = json.loads((bundle.folder / "adapter_config.json").read_text())
+            trained_on = Path(str(adapter.get("base_model_name_or_path") or "")).name
+            serving = latest_tiny(self.config)
+            if serving is not None and trained_on != serving.name:
+                raise DeployError(
+                    f"{bundle.slug} v{bundle.version} was trained on the tiny base {trained_on!r}, "
+                    f"but the local server loads {serving.name!r} (rebuilt since); retrain it "
+                    "(`foundry run`) or deploy a newer version"
+                )
+        return super().limits(bundle)
 
     def running_client(self, start: bool = False) -> VllmClient | None:
         if self.client is None and start:

@@ -322,3 +322,20 @@ def test_deploy_local_then_the_openai_client_gets_each_persona(project):
     finally:
         server.stop()
         engine.close()
+
+
+def test_deploy_local_refuses_an_adapter_of_another_tiny_base_build(project):
+    """Two tiny builds have the same shapes: only the recorded build name tells them apart."""
+    from deploy import DeployError
+    from deploy.local import make_target
+    from deploy.release import deploy_version
+    from tests.deploy_support import register_lora
+
+    _, config, _ = project
+    version = register_lora(config, "jonah-okafor", "tiny", champion=False)  # base path "tiny"
+    target = make_target(config)
+    try:
+        with pytest.raises(DeployError, match="trained on the tiny base 'tiny'.*rebuilt since"):
+            deploy_version(config, target, "jonah-okafor", version)
+    finally:
+        target.close()
