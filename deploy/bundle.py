@@ -123,12 +123,20 @@ def bundle_from_registry(config: FoundryConfig, slug: str, version: int) -> Adap
         RegistryError: no such version.
         DeployError: the version's adapter is incomplete or not a LoRA adapter.
     """
+    from mlflow.exceptions import MlflowException
+
     from registry.loading import download_adapter
     from registry.models import model_name
     from registry.tracking import open_client, tracking_uri
 
     client = open_client(config)
-    mv = client.get_model_version(model_name(slug), str(version))
+    try:
+        mv = client.get_model_version(model_name(slug), str(version))
+    except MlflowException:
+        raise DeployError(
+            f"{model_name(slug)} has no version {version}; `foundry registry show {slug}` lists "
+            "its versions"
+        ) from None
     base = (mv.tags or {}).get("base_model", "")
     if not base:
         raise DeployError(

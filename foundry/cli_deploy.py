@@ -8,7 +8,7 @@ record of what is deployed; `status` shows it beside what each target answers fo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -47,15 +47,19 @@ def deploy(
 ) -> None:
     """Deploy each persona's champion (or --version) to the target, smoke-test it, and record it
     on the model version; a failed smoke test puts back what was served before."""
-    if ctx.invoked_subcommand is not None:
+    if ctx.invoked_subcommand is not None:  # `deploy -c X status`: the options carry over
+        ctx.obj = {"config": config, "target": target, "persona": persona}
         return
     from deploy.release import NoChampion
-    from foundry.personas import discover_personas
+    from foundry.personas import discover_personas, select_personas
     from tasks.deploy import deploy_personas
 
     cfg = load_cli_config(config)
     name = target or cfg.deploy.target
-    slugs = persona or discover_personas(cfg.personas_dir)
+    with user_errors():
+        slugs = select_personas(
+            discover_personas(cfg.personas_dir), persona or [], cfg.personas_dir
+        )
     failed: list[str] = []
     skipped: list[str] = []
     with user_errors(), console.status(f"Deploying to {name}...") as status:
@@ -85,13 +89,16 @@ def deploy(
 
 
 @deploy_app.command("status", epilog="Example: foundry deploy status --target vllm")
-def status_cmd(config: ConfigOption = None, target: TargetOption = None) -> None:
+def status_cmd(
+    ctx: typer.Context, config: ConfigOption = None, target: TargetOption = None
+) -> None:
     """What the registry records as deployed (version, served name, remote id, smoke latency),
     and whether each target answers for it now (live: yes/no/? when it cannot be asked)."""
     from deploy import TARGET_NAMES, DeployError, get_target
     from deploy.release import deployment_status
     from foundry.personas import discover_personas
 
+    config, target, _ = _carried(ctx, config, target, None)
     cfg = load_cli_config(config)
     names = [target] if target else list(TARGET_NAMES)
     opened = {}
@@ -140,24 +147,39 @@ def status_cmd(config: ConfigOption = None, target: TargetOption = None) -> None
 
 @deploy_app.command("undeploy", epilog="Example: foundry deploy undeploy -t local -p tobias-renn")
 def undeploy_cmd(
-    config: ConfigOption = None, target: TargetOption = None, persona: PersonaOption = None
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    target: TargetOption = None,
+    persona: PersonaOption = None,
 ) -> None:
     """Stop serving the personas on the target (uploads are kept, so a re-deploy reuses them)."""
     from deploy import get_target
     from deploy.release import undeploy
-    from foundry.personas import discover_personas
+    from foundry.personas import discover_personas, select_personas
 
+    config, target, persona = _carried(ctx, config, target, persona)
     cfg = load_cli_config(config)
     name = target or cfg.deploy.target
     with user_errors():
         opened = get_target(name, cfg)
         try:
-            for slug in persona or discover_personas(cfg.personas_dir):
+            everyone = discover_personas(cfg.personas_dir)
+            for slug in select_personas(everyone, persona or [], cfg.personas_dir):
                 version = undeploy(cfg, opened, slug)
                 if version is not None:
                     console.print(f"{slug}: v{version} no longer served on {name}")
         finally:
             opened.close()
+
+
+def _carried(ctx: typer.Context, config: Any, target: Any, persona: Any) -> tuple[Any, Any, Any]:
+    """A subcommand's options, else those given before it (`foundry deploy -t vllm status`)."""
+    given = ctx.obj or {}
+    return (
+        config or given.get("config"),
+        target or given.get("target"),
+        persona or given.get("persona"),
+    )
 
 
 def _short_path(remote_id: str) -> str:

@@ -298,3 +298,24 @@ def test_the_deploy_flow_serves_each_champion_through_prefect(prefect_harness, s
         assert results[slug]["version"] == versions[slug] and results[slug]["served_name"] == slug
         assert results[slug]["answer"].strip()
         assert (project / "served" / slug / results[slug]["digest"][:12]).is_dir()
+
+
+def test_deploy_cli_names_unknown_personas_versions_and_targets(config):
+    from typer.testing import CliRunner
+
+    from foundry.cli import app
+    from tests.deploy_support import register_lora
+
+    register_lora(config, "tobias-renn", config.base_model.name)
+    args = ["deploy", "-c", str(config.source)]
+    cases = {
+        ("-t", "local", "-p", "tobias-ren"): "unknown persona `tobias-ren` (did you mean",
+        ("-t", "local", "-p", "tobias-renn", "--version", "7"): "has no version 7",
+        ("-t", "local", "--version", "1"): "--version needs exactly one --persona",
+        ("-t", "bogus",): "unknown deployment target 'bogus'",
+    }  # fmt: skip
+    for extra, message in cases.items():
+        result = CliRunner().invoke(app, [*args, *extra], terminal_width=200)
+        assert result.exit_code == 1 and message in result.output, (extra, result.output)
+    status = CliRunner().invoke(app, [*args, "status", "-t", "local"], terminal_width=200)
+    assert status.exit_code == 0 and "nothing deployed yet" in status.output, status.output
