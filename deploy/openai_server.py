@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from deploy.batching import BatchingEngine
 from foundry.adapter_loading import BASE_ADAPTER, AdapterError, attach_adapters
-from foundry.generation import GenerationParams, GenerationRequest
+from foundry.generation import GenerationParams, GenerationRequest, prompt_tokens
 
 
 def create_app(
@@ -88,7 +88,7 @@ def create_app(
             return StreamingResponse(
                 _events(answer_id, model, text, finish), media_type="text/event-stream"
             )
-        prompt = len(engine.tokenizer(job.prompt, add_special_tokens=False)["input_ids"])
+        prompt = prompt_tokens(engine.tokenizer, job)
         return {
             "id": answer_id,
             "object": "chat.completion",

@@ -205,6 +205,11 @@ def _generate_batch(
     return [text.strip() for text in decoded], count
 
 
+def prompt_tokens(tokenizer: Any, request: GenerationRequest) -> int:
+    """How many tokens the model reads for `request`: its chat-templated prompt, system included."""
+    return len(tokenizer(_render(tokenizer, request), add_special_tokens=False)["input_ids"])
+
+
 def _render(tokenizer: Any, request: GenerationRequest) -> str:
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages.append({"role": "user", "content": request.prompt})

@@ -94,6 +94,15 @@ def test_each_adapter_answers_in_openai_shape_and_differently(server):
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
         answers[model] = body["choices"][0]["message"]["content"]
     assert len(set(answers.values())) == 3
+    # prompt_tokens counts what the model reads: the chat template and a system message too.
+    _, engine, _ = server
+    user_only = _chat(url, BASE).json()["usage"]["prompt_tokens"]
+    said = len(engine.tokenizer("Say something.", add_special_tokens=False)["input_ids"])
+    system = {"role": "system", "content": "You are a terse debater."}
+    with_system = _chat(
+        url, BASE, messages=[system, {"role": "user", "content": "Say something."}]
+    ).json()["usage"]["prompt_tokens"]
+    assert user_only > said and with_system > user_only
 
 
 def test_concurrent_requests_are_batched_across_adapters(server):
