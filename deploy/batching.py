@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,58 @@ from foundry.logs import get_logger
 logger = get_logger(__name__)
 
 
+TextSink = Callable[[str], None]
+
+
 @dataclass
 class _Job:
     request: GenerationRequest
     params: GenerationParams
+    on_text: TextSink | None = None
     future: Future = field(default_factory=Future)
+
+
+class RowStreams:
+    """A transformers streamer for one mixed batch: each row's newly decoded text goes to that
+    row's sink as the tokens come, so a streamed answer arrives token by token."""
+
+    def __init__(self, tokenizer: Any, sinks: list[TextSink | None]) -> None:
+        self.tokenizer, self.sinks = tokenizer, sinks
+        self.ids: list[list[int]] = [[] for _ in sinks]
+        self.sent = [""] * len(sinks)
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:  # the first call carries the prompts
+            self.prompt_seen = True
+            return
+        for row, token in enumerate(value.reshape(len(self.sinks), -1)[:, -1].tolist()):
+            if self.sinks[row] is not None:
+                self.ids[row].append(int(token))
+                # A trailing U+FFFD may be a character whose other bytes are still to come
+                # (an incomplete tail decodes to one U+FFFD): hold it back one step.
+                text = self._text(row)
+                self._send(row, text[:-1] if text.endswith("\ufffd") else text)
+
+    def end(self) -> None:
+        """Send what was held back (a character the model never completed)."""
+        for row in range(len(self.sinks)):
+            if self.sinks[row] is not None:
+                self._send(row, self._text(row))
+
+    def _text(self, row: int) -> str:
+        return self.tokenizer.decode(self.ids[row], skip_special_tokens=True).lstrip()
+
+    def _send(self, row: int, text: str) -> None:
+        sink = self.sinks[row]
+        if sink is None or len(text) <= len(self.sent[row]):
+            return
+        try:
+            sink(text[len(self.sent[row]) :])
+        except Exception:  # noqa: BLE001 - a gone client must not stop the batch
+            logger.debug("row %d's text sink failed; it gets no more text", row)
+            self.sinks[row] = None
+        self.sent[row] = text
 
 
 @dataclass
@@ -49,9 +97,15 @@ class BatchingEngine:
         self._thread = threading.Thread(target=self._run, name="batching-engine", daemon=True)
         self._thread.start()
 
-    def submit(self, request: GenerationRequest, params: GenerationParams) -> Future:
-        """Queue one request; the future resolves to its answer (or raises its error)."""
-        job = _Job(request, params)
+    def submit(
+        self,
+        request: GenerationRequest,
+        params: GenerationParams,
+        on_text: TextSink | None = None,
+    ) -> Future:
+        """Queue one request; the future resolves to its answer (or raises its error), and
+        `on_text` (from the worker thread) gets the answer's text piece by piece before that."""
+        job = _Job(request, params, on_text)
         self._queue.put(job)
         return job.future
 
@@ -81,9 +135,13 @@ class BatchingEngine:
         from foundry.generation import generate
 
         params = jobs[0].params.model_copy(update={"batch_size": len(jobs)})
+        sinks = [job.on_text for job in jobs]
+        streams = RowStreams(self.tokenizer, sinks) if any(sinks) else None
         try:
             with self.lock:
-                answers = generate(self.model, self.tokenizer, [j.request for j in jobs], params)
+                answers = generate(
+                    self.model, self.tokenizer, [j.request for j in jobs], params, streams
+                )
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
             for job in jobs:
                 job.future.set_exception(exc)

@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,11 @@ def create_app(
             job, params = _job(body, model, base_name, steering)
         except ValueError as exc:
             return error(400, str(exc))
+        answer_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if body.get("stream"):
+            return StreamingResponse(
+                _stream(engine, job, params, answer_id, model), media_type="text/event-stream"
+            )
         future = engine.submit(job, params)
         try:
             text = await asyncio.wrap_future(future)
@@ -83,11 +88,6 @@ def create_app(
             return error(500, f"generation failed: {exc}", "InternalServerError")
         completion = len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
         finish = "length" if completion >= params.max_new_tokens else "stop"
-        answer_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        if body.get("stream"):
-            return StreamingResponse(
-                _events(answer_id, model, text, finish), media_type="text/event-stream"
-            )
         prompt = prompt_tokens(engine.tokenizer, job)
         return {
             "id": answer_id,
@@ -178,8 +178,23 @@ def _job(
     return request, params
 
 
-def _events(answer_id: str, model: str, text: str, finish: str) -> Iterator[str]:
-    """Server-sent events: the role, the content word by word, the finish reason, `[DONE]`."""
+async def _stream(
+    engine: BatchingEngine,
+    job: GenerationRequest,
+    params: GenerationParams,
+    answer_id: str,
+    model: str,
+) -> AsyncIterator[str]:
+    """Server-sent events as the batch decodes: the role, each new piece of text, then the
+    finish reason (or an error event) and `[DONE]`."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    future = engine.submit(
+        job, params, lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
+    )
+    future.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
     created = int(time.time())
 
     def chunk(delta: dict[str, str], reason: str | None = None) -> str:
@@ -190,8 +205,15 @@ def _events(answer_id: str, model: str, text: str, finish: str) -> Iterator[str]
         return f"data: {json.dumps(payload)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    words = text.split(" ")
-    for index, word in enumerate(words):
-        yield chunk({"content": word if index == 0 else " " + word})
-    yield chunk({}, finish)
+    while (piece := await pieces.get()) is not None:
+        yield chunk({"content": piece})
+    if future.exception() is not None:
+        failure = {
+            "message": f"generation failed: {future.exception()}",
+            "type": "InternalServerError",
+        }
+        yield f"data: {json.dumps({'error': failure})}\n\n"
+    else:
+        completion = len(engine.tokenizer(future.result(), add_special_tokens=False)["input_ids"])
+        yield chunk({}, "length" if completion >= params.max_new_tokens else "stop")
     yield "data: [DONE]\n\n"

@@ -138,6 +138,7 @@ def generate(
     tokenizer: Any,
     requests: Sequence[GenerationRequest],
     params: GenerationParams,
+    streamer: Any = None,
 ) -> list[str]:
     """Answer each request with its adapter; rows of one batch may use different adapters.
 
@@ -146,6 +147,8 @@ def generate(
         tokenizer: The base model's tokenizer (with a chat template).
         requests: Prompts in the order the answers come back.
         params: Decoding settings; `torch.manual_seed(params.seed)` runs before every batch.
+        streamer: A transformers streamer (`put(token_ids)`, `end()`) fed each step's new tokens
+            of every row; the requests must then fit one batch.
 
     Returns:
         One response per request: the new tokens only, special tokens skipped, stripped.
@@ -156,6 +159,8 @@ def generate(
     import torch
 
     _check_requested_adapters(model, requests)
+    if streamer is not None and len(requests) > params.batch_size:
+        raise ValueError("a streamer follows one batch: raise params.batch_size to the requests")
     started, new_tokens, answers = time.perf_counter(), 0, []
     previous_side, was_training = tokenizer.padding_side, model.training
     tokenizer.padding_side = "left"  # new tokens of every row start at the same column
@@ -164,7 +169,7 @@ def generate(
         for start in range(0, len(requests), params.batch_size):
             batch = requests[start : start + params.batch_size]
             torch.manual_seed(params.seed)
-            texts, count = _generate_batch(model, tokenizer, batch, params)
+            texts, count = _generate_batch(model, tokenizer, batch, params, streamer)
             answers += texts
             new_tokens += count
     finally:
@@ -182,7 +187,11 @@ def generate(
 
 
 def _generate_batch(
-    model: Any, tokenizer: Any, batch: Sequence[GenerationRequest], params: GenerationParams
+    model: Any,
+    tokenizer: Any,
+    batch: Sequence[GenerationRequest],
+    params: GenerationParams,
+    streamer: Any = None,
 ) -> tuple[list[str], int]:
     import torch
 
@@ -198,7 +207,7 @@ def _generate_batch(
     # token: steering starts there, so it covers exactly the persona's own new tokens.
     start = inputs["input_ids"].shape[1] - 1
     with torch.inference_mode(), steering(model, vectors, [start] * len(batch)):
-        output = model.generate(**inputs, **kwargs)
+        output = model.generate(**inputs, **kwargs, streamer=streamer)
     new = output[:, inputs["input_ids"].shape[1] :]
     count = int((new != tokenizer.pad_token_id).sum())
     decoded = tokenizer.batch_decode(new, skip_special_tokens=True)

@@ -124,8 +124,30 @@ def test_streaming_sends_the_same_answer_as_events(server):
     lines = [line for line in reply.text.split("\n\n") if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[len("data: ") :]) for line in lines[:-1]]
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert text == plain and chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    pieces = [c["choices"][0]["delta"].get("content", "") for c in chunks]
+    assert "".join(pieces).strip() == plain  # the answer's text, piece by piece
+    assert len([p for p in pieces if p]) > 1
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_streamed_text_arrives_while_the_batch_is_still_decoding(server):
+    """Each row's text reaches its sink token by token, before the batch's answers exist; rows
+    of one mixed-adapter batch stream independently."""
+    from foundry.generation import GenerationParams, GenerationRequest
+
+    _, engine, _ = server
+    params = GenerationParams(max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    seen: dict[str, list[tuple[str, bool]]] = {"persona-0": [], "persona-1": []}
+    futures = {}
+    for name in seen:
+        request = GenerationRequest(prompt="Say something.", adapter=name)
+        futures[name] = engine.submit(
+            request, params, lambda text, n=name: seen[n].append((text, futures[n].done()))
+        )
+    answers = {name: future.result(timeout=60) for name, future in futures.items()}
+    for name, pieces in seen.items():
+        assert len(pieces) > 1 and not any(done for _, done in pieces), pieces
+        assert "".join(text for text, _ in pieces).strip() == answers[name]
 
 
 def test_a_persona_vector_steers_the_answer(server):
