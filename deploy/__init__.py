@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from foundry.errors import FoundryError
 
 if TYPE_CHECKING:
-    from deploy.release import Target
+    from deploy.target import Target
     from foundry.config import FoundryConfig
 
 TARGET_NAMES = ("local", "vllm", "together", "fireworks")

@@ -3,17 +3,14 @@
 `make_target(config)` builds a `FireworksTarget` from `deploy.fireworks` and the environment
 (FIREWORKS_API_KEY, FIREWORKS_ACCOUNT_ID, FIREWORKS_BASE_URL). An upload is a model named by
 content, `persona-<slug>-<short digest>`: created as an `HF_PEFT_ADDON` of the base, its two
-adapter files PUT to the signed URLs Fireworks hands out (with a plain HTTP client: the API key
-never goes there), validated, then polled until READY. `activate` loads it as a LoRA onto
-`deploy.fireworks.deployment` (or without one: serverless, where the base offers it), `chat` is
-the smoke test's call, `live` lists the loaded `persona-` models. Transient errors (5xx, 429,
-connection) are retried with backoff; every other SDK error becomes a `DeployError` with the
-HTTP status and Fireworks' message.
+adapter files uploaded, validated and polled until READY (`deploy.fireworks_models`). `activate`
+loads it as a LoRA onto `deploy.fireworks.deployment` (or without one: serverless, where the base
+offers it), `chat` is the smoke test's call, `live` lists the loaded `persona-` models. Transient
+errors are retried and every other SDK error becomes a `DeployError` (`deploy.fireworks_calls`).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,6 +20,15 @@ import httpx
 
 from deploy import DeployError
 from deploy.bundle import AdapterBundle, TargetLimits
+from deploy.fireworks_calls import call_with_retries
+from deploy.fireworks_models import (
+    MODEL_PREFIX,
+    create_addon,
+    fireworks_base_name,
+    model_id_for,
+    send_files,
+    wait_ready,
+)
 from deploy.release import Remote
 from foundry.config import FoundryConfig, load_settings
 from foundry.logs import get_logger
@@ -31,14 +37,11 @@ logger = get_logger(__name__)
 T = TypeVar("T")
 
 MIN_RANK, MAX_RANK = 4, 64  # PeftDetails.r: "Must be between 4 and 64, inclusive"
-MODEL_PREFIX = "persona-"
 # The attention and MLP projections Fireworks serves LoRA addons on.
 ACCEPTED_MODULES = (
     "q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj",
     "gate_proj", "up_proj", "down_proj", "gate_up_proj",
 )  # fmt: skip
-TRIES = 4  # attempts per call on transient errors; waits poll_s, 2 * poll_s, 4 * poll_s
-MAX_RETRY_WAIT_S = 30.0
 SERVING_STATES = ("DEPLOYED", "UPDATING")
 
 
@@ -85,49 +88,6 @@ def make_target(config: FoundryConfig) -> FireworksTarget:
     )
 
 
-def fireworks_base_name(name: str) -> str:
-    """`accounts/<account>/models/<id>` for a base (a bare id is a Fireworks-provided model)."""
-    hint = (
-        "set `deploy.fireworks.base_model` to the Fireworks model your adapters were trained "
-        "on (e.g. accounts/fireworks/models/llama-v3p1-8b-instruct)"
-    )
-    if name == "tiny":
-        raise DeployError(
-            f"the `tiny` base is trained locally and Fireworks cannot serve it; {hint}"
-        )
-    if "/" not in name:
-        return f"accounts/fireworks/models/{name}"
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "accounts" or parts[2] != "models":
-        raise DeployError(f"{name!r} is not a Fireworks model name; {hint}")
-    return name
-
-
-def model_id_for(bundle: AdapterBundle) -> str:
-    """The upload's model id, named by content (Fireworks ids: at most 63 characters)."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", bundle.slug.lower())[: 63 - len(MODEL_PREFIX) - 13]
-    slug = slug.strip("-")
-    return f"{MODEL_PREFIX}{slug}-{bundle.short_digest}"
-
-
-def _failure(exc: fireworks.APIError | httpx.HTTPError) -> tuple[int | None, str]:
-    """The HTTP status (None: no answer) and the service's own message for an error."""
-    if isinstance(exc, httpx.HTTPStatusError):  # a signed URL (storage, not the API)
-        return exc.response.status_code, exc.response.text[:300]
-    if isinstance(exc, fireworks.APIResponseValidationError):
-        return exc.status_code, f"unexpected answer: {exc.message}"
-    if not isinstance(exc, fireworks.APIStatusError):
-        return None, f"{type(exc).__name__}: {exc}"
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error")  # inference errors: {"error": {"message": ...}}
-        if isinstance(error, dict) and error.get("message"):
-            return exc.status_code, str(error["message"])
-        if body.get("message"):  # control plane errors: {"code": 5, "message": ...}
-            return exc.status_code, str(body["message"])
-    return exc.status_code, str(body or exc.message)[:300]
-
-
 class FireworksTarget:
     """Upload, load, unload and query persona adapters on one Fireworks account."""
 
@@ -161,27 +121,17 @@ class FireworksTarget:
     def _call(self, what: str, call: Callable[[], T], ok: tuple[int, ...] = ()) -> T | None:
         """`call()`, retried on transient errors (5xx, 408, 429, no answer); None when it
         fails with a status in `ok`; any other failure is a `DeployError`."""
-        for attempt in range(TRIES):
-            try:
-                return call()
-            except (fireworks.APIError, httpx.HTTPError) as exc:
-                status, message = _failure(exc)
-            if status in ok:
-                return None
-            is_transient = status is None or status in (408, 429) or status >= 500
-            if not is_transient or attempt + 1 == TRIES:
-                where = f"HTTP {status}" if status else f"no answer from {self.client.base_url}"
-                raise DeployError(f"Fireworks {what}: {where}: {message}")
-            self._wait_to_retry(what, f"HTTP {status}" if status else message, attempt)
-        raise AssertionError("unreachable")  # the last attempt returns or raises
-
-    def _wait_to_retry(self, what: str, error: str, attempt: int) -> None:
-        self.retries += 1
-        wait_s = min(self.poll_s * 2**attempt, MAX_RETRY_WAIT_S)
-        logger.warning(
-            "Fireworks %s: %s, retry %d/%d in %.1fs", what, error, attempt + 1, TRIES - 1, wait_s
+        return call_with_retries(
+            what,
+            call,
+            ok,
+            base_url=self.client.base_url,
+            first_wait_s=self.poll_s,
+            on_retry=self._count_retry,
         )
-        time.sleep(wait_s)
+
+    def _count_retry(self) -> None:
+        self.retries += 1
 
     # Checks
 
@@ -235,75 +185,23 @@ class FireworksTarget:
         A model that exists already (409) is reused; it is uploaded again unless READY.
         """
         model_id = model_id_for(bundle)
-        peft = {
-            "base_model": self.base_model,
-            "r": bundle.rank,
-            "target_modules": list(bundle.target_modules),
-        }
-        created = self._call(
-            f"creating model {model_id}",
-            lambda: self.client.models.create(
-                model_id=model_id, model={"kind": "HF_PEFT_ADDON", "peft_details": peft}
-            ),
-            ok=(409,),
-        )
-        if created is None:
+        if not create_addon(self._call, self.client, model_id, self.base_model, bundle):
             existing = self._get_model(model_id)
             logger.info(
                 "Fireworks model %s exists already (%s)", model_id, existing and existing.state
             )
             if existing is not None and existing.state == "READY":
                 return self._remote(model_id)
-        sizes = {name: str(path.stat().st_size) for name, path in bundle.files().items()}
-        answer = self._call(
-            f"upload URLs for {model_id}",
-            lambda: self.client.models.get_upload_endpoint(model_id, filename_to_size=sizes),
+        send_files(self._call, self.client, self._http, model_id, bundle.files())
+        wait_ready(
+            self._get_model,
+            model_id,
+            f"{bundle.slug} v{bundle.version}",
+            base_model=self.base_model,
+            timeout_s=self.timeout_s,
+            poll_s=self.poll_s,
         )
-        urls = (answer and answer.filename_to_signed_urls) or {}
-        missing = sorted(set(sizes) - set(urls))
-        if missing:
-            raise DeployError(f"Fireworks gave no upload URL for {missing} of model {model_id}")
-        for name, path in bundle.files().items():
-            data = path.read_bytes()
-            self._call(
-                f"uploading {name} of {model_id}", lambda u=urls[name], d=data: self._put(u, d)
-            )
-        self._call(
-            f"validating model {model_id}", lambda: self.client.models.validate_upload(model_id)
-        )
-        self._wait_ready(model_id, f"{bundle.slug} v{bundle.version}")
         return self._remote(model_id)
-
-    def _put(self, url: str, data: bytes) -> None:
-        """PUT to a signed URL: no API key, the exact length the URL was signed for."""
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "X-Goog-Content-Length-Range": f"{len(data)},{len(data)}",
-        }
-        self._http.put(url, content=data, headers=headers).raise_for_status()
-
-    def _wait_ready(self, model_id: str, who: str) -> None:
-        """Poll until the model is READY; a failed validation or the timeout is an error."""
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            model = self._get_model(model_id)
-            if model is None:
-                raise DeployError(f"{who}: Fireworks model {model_id} vanished during validation")
-            if model.state == "READY":
-                return
-            code = model.status.code if model.status else None
-            if code not in (None, "OK"):
-                message = model.status.message if model.status else ""
-                raise DeployError(
-                    f"{who}: Fireworks did not accept model {model_id}: state {model.state}, "
-                    f"{code}: {message}; check the adapter matches base {self.base_model}"
-                )
-            if time.monotonic() >= deadline:
-                raise DeployError(
-                    f"{who}: Fireworks model {model_id} is still {model.state} after "
-                    f"{self.timeout_s:.0f}s; raise `deploy.fireworks.timeout_s` or deploy again"
-                )
-            time.sleep(self.poll_s)
 
     # Serving
 

@@ -13,23 +13,30 @@ way everywhere:
 5. on failure the new upload stops being served and the version served before is put back, so a
    target never stays half switched.
 
-The registry is the record of what is deployed where (`deployment_status`); `live()` asks the
-target itself, so `foundry deploy status` shows both.
+The registry is the record of what is deployed where (`deploy.records`); the `Target` protocol
+is in `deploy.target`. Both are re-exported here, so the deploy API is importable from one place.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from deploy import DeployError
-from deploy.bundle import AdapterBundle, TargetLimits, bundle_from_registry, check_bundle
+from deploy.bundle import bundle_from_registry, check_bundle
+from deploy.records import (  # noqa: F401 - re-exported: the deploy API in one place
+    DeploymentRow,
+    current_deployment,
+    deployment_status,
+    record_deployment,
+    undeploy,
+)
 from deploy.smoke import NotServing, SmokeResult, smoke_test
+from deploy.target import Remote, Target  # noqa: F401 - re-exported
 from foundry.config import FoundryConfig
 from foundry.logs import get_logger
-from registry.models import CHAMPION, get_alias_version, model_name
+from registry.models import CHAMPION, get_alias_version
 from registry.tracking import open_client
 
 logger = get_logger(__name__)
@@ -37,44 +44,6 @@ logger = get_logger(__name__)
 
 class NoChampion(DeployError):
     """The persona has no champion (and no version was asked for): nothing to deploy."""
-
-
-@dataclass(frozen=True)
-class Remote:
-    """An upload on a target: its id there, and the `model` name clients send to reach it."""
-
-    remote_id: str
-    served_name: str
-
-
-class Target(Protocol):
-    """What a serving target implements; every method raises `DeployError` on failure."""
-
-    name: str
-
-    def limits(self, bundle: AdapterBundle) -> TargetLimits:
-        """Rank, size and base-model limits for this bundle (may ask the remote)."""
-
-    def find(self, bundle: AdapterBundle) -> Remote | None:
-        """The upload of exactly these bytes, if the target has it ready."""
-
-    def upload(self, bundle: AdapterBundle) -> Remote:
-        """Upload the bundle (an upload that exists already is reused, not an error)."""
-
-    def activate(self, remote: Remote) -> None:
-        """Serve `remote` under its served name; serving it already is not an error."""
-
-    def deactivate(self, remote: Remote) -> None:
-        """Stop serving `remote`; not serving it is not an error."""
-
-    def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int) -> str:
-        """One chat completion's text (the smoke test's call)."""
-
-    def live(self) -> set[str] | None:
-        """The served names the target answers for now; None when it cannot tell."""
-
-    def close(self) -> None:
-        """Release clients and servers the target started."""
 
 
 @dataclass(frozen=True)
@@ -93,28 +62,6 @@ class DeployResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _tag(target: str, key: str) -> str:
-    return f"deploy.{target}.{key}"
-
-
-def current_deployment(client: Any, slug: str, target: str) -> tuple[int, Remote] | None:
-    """The version the registry says `target` serves for `slug`, and its remote."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        tags = client.get_registered_model(model_name(slug)).tags or {}
-    except MlflowException:
-        return None
-    version = tags.get(_tag(target, "version"))
-    if not version:
-        return None
-    mv_tags = client.get_model_version(model_name(slug), version).tags or {}
-    remote = Remote(
-        mv_tags.get(_tag(target, "remote_id"), ""), mv_tags.get(_tag(target, "served_name"), "")
-    )
-    return int(version), remote
 
 
 def resolve_version(client: Any, slug: str, version: int | None) -> int:
@@ -157,7 +104,7 @@ def deploy_version(
         )
     before = current_deployment(client, slug, target.name)
     smoke = _switch(config, target, slug, number, remote, before)
-    _record(client, target.name, slug, number, bundle, remote, smoke)
+    record_deployment(client, target.name, slug, number, bundle, remote, smoke)
     return DeployResult(
         slug=slug,
         version=number,
@@ -213,96 +160,3 @@ def _roll_back(target: Target, remote: Remote, before: tuple[int, Remote] | None
         logger.error("rolling back on %s failed: %s", target.name, exc)
         return f"rolling back failed too ({exc}); check `foundry deploy status`"
     return f"v{before[0]} is served again" if before else "nothing is served for it"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _record(
-    client: Any,
-    target: str,
-    slug: str,
-    version: int,
-    bundle: AdapterBundle,
-    remote: Remote,
-    smoke: SmokeResult,
-) -> None:
-    name = model_name(slug)
-    tags = {
-        "remote_id": remote.remote_id,
-        "served_name": remote.served_name,
-        "digest": bundle.digest,
-        "at": _now(),
-        "smoke_latency_s": f"{smoke.latency_s:.3f}" if smoke.latency_s >= 0 else "untested",
-    }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), _tag(target, key), value)
-    client.set_registered_model_tag(name, _tag(target, "version"), str(version))
-
-
-def undeploy(config: FoundryConfig, target: Target, slug: str) -> int | None:
-    """Stop serving `slug` on `target`; the version that was served (None: nothing was)."""
-    client = open_client(config)
-    current = current_deployment(client, slug, target.name)
-    if current is None:
-        return None
-    version, remote = current
-    target.deactivate(remote)
-    name = model_name(slug)
-    client.delete_registered_model_tag(name, _tag(target.name, "version"))
-    client.set_model_version_tag(name, str(version), _tag(target.name, "undeployed_at"), _now())
-    return version
-
-
-def _ask_live(target: Target | None) -> set[str] | None:
-    if target is None:
-        return None
-    try:
-        return target.live()
-    except DeployError as exc:
-        logger.warning("cannot ask %s what it serves: %s", target.name, exc)
-        return None
-
-
-@dataclass(frozen=True)
-class DeploymentRow:
-    slug: str
-    target: str
-    version: int
-    served_name: str
-    remote_id: str
-    deployed_at: str
-    latency_s: str
-    live: bool | None  # None: the target was not asked or cannot tell
-
-
-def deployment_status(
-    config: FoundryConfig, slugs: list[str], targets: dict[str, Target | None]
-) -> list[DeploymentRow]:
-    """What the registry records as deployed, per persona and target, checked against each
-    target's `live()` where a target object is given."""
-    client = open_client(config)
-    live = {name: _ask_live(t) for name, t in targets.items()}
-    rows = []
-    for slug in slugs:
-        for name in targets:
-            current = current_deployment(client, slug, name)
-            if current is None:
-                continue
-            version, remote = current
-            tags = client.get_model_version(model_name(slug), str(version)).tags or {}
-            served = live[name]
-            rows.append(
-                DeploymentRow(
-                    slug=slug,
-                    target=name,
-                    version=version,
-                    served_name=remote.served_name,
-                    remote_id=remote.remote_id,
-                    deployed_at=tags.get(_tag(name, "at"), ""),
-                    latency_s=tags.get(_tag(name, "smoke_latency_s"), ""),
-                    live=None if served is None else remote.served_name in served,
-                )
-            )
-    return rows

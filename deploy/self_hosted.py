@@ -15,8 +15,8 @@ from pathlib import Path
 
 from deploy.bundle import ADAPTER_FILES, AdapterBundle, TargetLimits, adapter_digest
 from deploy.manifest import read_manifest, set_served
-from deploy.release import Remote
 from deploy.smoke import NotServing
+from deploy.target import Remote
 from deploy.vllm_client import LORA_RANKS, VllmClient
 
 

@@ -7,15 +7,13 @@ client that never carries the API key: `deploy.together_upload`), `POST
 .../models/upload/complete`; the new revision is ready once Together's validation job says so.
 Uploads are named by content (`persona-<slug>-<short_digest>`), so the same weights go up once. With
 `deploy.together.endpoint_id` the adapter is attached to every deployment of that dedicated
-endpoint; serverless needs no step. SDK errors become `TogetherApiError` (a `DeployError`) with
-Together's status and message. 5xx, 429 and lost connections are retried here: the SDK's own
-retries are off because they also retry the 409 that means "already exists".
+endpoint (`deploy.together_endpoint`); serverless needs no step. SDK errors become
+`TogetherApiError` and transient ones are retried (`deploy.together_calls`).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -23,7 +21,9 @@ from urllib.parse import quote
 from deploy import DeployError
 from deploy.bundle import AdapterBundle, TargetLimits
 from deploy.release import Remote
-from deploy.together_upload import PutFailed, local_file, put_file, put_part, signed_url_client
+from deploy.together_calls import TogetherApiError, call_with_retries, poll_until
+from deploy.together_endpoint import EndpointAdapters
+from deploy.together_upload import local_file, put_file, put_part, signed_url_client
 from foundry.config import FoundryConfig, load_settings
 from foundry.deploy_config import TogetherTargetConfig
 from foundry.logs import get_logger
@@ -32,19 +32,9 @@ from foundry.model_config import TINY
 logger = get_logger(__name__)
 T = TypeVar("T")
 
-ATTEMPTS = 3  # tries per call when Together answers 429/5xx or not at all
 VALID = "REVISION_VALIDATION_STATUS_SUCCESS"
 INVALID = ("REVISION_VALIDATION_STATUS_FAILED", "REVISION_VALIDATION_STATUS_ERROR")
-LOADED, LOAD_FAILED = "ADAPTER_LOAD_STATE_READY", "ADAPTER_LOAD_STATE_FAILED"
 MODEL_PATH = re.compile(r"^projects/[^/]+/models/([^/]+)")
-
-
-class TogetherApiError(DeployError):
-    """Together answered with an error status (None: it did not answer)."""
-
-    def __init__(self, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def upload_name(bundle: AdapterBundle) -> str:
@@ -55,19 +45,6 @@ def upload_name(bundle: AdapterBundle) -> str:
 def _bare(name: str) -> str:
     """`project-slug/model` -> `model` (Together qualifies names with the project)."""
     return name.rsplit("/", 1)[-1]
-
-
-def _describe(exc: Exception) -> tuple[int | None, str]:
-    """The status and Together's message out of an SDK error (or a failed part PUT)."""
-    status = exc.status if isinstance(exc, PutFailed) else getattr(exc, "status_code", None)
-    if status is None:
-        return None, f"no answer ({type(exc).__name__}: {exc})"
-    body = exc.text if isinstance(exc, PutFailed) else getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            body = inner["message"]
-    return status, f"HTTP {status}: {str(body)[:300]}"
 
 
 def make_target(config: FoundryConfig) -> TogetherTarget:
@@ -125,6 +102,7 @@ class TogetherTarget:
         self.max_adapter_mb = max_adapter_mb
         self.retry_delay_s = 1.0  # doubled after each failed try
         self.accepted_bases: tuple[str, ...] = (base_model,)  # model-version `base_model` tags
+        self._endpoint = EndpointAdapters(client, section, self._call)
 
     # Target
 
@@ -162,9 +140,10 @@ class TogetherTarget:
         try:
             model = self._create_model(name, f"{bundle.slug} v{bundle.version}")
             revision_id = self._upload_files(model.id, bundle)
-            self._poll(
+            poll_until(
                 f"Together's validation job {revision_id} for {name}",
                 lambda: self._validation(name, model.id, revision_id),
+                self.section,
             )
             logger.info("Together validated %s (revision %s)", name, revision_id)
         except DeployError as exc:
@@ -172,42 +151,10 @@ class TogetherTarget:
         return Remote(model.id, model.name)
 
     def activate(self, remote: Remote) -> None:
-        endpoint = self.section.endpoint_id
-        for deployment in self._deployments():
-            try:
-                self._call(
-                    f"attaching {remote.served_name} to {endpoint}/{deployment}",
-                    self._client.endpoints.adapters.create,
-                    endpoint_id=endpoint,
-                    deployment_id=deployment,
-                    adapter_model_id=remote.remote_id,
-                )
-            except TogetherApiError as exc:
-                if exc.status != 409:  # 409: attached already
-                    raise
-            self._poll(
-                f"loading {remote.served_name} on {endpoint}/{deployment}",
-                lambda d=deployment: self._load_state(d, remote),
-            )
+        self._endpoint.attach(remote)
 
     def deactivate(self, remote: Remote) -> None:
-        endpoint = self.section.endpoint_id
-        for deployment in self._deployments():
-            for attached in self._attachments(deployment):
-                if attached.adapter_model_id != remote.remote_id:
-                    continue
-                try:
-                    self._call(
-                        f"detaching {remote.served_name} from {endpoint}/{deployment}",
-                        self._client.endpoints.adapters.delete,
-                        attached.id,
-                        endpoint_id=endpoint,
-                        deployment_id=deployment,
-                        etag=attached.etag,
-                    )
-                except TogetherApiError as exc:
-                    if exc.status != 404:  # 404: detached already
-                        raise
+        self._endpoint.detach(remote)
 
     def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int) -> str:
         create = self._client.chat.completions.create
@@ -221,7 +168,7 @@ class TogetherTarget:
         names = {m.id: m.name for m in self._models() if _bare(m.name).startswith("persona-")}
         if not self.section.endpoint_id:
             return set(names.values())
-        attached = {a.adapter_model_id for d in self._deployments() for a in self._attachments(d)}
+        attached = self._endpoint.attached_ids()
         return {name for model_id, name in names.items() if model_id in attached}
 
     def close(self) -> None:
@@ -232,22 +179,7 @@ class TogetherTarget:
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(...)`, retried on 429/5xx/no answer; every failure becomes TogetherApiError."""
-        import together
-
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return fn(*args, **kwargs)
-            except (together.APIStatusError, together.APIConnectionError, PutFailed) as exc:
-                status, text = _describe(exc)
-                error = TogetherApiError(self._scrub(f"Together {what}: {text}"), status)
-                if status is not None and status != 429 and status < 500:
-                    raise error from None
-            if attempt == ATTEMPTS:
-                raise error
-            delay = self.retry_delay_s * 2 ** (attempt - 1)
-            logger.warning("%s; try %d of %d in %.1f s", error, attempt + 1, ATTEMPTS, delay)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+        return call_with_retries(what, lambda: fn(*args, **kwargs), self.retry_delay_s, self._scrub)
 
     def _scrub(self, text: str) -> str:
         """Never let the key out, even when an answer echoes it."""
@@ -349,43 +281,3 @@ class TogetherTarget:
                 f"{errors or 'no reason given'}"
             )
         return None if status == VALID else str(status)
-
-    def _poll(self, what: str, check: Callable[[], str | None]) -> None:
-        """Call `check` every `poll_s` until it returns None (done) or `timeout_s` passes."""
-        deadline = time.monotonic() + self.section.timeout_s
-        while (state := check()) is not None:
-            if time.monotonic() >= deadline:
-                raise DeployError(
-                    f"{what} is not done after {self.section.timeout_s:g} s ({state}); raise "
-                    "`deploy.together.timeout_s` or deploy again later (the upload is reused)"
-                )
-            time.sleep(self.section.poll_s)
-
-    # Dedicated endpoint
-
-    def _deployments(self) -> list[str]:
-        """The deployments of `deploy.together.endpoint_id` (none when serverless)."""
-        endpoint_id = self.section.endpoint_id
-        if not endpoint_id:
-            return []
-        retrieve = self._client.endpoints.retrieve
-        endpoint = self._call(f"endpoint {endpoint_id}", retrieve, endpoint_id)
-        return [d.id for d in endpoint.deployments or []]
-
-    def _attachments(self, deployment: str) -> list[Any]:
-        endpoint, adapters = self.section.endpoint_id, self._client.endpoints.adapters
-        return self._call(
-            f"adapters on {endpoint}/{deployment}",
-            lambda: list(adapters.list(endpoint, deployment)),
-        )
-
-    def _load_state(self, deployment: str, remote: Remote) -> str | None:
-        """None once every cluster of `deployment` serves the adapter; the states until then."""
-        rows = [a for a in self._attachments(deployment) if a.adapter_model_id == remote.remote_id]
-        clusters = [c for row in rows for c in row.per_cluster or []]
-        if any(c.state == LOAD_FAILED for c in clusters):
-            reasons = "; ".join(c.message or c.reason or "" for c in clusters)
-            raise DeployError(f"{deployment} failed to load {remote.served_name}: {reasons}")
-        if clusters and all(c.state == LOADED for c in clusters):
-            return None
-        return ", ".join(c.state for c in clusters) or "not attached yet"

@@ -1,9 +1,10 @@
 """Sending adapter files to Together's signed part URLs.
 
-Kept apart from `deploy.together` (the registry, validation and endpoint calls through the SDK)
-because the file transfer is plain HTTP: each file is cut into parts with an S3-style ETag, and
-each part is PUT to the signed URL Together planned for it by a client that never carries the
-API key. Retrying is the caller's: a failed PUT raises `PutFailed` with the status it got.
+Kept apart from `deploy.together` (the registry and validation calls through the SDK; endpoint
+calls are in `deploy.together_endpoint`) because the file transfer is plain HTTP: each file is
+cut into parts with an S3-style ETag, and each part is PUT to the signed URL Together planned
+for it by a client that never carries the API key. Retrying is the caller's: a failed PUT
+raises `PutFailed` with the status it got.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Public entry points: `check_together_setup(config)` (the `tiny` base and a missi
 TOGETHER_API_KEY are refused before any work) and `train_on_together(config, slug, stage, train,
 evaluation)`, which writes the examples as Together JSONL under
 `<cache_dir>/together/<slug>/<stage>-<key>/`, uploads them, creates the fine-tuning job (DPO
-continues the persona's SFT job), polls it, and installs the adapter Together trained at
-`config.adapter_dir(slug, stage)` in the same layout as local training (`adapter_config.json`,
-`adapter_model.safetensors`, `training_summary.json`). The job id is kept in `job.json` in the
-work folder, so a re-run after a crash polls the same job instead of paying for a new one.
+continues the persona's SFT job), polls it (`foundry.together_jobs`), and installs the adapter
+Together trained at `config.adapter_dir(slug, stage)` in the same layout as local training
+(`adapter_config.json`, `adapter_model.safetensors`, `training_summary.json`). The job id is
+kept in `job.json` in the work folder, so a re-run after a crash polls the same job instead of
+paying for a new one.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,14 @@ from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig, load_settings
 from foundry.logs import get_logger
 from foundry.together_archive import unpack_adapter
+from foundry.together_jobs import (
+    KEY_VARIABLE,
+    STATE_FILENAME,
+    api_errors,
+    job_losses,
+    job_seconds,
+    wait_for_job,
+)
 from foundry.trainers import (
     SUMMARY_FILENAME,
     AdapterArtifact,
@@ -36,10 +42,6 @@ from foundry.trainers import (
 from foundry.training_data import examples_key
 
 logger = get_logger(__name__)
-
-STATE_FILENAME = "job.json"
-KEY_VARIABLE = "TOGETHER_API_KEY"
-FAILED_STATUSES = {"error", "user_error", "failed", "cancelled", "cancel_requested"}
 
 
 def together_model(config: FoundryConfig) -> str:
@@ -105,13 +107,13 @@ def train_on_together(
     work_dir = config.cache_dir / "together" / slug / f"{stage}-{key}"
     state = _read_state(work_dir)
     client = _client()
-    with _api_errors(label, state.get("job_id")):
+    with api_errors(label, state.get("job_id")):
         if "job_id" not in state:
             _submit(client, config, stage, rows, work_dir, state, parent_job, slug)
         job_id = state["job_id"]
-    with _api_errors(label, job_id, resumable=True):
-        job = _wait_for_job(client, job_id, label, work_dir, progress, config)
-        train_losses, eval_losses, steps = _losses(client, job_id)
+    with api_errors(label, job_id, resumable=True):
+        job = wait_for_job(client, job_id, label, work_dir, progress, config)
+        train_losses, eval_losses, steps = job_losses(client, job_id)
     summary = TrainingSummary(
         persona=slug,
         stage=stage,
@@ -119,7 +121,7 @@ def train_on_together(
         base_model=config.base_model.name,
         steps=steps,
         train_tokens=int(getattr(job, "token_count", None) or 0),
-        seconds=_job_seconds(job),
+        seconds=job_seconds(job),
         train_losses=train_losses,
         eval_losses=eval_losses,
         best_eval_loss=job.early_stopping_best_metric or min(eval_losses, default=None),
@@ -133,7 +135,7 @@ def train_on_together(
         job_id=job_id,
     )
     target = config.adapter_dir(slug, stage)
-    with _api_errors(label, job_id, resumable=True):
+    with api_errors(label, job_id, resumable=True):
         _install(client, job_id, work_dir, target, summary)
     shutil.rmtree(work_dir, ignore_errors=True)
     logger.info("%s: Together job %s, %d steps -> %s", label, job_id, steps, target)
@@ -240,85 +242,6 @@ def _job_params(
     return params
 
 
-def _wait_for_job(
-    client: Any,
-    job_id: str,
-    label: str,
-    work_dir: Path,
-    progress: TrainProgress | None,
-    config: FoundryConfig,
-) -> Any:
-    """Poll job `job_id` until it completes; raise on failure or after `training.together`'s
-    `timeout_s`."""
-    settings = config.training.together
-    deadline = time.monotonic() + settings.timeout_s
-    last_status = None
-    while True:
-        job = client.fine_tuning.retrieve(job_id)
-        status = str(getattr(job.status, "value", job.status))
-        if status != last_status:
-            logger.info("%s: Together job %s is %s", label, job_id, status)
-            last_status = status
-        _report_steps(job, progress)
-        if status == "completed":
-            return job
-        if status in FAILED_STATUSES:
-            shutil.rmtree(work_dir, ignore_errors=True)  # a re-run starts a new job
-            raise TrainingError(
-                f"{label}: Together job {job_id} ended {status}: {_job_message(job)}; no adapter "
-                "was installed (an earlier one is kept). Fix the cause and run training again"
-            )
-        if time.monotonic() > deadline:
-            raise TrainingError(
-                f"{label}: Together job {job_id} is still {status} after "
-                f"{settings.timeout_s:.0f} s; it keeps running (not cancelled). Run training "
-                f"again to resume polling it (its id "
-                f"is in {work_dir / STATE_FILENAME}), or cancel it: `together fine-tuning cancel "
-                f"{job_id}`"
-            )
-        time.sleep(settings.poll_s)
-
-
-def _report_steps(job: Any, progress: TrainProgress | None) -> None:
-    events = [e for e in job.events or [] if getattr(e, "total_steps", None)]
-    if progress and events:
-        progress(int(events[-1].step or 0), int(events[-1].total_steps), {})
-
-
-def _job_message(job: Any) -> str:
-    """Together's own account of a failure: the last error event's message."""
-    errors = [
-        e.message
-        for e in job.events or []
-        if getattr(e, "type", "") == "job_error" or getattr(e, "level", "") == "error"
-    ]
-    return errors[-1] if errors else "Together gave no reason"
-
-
-def _losses(client: Any, job_id: str) -> tuple[list[float], list[float], int]:
-    """(train losses, eval losses, last step) from the job's recorded metrics."""
-    import together
-
-    try:
-        rows = client.fine_tuning.list_metrics(job_id).metrics or []
-    except together.APIStatusError as exc:
-        logger.warning(
-            "Together job %s: its metrics could not be read (%s); the summary has no losses",
-            job_id, exc.status_code,
-        )  # fmt: skip
-        return [], [], 0
-    train = [float(r["train/loss"]) for r in rows if "train/loss" in r]
-    evaluation = [float(r["eval/loss"]) for r in rows if "eval/loss" in r]
-    steps = max((int(r.get("train/global_step", 0)) for r in rows), default=0)
-    return train, evaluation, steps
-
-
-def _job_seconds(job: Any) -> float:
-    if job.started_at and job.updated_at:
-        return round(max((job.updated_at - job.started_at).total_seconds(), 0.0), 3)
-    return 0.0
-
-
 def _install(
     client: Any, job_id: str, work_dir: Path, target: Path, summary: TrainingSummary
 ) -> None:
@@ -346,39 +269,3 @@ def _read_state(work_dir: Path) -> dict:
 
 def _write_state(work_dir: Path, state: dict) -> None:
     write_text_atomic(work_dir / STATE_FILENAME, json.dumps(state, indent=2) + "\n")
-
-
-@contextmanager
-def _api_errors(label: str, job_id: str | None, *, resumable: bool = False) -> Iterator[None]:
-    """Turn the SDK's errors into a `TrainingError` saying what to do (never with the key)."""
-    import together
-
-    job = f" (job {job_id})" if job_id else ""
-    retry = " Run training again: it resumes the same job." if resumable else ""
-    try:
-        yield
-    except together.AuthenticationError:
-        raise TrainingError(
-            f"{label}: Together refused the API key{job} (401); set {KEY_VARIABLE} to a valid key"
-        ) from None
-    except together.APIStatusError as exc:
-        raise TrainingError(
-            f"{label}: Together answered {exc.status_code}{job}: {_error_text(exc)}.{retry}"
-        ) from None
-    except together.APIConnectionError as exc:
-        raise TrainingError(
-            f"{label}: could not reach Together{job}: {exc}; check the network or "
-            f"TOGETHER_BASE_URL.{retry}"
-        ) from None
-    except together.DownloadError as exc:
-        raise TrainingError(
-            f"{label}: downloading the adapter{job} failed: {exc}.{retry}"
-        ) from None
-
-
-def _error_text(exc: Any) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        return str(error.get("message", error) if isinstance(error, dict) else error)
-    return str(body or exc.message)[:300]
