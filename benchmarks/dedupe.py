@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from foundry.config import load_config
-from foundry.textnorm import find_duplicates, find_duplicates_naive
+from foundry.data.textnorm import find_duplicates, find_duplicates_naive
 from tasks.corpus import validate_personas
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from typing import Any
 from generation import ADAPTERS, PROMPTS, REPO_ROOT, build_model
 
 from foundry.config import load_config
-from foundry.eval_scoring import ScoreRow, score_completions
-from foundry.generation import GenerationParams, GenerationRequest, generate, use_adapter
+from foundry.evaluation.scoring import ScoreRow, score_completions
+from foundry.training.generation import GenerationParams, GenerationRequest, generate, use_adapter
 from tasks.corpus import validate_personas
 
 Result = tuple[list[str], list[float]]
@@ -42,7 +42,7 @@ def heldout_rows(items_per_persona: int) -> list[tuple[str, str]]:
     config = load_config(REPO_ROOT / "foundry.yaml")
     config.paths.data_dir = config.paths.examples_dir
     summary = validate_personas(config)
-    from foundry.training_data import item_prompts
+    from foundry.training.datasets import item_prompts
 
     rows = []
     for persona in summary.personas:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from foundry.config import load_config
-from foundry.generation import (
+from foundry.training.generation import (
     GenerationParams,
     GenerationRequest,
     attach_adapters,

@@ -40,12 +40,17 @@ from typing import Any
 
 import numpy as np
 
-from foundry.activations import ResponseRow, response_activations
 from foundry.config import FoundryConfig, load_config
-from foundry.framing import debate_prompt
-from foundry.generation import GenerationParams, GenerationRequest, attach_adapters, generate
-from foundry.steering import SteerVector, register_vectors
-from foundry.training_data import item_prompts
+from foundry.data.framing import debate_prompt
+from foundry.steering.activations import ResponseRow, response_activations
+from foundry.steering.hooks import SteerVector, register_vectors
+from foundry.training.datasets import item_prompts
+from foundry.training.generation import (
+    GenerationParams,
+    GenerationRequest,
+    attach_adapters,
+    generate,
+)
 from tasks.corpus import validate_personas
 from tasks.steering import extract_vectors
 from tasks.train import ensure_base

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fakes
 
-from foundry.anthropic_provider import AnthropicProvider  # noqa: E402
-from foundry.synthesis_config import SynthesisConfig  # noqa: E402
-from foundry.synthesis_jobs import (  # noqa: E402
+from foundry.synthesis.anthropic_provider import AnthropicProvider  # noqa: E402
+from foundry.synthesis.config import SynthesisConfig  # noqa: E402
+from foundry.synthesis.jobs import (  # noqa: E402
     Budget,
     GenerationJob,
     GenerationResult,

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from foundry.base_model import LoadedBase, load_tiny_folder
 from foundry.config import load_config
+from foundry.training.base_model import LoadedBase, load_tiny_folder
 from tasks.train import ensure_base, train_sft
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

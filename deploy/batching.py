@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from foundry.generation import GenerationParams, GenerationRequest
 from foundry.logs import get_logger
+from foundry.training.generation import GenerationParams, GenerationRequest
 
 logger = get_logger(__name__)
 
@@ -132,7 +132,7 @@ class BatchingEngine:
                 self._answer(group)
 
     def _answer(self, jobs: list[_Job]) -> None:
-        from foundry.generation import generate
+        from foundry.training.generation import generate
 
         params = jobs[0].params.model_copy(update={"batch_size": len(jobs)})
         sinks = [job.on_text for job in jobs]

@@ -48,7 +48,7 @@ def served_adapters(
     """(slug -> adapter folder, slug -> `deployed` or `trained`). `auto`: each persona's champion
     deployed with `foundry deploy --target local`, else its trained adapter, so every persona
     answers; `deployed` or `trained`: only that kind."""
-    from foundry.personas import discover_personas
+    from foundry.data.personas import discover_personas
 
     if source not in ("auto", "deployed", "trained"):
         raise DeployError(f"adapter source {source!r}: use auto, deployed or trained")
@@ -71,11 +71,11 @@ def build_app(
 ) -> tuple[Any, BatchingEngine, dict[str, Path], set[str]]:
     """(app, engine, served adapters, registered vector names); `source` as in
     `served_adapters`."""
-    from foundry.adapter_loading import attach_adapters
-    from foundry.base_model import load_base
-    from foundry.personas import discover_personas
-    from foundry.steering import register_vectors
-    from foundry.vector_store import META_FILE, load_persona_vector
+    from foundry.data.personas import discover_personas
+    from foundry.steering.hooks import register_vectors
+    from foundry.steering.store import META_FILE, load_persona_vector
+    from foundry.training.adapters import attach_adapters
+    from foundry.training.base_model import load_base
 
     adapters, _ = served_adapters(config, source)
     base = load_base(config)
@@ -150,7 +150,7 @@ class LocalTarget(AdapterFolderTarget):
         """As any self-hosted target, and with the tiny base: the very base build the server
         loads (another build has the same shapes, so a mismatch would load and talk nonsense)."""
         if self.config.base_model.is_tiny:
-            from foundry.base_model import latest_tiny
+            from foundry.training.base_model import latest_tiny
 
             adapter = json.loads((bundle.folder / "adapter_config.json").read_text())
             trained_on = Path(str(adapter.get("base_model_name_or_path") or "")).name

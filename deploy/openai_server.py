@@ -25,8 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from deploy.batching import BatchingEngine
-from foundry.adapter_loading import BASE_ADAPTER, AdapterError, attach_adapters
-from foundry.generation import GenerationParams, GenerationRequest, prompt_tokens
+from foundry.training.adapters import BASE_ADAPTER, AdapterError, attach_adapters
+from foundry.training.generation import GenerationParams, GenerationRequest, prompt_tokens
 
 
 def create_app(

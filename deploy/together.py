@@ -20,14 +20,14 @@ from urllib.parse import quote
 
 from deploy import DeployError
 from deploy.bundle import AdapterBundle, TargetLimits
+from deploy.config import TogetherTargetConfig
 from deploy.release import Remote
 from deploy.together_calls import TogetherApiError, call_with_retries, poll_until
 from deploy.together_endpoint import EndpointAdapters
 from deploy.together_upload import local_file, put_file, put_part, signed_url_client
 from foundry.config import FoundryConfig, load_settings
-from foundry.deploy_config import TogetherTargetConfig
 from foundry.logs import get_logger
-from foundry.model_config import TINY
+from foundry.training.config import TINY
 
 logger = get_logger(__name__)
 T = TypeVar("T")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from deploy import DeployError
+from deploy.config import TogetherTargetConfig
 from deploy.together_upload import PutFailed
-from foundry.deploy_config import TogetherTargetConfig
 from foundry.logs import get_logger
 
 logger = get_logger(__name__)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from deploy import DeployError
+from deploy.config import TogetherTargetConfig
 from deploy.release import Remote
 from deploy.together_calls import TogetherApiError, poll_until
-from foundry.deploy_config import TogetherTargetConfig
 
 LOADED, LOAD_FAILED = "ADAPTER_LOAD_STATE_READY", "ADAPTER_LOAD_STATE_FAILED"
 

@@ -4,7 +4,7 @@ plan (checks, keys) → version the data → base model → per persona: synthes
 (SFT then DPO, in worker processes) → evaluate (all personas together) → per persona: register
 the challenger and run the promotion gate → deploy the champion when asked.
 
-Every step is a Prefect task cached under a key of what it depends on (`foundry.run_keys`), with
+Every step is a Prefect task cached under a key of what it depends on (`foundry.orchestration.run_keys`), with
 its result persisted in the project, so a rerun with nothing changed only checks, and editing one
 persona redoes that persona. A persona whose step fails is dropped from the later steps while the
 others go on; the run then ends failed and names it, and its champion stays as it was.
@@ -25,9 +25,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.retrain_summary import render_summary, summary_table
 from foundry.config import FoundryConfig, load_config
 from foundry.logs import get_logger, prefect_logs
-from foundry.run_cache import cache_options, has_result
-from foundry.run_events import emit
-from foundry.train_pool import plan_workers, training_pool
+from foundry.orchestration.run_cache import cache_options, has_result
+from foundry.orchestration.run_events import emit
+from foundry.training.pool import plan_workers, training_pool
 from tasks.deploy import deploy_task
 from tasks.evaluate import evaluation_task
 from tasks.plan import RetrainPlan, plan_task
@@ -313,7 +313,7 @@ def _backoff(config: FoundryConfig) -> list[float]:
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Retry what may pass next time (network, rate limits), not bad keys or bad data."""
     from foundry.errors import FoundryError
-    from foundry.synthesis_jobs import RequestsFailedError
+    from foundry.synthesis.jobs import RequestsFailedError
 
     try:
         state.result()

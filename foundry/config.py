@@ -34,12 +34,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from foundry.cost_config import CostsConfig
-from foundry.deploy_config import DeployConfig
+from deploy.config import DeployConfig
+from foundry.costs.config import CostsConfig
+from foundry.data.schemas import check_slug
 from foundry.errors import ConfigError
-from foundry.model_config import BaseModelConfig, TrainingConfig
-from foundry.schemas import check_slug
-from foundry.synthesis_config import SynthesisConfig
+from foundry.synthesis.config import SynthesisConfig
+from foundry.training.config import BaseModelConfig, TrainingConfig
 
 CONFIG_FILENAME = "foundry.yaml"
 ENV_PREFIX = "FOUNDRY_"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foundry.adapter_loading import attach_adapters, check_adapter_folder
 from foundry.atomic import replace_dir, staged_dir
 from foundry.config import FoundryConfig
+from foundry.training.adapters import attach_adapters, check_adapter_folder
 from registry.models import CHAMPION, RegistryError, get_alias_version, is_not_found, model_name
 from registry.tracking import VECTOR_ARTIFACT, open_client, tracking_uri
 

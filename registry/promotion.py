@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from foundry.config import PromotionConfig
-from foundry.eval_schema import Attribution, EvalReport, Matrix
+from foundry.evaluation.schema import Attribution, EvalReport, Matrix
 
 METRIC_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
     "content_recall": "higher",

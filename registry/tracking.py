@@ -18,9 +18,9 @@ from typing import Any
 
 from foundry.config import FoundryConfig
 from foundry.errors import FoundryError
-from foundry.eval_schema import EvalReport
+from foundry.evaluation.schema import EvalReport
 from foundry.logs import get_logger
-from foundry.trainers import AdapterArtifact
+from foundry.training.trainers import AdapterArtifact
 
 logger = get_logger(__name__)
 
@@ -196,8 +196,8 @@ def log_vector(client: Any, run_id: str, folder: Path, adapter: Path) -> dict[st
     A vector whose `dpo+steer` strength was swept on another adapter than `adapter` (the one
     being registered) is stale and is not logged: its strength would not fit the adapter.
     """
-    from foundry.eval_cache import adapter_digest
-    from foundry.vector_store import META_FILE
+    from foundry.evaluation.cache import adapter_digest
+    from foundry.steering.store import META_FILE
 
     if not (folder / META_FILE).is_file():
         return {}

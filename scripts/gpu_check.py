@@ -60,8 +60,8 @@ def step_peft_cuda(slug: str) -> dict:
 
 
 def tiny_folder() -> str:
-    from foundry.base_model import latest_tiny
     from foundry.config import load_config
+    from foundry.training.base_model import latest_tiny
 
     folder = latest_tiny(load_config(ROOT / "foundry.yaml"))
     if folder is None:
@@ -98,7 +98,7 @@ def step_unsloth(slug: str) -> dict:
 
 
 def step_generate(slug: str) -> dict:
-    from foundry.generation import (
+    from foundry.training.generation import (
         GenerationParams,
         GenerationRequest,
         generate,

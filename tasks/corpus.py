@@ -3,7 +3,7 @@
 Public entry points: `prepare_persona(config, slug)` (contract, items with their split, stats and
 problems), `validate_personas(config, slugs)` (the retrain flow's `plan` step calls it). Turning
 records into items (ids, kinds, duplicates, the deterministic train/eval split) lives in
-`foundry.corpus_items`.
+`foundry.data.corpus_items`.
 """
 
 from __future__ import annotations
@@ -14,24 +14,24 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from foundry.config import FoundryConfig
-from foundry.corpus_formats import RawRecord, read_corpus_file
-from foundry.corpus_items import (
+from foundry.data.corpus_formats import RawRecord, read_corpus_file
+from foundry.data.corpus_items import (
     CorpusStats,
     assign_splits,
     drop_duplicate_items,
     records_to_items,
 )
-from foundry.errors import Problem
-from foundry.framing import TopicSplit, split_topics
-from foundry.logs import get_logger
-from foundry.personas import (
+from foundry.data.framing import TopicSplit, split_topics
+from foundry.data.personas import (
     CORPUS_DIRNAME,
     discover_personas,
     load_contract,
     load_topics,
     select_personas,
 )
-from foundry.schemas import SLUG_PATTERN, CorpusItem, DebateTopic, PersonaContract
+from foundry.data.schemas import SLUG_PATTERN, CorpusItem, DebateTopic, PersonaContract
+from foundry.errors import Problem
+from foundry.logs import get_logger
 
 logger = get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """The retrain plan: check that a run can go through before it starts, and key every step.
 
 Public entry points: `plan_retrain(config, ...)` returns a `RetrainPlan` (the personas to run,
-their data hashes and per-step cache keys, `foundry.run_keys`), raising before anything is
+their data hashes and per-step cache keys, `foundry.orchestration.run_keys`), raising before anything is
 written when the run could not finish: a broken persona, DVC not initialised, no key for the
 asked provider, a deployment target that does not exist; `plan_task` wraps it for the flow.
 """
@@ -15,12 +15,10 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel, Field
 
-from foundry.base_model import tiny_pin
 from foundry.config import FoundryConfig, Settings
 from foundry.errors import DataError, FoundryError, raise_for_errors
 from foundry.logs import get_logger
-from foundry.providers import resolve_provider_name
-from foundry.run_keys import (
+from foundry.orchestration.run_keys import (
     PersonaKeys,
     base_key,
     code_version,
@@ -28,7 +26,9 @@ from foundry.run_keys import (
     file_hash,
     persona_keys,
 )
-from foundry.training_data import base_documents
+from foundry.synthesis.providers import resolve_provider_name
+from foundry.training.base_model import tiny_pin
+from foundry.training.datasets import base_documents
 from registry.tracking import tracking_uri
 from tasks.corpus import validate_personas
 from tasks.versioning import DVC_FILE, persona_content_hash

@@ -1,7 +1,7 @@
 """Preference pairs for DPO: what the persona would say (chosen) against what it would not say.
 
 Public entry points: `build_pairs(config, settings, ...)` turns the synthesis stage's accepted turns
-into pairs by the configured strategy mix (`foundry.preference_pairs`), generating the generic and
+into pairs by the configured strategy mix (`foundry.synthesis.preference_pairs`), generating the generic and
 constitution-violation negatives it needs (cached like every generation), and writes
 `data/synthetic/<slug>/pairs.jsonl`; `pairs_persona_task` wraps it for the retrain flow;
 `export_pairs` writes TRL or Together files. `load_pairs(config, slug)` reads pairs.jsonl for
@@ -23,12 +23,20 @@ from pydantic import BaseModel, Field, ValidationError
 
 from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig, Settings
-from foundry.corpus_pairs import cross_persona_pairs
+from foundry.data.framing import contract_system_prompt
+from foundry.data.schemas import DebateTurn, PersonaContract, PreferencePair, check_slug
 from foundry.errors import raise_for_errors
-from foundry.framing import contract_system_prompt
-from foundry.generation_cache import GENERATIONS_FILENAME, CachedCall, GenerationCache, run_cached
 from foundry.logs import get_logger
-from foundry.preference_pairs import (
+from foundry.synthesis.corpus_pairs import cross_persona_pairs
+from foundry.synthesis.generation_cache import (
+    GENERATIONS_FILENAME,
+    CachedCall,
+    GenerationCache,
+    run_cached,
+)
+from foundry.synthesis.jobs import Budget, GenerationJob, ProgressHook, Provider, SynthesisError
+from foundry.synthesis.plan import job_key
+from foundry.synthesis.preference_pairs import (
     allocate_strategies,
     cap_pairs,
     cross_persona_rejection,
@@ -37,12 +45,9 @@ from foundry.preference_pairs import (
     to_together,
     to_trl,
 )
-from foundry.prompt_templates import load_template
-from foundry.providers import make_provider, resolve_provider_name
-from foundry.schemas import DebateTurn, PersonaContract, PreferencePair, check_slug
-from foundry.synthesis_jobs import Budget, GenerationJob, ProgressHook, Provider, SynthesisError
-from foundry.synthesis_plan import job_key
-from foundry.training_data import (
+from foundry.synthesis.prompt_templates import load_template
+from foundry.synthesis.providers import make_provider, resolve_provider_name
+from foundry.training.datasets import (
     PAIRS_FILENAME,
     SYNTHETIC_DIRNAME,
     TURNS_FILENAME,
@@ -317,7 +322,7 @@ def pairs_persona_task(config_path: str | None, slug: str, provider: str = "") -
 
     from prefect.logging import get_run_logger
 
-    from foundry.train_pool import run_in_pool
+    from foundry.training.pool import run_in_pool
 
     return run_in_pool(
         persona_pairs, config_path, slug, provider, log=get_run_logger(),

@@ -18,9 +18,9 @@ from typing import Any
 from prefect import task
 
 from foundry.config import FoundryConfig
-from foundry.eval_schema import EvalReport
+from foundry.evaluation.schema import EvalReport
 from foundry.logs import get_logger
-from foundry.trainers import AdapterArtifact, TrainingError, TrainingSummary
+from foundry.training.trainers import AdapterArtifact, TrainingError, TrainingSummary
 from registry.model_card import render_model_card
 from registry.models import (
     get_alias_version,
@@ -182,7 +182,7 @@ def _read_report(folder: Path | None) -> EvalReport | None:
 def _card(
     config: FoundryConfig, slug: str, version: int, tags: Mapping[str, str], metrics: dict
 ) -> str:
-    from foundry.personas import load_contract
+    from foundry.data.personas import load_contract
 
     contract, _ = load_contract(config.persona_dir(slug))
     summary = _artifact(config, slug, config.registry.stage).summary

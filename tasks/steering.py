@@ -1,7 +1,7 @@
 """Persona vectors: extract each persona's directions, pick the layer and strength, store them.
 
 Public entry points: `extract_vectors(config, personas)` writes one vector folder per persona
-(`foundry.vector_store`) and returns what it chose; `vectors_persona` and `vectors_task` run it for
+(`foundry.steering.store`) and returns what it chose; `vectors_persona` and `vectors_task` run it for
 the `retrain` flow.
 
 Extraction follows the persona-vector recipe: the mean hidden state over response tokens, at every
@@ -34,17 +34,17 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from foundry.activations import ResponseRow, check_layer, response_activations
-from foundry.adapter_loading import BASE_ADAPTER
 from foundry.config import FoundryConfig
+from foundry.data.framing import contract_system_prompt, debate_prompt
+from foundry.data.schemas import DebateTopic
 from foundry.errors import FoundryError, raise_for_errors
-from foundry.framing import contract_system_prompt, debate_prompt
 from foundry.logs import get_logger
-from foundry.schemas import DebateTopic
-from foundry.steering import SteerVector, register_vectors
-from foundry.training_data import item_prompts
-from foundry.vector_algebra import away_from, cosine
-from foundry.vector_store import PersonaVector, save_persona_vector
+from foundry.steering.activations import ResponseRow, check_layer, response_activations
+from foundry.steering.algebra import away_from, cosine
+from foundry.steering.hooks import SteerVector, register_vectors
+from foundry.steering.store import PersonaVector, save_persona_vector
+from foundry.training.adapters import BASE_ADAPTER
+from foundry.training.datasets import item_prompts
 
 logger = get_logger(__name__)
 
@@ -121,8 +121,8 @@ def extract_vectors(
         LayerError: `steering.layer` is out of range for the base model.
         DataError: the persona data has errors.
     """
-    from foundry.attribution import fit_content_classifier, fit_style_classifier
-    from foundry.eval_cache import adapter_digest
+    from foundry.data.attribution import fit_content_classifier, fit_style_classifier
+    from foundry.evaluation.cache import adapter_digest
 
     corpus = _read_corpus(config)
     selected = list(personas) if personas else list(corpus.contracts)
@@ -265,8 +265,8 @@ def _load_model(
     config: FoundryConfig, selected: Sequence[str]
 ) -> tuple[Any, Any, str, dict[str, str]]:
     """The base with each selected persona's DPO adapter attached (when trained)."""
-    from foundry.adapter_loading import attach_adapters
-    from foundry.base_model import load_base
+    from foundry.training.adapters import attach_adapters
+    from foundry.training.base_model import load_base
 
     adapters = {
         f"{slug}-dpo": config.adapter_dir(slug, "dpo")
@@ -292,7 +292,7 @@ def _answers(
     adapter: str = BASE_ADAPTER,
     steer: tuple[str, ...] = (),
 ) -> list[str]:
-    from foundry.generation import GenerationParams, GenerationRequest, generate
+    from foundry.training.generation import GenerationParams, GenerationRequest, generate
 
     params = GenerationParams(
         max_new_tokens=config.steering.max_new_tokens,
@@ -403,7 +403,7 @@ def _sweep(
     hook: Callable[[int], None] | None,
 ) -> list[dict[str, Any]]:
     """Attribution and fluency of the persona's answers at each strength."""
-    from foundry.eval_scoring import ScoreRow, score_completions
+    from foundry.evaluation.scoring import ScoreRow, score_completions
 
     prompts = [debate_prompt(t) for t in corpus.sweep_topics]
     rows = []
@@ -587,6 +587,6 @@ def vectors_task(config_path: str | None, slug: str, data_rev: str = "") -> dict
     """Extract one persona's vector in the flow's training pool."""
     from prefect.logging import get_run_logger
 
-    from foundry.train_pool import run_in_pool
+    from foundry.training.pool import run_in_pool
 
     return run_in_pool(vectors_persona, config_path, slug, data_rev, log=get_run_logger())

@@ -5,7 +5,7 @@ task `synth_persona_task` (one persona), and `export_system_prompts` (phase 1: p
 personas).
 
 Every generation is appended to `data/synthetic/<slug>/generations.jsonl` the moment it exists
-(`foundry.generation_cache`), so a rerun pays only for what is missing and a killed run loses
+(`foundry.synthesis.generation_cache`), so a rerun pays only for what is missing and a killed run loses
 nothing already paid for. Each run then rewrites, atomically, the persona's `turns.jsonl` (turns
 that passed the quality filters) and `rejected.jsonl` (the rest, each with its reasons): nothing is
 silently dropped.
@@ -27,17 +27,15 @@ from pydantic import BaseModel, Field
 
 from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig, Settings
-from foundry.constitution import critique_and_revise
+from foundry.data.framing import TopicSplit, persona_system_prompt, split_topics
+from foundry.data.personas import load_topics
+from foundry.data.retrieval import PassageIndex
+from foundry.data.schemas import DebateTurn
 from foundry.errors import raise_for_errors
-from foundry.framing import TopicSplit, persona_system_prompt, split_topics
-from foundry.generation_cache import GENERATIONS_FILENAME, GenerationCache, generation_row
 from foundry.logs import get_logger
-from foundry.personas import load_topics
-from foundry.prompt_templates import load_template
-from foundry.providers import make_provider, resolve_provider_name
-from foundry.retrieval import PassageIndex
-from foundry.schemas import DebateTurn
-from foundry.synthesis_jobs import (
+from foundry.synthesis.constitution import critique_and_revise
+from foundry.synthesis.generation_cache import GENERATIONS_FILENAME, GenerationCache, generation_row
+from foundry.synthesis.jobs import (
     Budget,
     GenerationJob,
     GenerationResult,
@@ -47,9 +45,11 @@ from foundry.synthesis_jobs import (
     RunReport,
     SynthesisError,
 )
-from foundry.synthesis_plan import Slot, TurnRequest, choose_opponent, plan_slots, turn_request
-from foundry.training_data import SYNTHETIC_DIRNAME
-from foundry.turn_review import review_turns
+from foundry.synthesis.plan import Slot, TurnRequest, choose_opponent, plan_slots, turn_request
+from foundry.synthesis.prompt_templates import load_template
+from foundry.synthesis.providers import make_provider, resolve_provider_name
+from foundry.synthesis.turn_review import review_turns
+from foundry.training.datasets import SYNTHETIC_DIRNAME
 from tasks.corpus import PreparedPersona, ValidationSummary, validate_personas
 
 logger = get_logger(__name__)

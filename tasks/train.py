@@ -1,11 +1,11 @@
 """Adapter training: SFT on the persona's framed corpus, then DPO on preference pairs.
 
 Public entry points: `ensure_base(config)`, `sft_examples(...)` and `base_documents(...)` (from
-`foundry.training_data`), `resolve_backend(config)`, `train_sft(config, slug)`,
+`foundry.training.datasets`), `resolve_backend(config)`, `train_sft(config, slug)`,
 `train_dpo(config, slug)`, and the Prefect tasks `build_base_task` and `train_adapter_task`.
 Each training call trains a fresh LoRA adapter in `<cache_dir>/work/<slug>/<stage>-<key>/` (TRL
 checkpoints: a killed run resumes) and installs it at `config.adapter_dir(slug, stage)` only on
-success (`foundry.trainers`)."""
+success (`foundry.training.trainers`)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,22 @@ from typing import Any
 
 from prefect import task
 
-from foundry.base_model import CHAT_TEMPLATE, LoadedBase, Progress, load_base, tiny_pin
 from foundry.config import FoundryConfig
+from foundry.data.schemas import PreferencePair
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
-from foundry.schemas import PreferencePair
-from foundry.together_training import train_on_together
-from foundry.trainers import (
+from foundry.training.base_model import CHAT_TEMPLATE, LoadedBase, Progress, load_base, tiny_pin
+from foundry.training.datasets import (
+    SYNTHETIC_DIRNAME,
+    TURNS_FILENAME,
+    base_documents,
+    dpo_examples,
+    examples_key,
+    file_digest,
+    sft_examples,
+)
+from foundry.training.together import train_on_together
+from foundry.training.trainers import (
     ADAPTER_WEIGHTS,
     AdapterArtifact,
     Backend,
@@ -36,15 +45,6 @@ from foundry.trainers import (
     resolve_backend,
     trainer_callbacks,
     trainer_config,
-)
-from foundry.training_data import (
-    SYNTHETIC_DIRNAME,
-    TURNS_FILENAME,
-    base_documents,
-    dpo_examples,
-    examples_key,
-    file_digest,
-    sft_examples,
 )
 from tasks.corpus import validate_personas
 from tasks.preferences import load_pairs
@@ -326,7 +326,7 @@ def build_base_task(config_path: str | None, refresh: bool = False) -> dict[str,
 
     from prefect.logging import get_run_logger
 
-    from foundry.train_pool import run_in_pool
+    from foundry.training.pool import run_in_pool
 
     return run_in_pool(
         build_base, config_path, refresh, log=get_run_logger(), threads=os.cpu_count() or 1
@@ -365,12 +365,12 @@ def train_persona(config_path: str | None, slug: str, data_rev: str = "") -> dic
 
 @task(name="train-persona", task_run_name="train[{slug}]")
 def train_persona_task(config_path: str | None, slug: str, data_rev: str = "") -> dict[str, Any]:
-    """Train one persona's adapters in the flow's training pool (`foundry.train_pool`); its
+    """Train one persona's adapters in the flow's training pool (`foundry.training.pool`); its
     `seconds` are the training's own, not the wait for a free process."""
     from prefect.logging import get_run_logger
 
     from foundry.config import load_config
-    from foundry.train_pool import run_in_pool
+    from foundry.training.pool import run_in_pool
 
     limit = load_config(Path(config_path) if config_path else None).orchestration.train_timeout_s
     return run_in_pool(

@@ -25,9 +25,9 @@ from pydantic import BaseModel
 
 from foundry.atomic import replace_dir, staged_dir
 from foundry.config import FoundryConfig
+from foundry.data.personas import discover_personas
 from foundry.errors import VersioningError
 from foundry.logs import get_logger
-from foundry.personas import discover_personas
 
 logger = get_logger(__name__)
 

@@ -29,7 +29,7 @@ from http.client import HTTPMessage
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from foundry.synthesis_jobs import Usage
+from foundry.synthesis.jobs import Usage
 from tests.fakes.http_fake import ApiError, FakeHttpServer, Fault, FaultScript, Reply
 
 VALID_API_KEY = "fake-anthropic-test-key-0123456789"

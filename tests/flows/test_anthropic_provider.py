@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from foundry import anthropic_batches
-from foundry.anthropic_provider import AnthropicProvider
-from foundry.synthesis_config import SynthesisConfig
-from foundry.synthesis_jobs import (
+from foundry.synthesis import anthropic_batches
+from foundry.synthesis.anthropic_provider import AnthropicProvider
+from foundry.synthesis.config import SynthesisConfig
+from foundry.synthesis.jobs import (
     Budget,
     GenerationJob,
     GenerationResult,

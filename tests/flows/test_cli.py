@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from foundry.cli import app
+from foundry.cli.main import app
 from tasks.versioning import read_data_version
 from tests.conftest import FAULTLINE_FIXTURE, make_project
 
@@ -19,9 +19,9 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     """Rich wraps table cells at the terminal width; a wide console keeps messages on one line."""
-    import foundry.cli_common
+    import foundry.cli.common
 
-    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
         monkeypatch.setattr(console, "width", 400)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from foundry.cli import app
+from foundry.cli.main import app
 from foundry.config import load_config
-from foundry.eval_schema import EvalReport
+from foundry.evaluation.schema import EvalReport
 from tests.conftest import SAMPLE_DIR, make_project
 
 pytestmark = pytest.mark.slow
@@ -25,9 +25,9 @@ evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embed
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
-    import foundry.cli_common
+    import foundry.cli.common
 
-    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
         monkeypatch.setattr(console, "width", 400)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from foundry.cli import app
+from foundry.cli.main import app
 from tests.conftest import SAMPLE_DIR, make_project
 from tests.fakes.anthropic_server import FakeAnthropicServer
 
@@ -23,9 +23,9 @@ base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
-    import foundry.cli_common
+    import foundry.cli.common
 
-    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
         monkeypatch.setattr(console, "width", 400)
 
 

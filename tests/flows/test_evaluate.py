@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from foundry.config import load_config
-from foundry.eval_schema import EvalReport
+from foundry.evaluation.schema import EvalReport
 from tasks.evaluate import EvaluationError, evaluate, flat_metrics, log_to_mlflow
 from tests.conftest import SAMPLE_DIR, make_project
 
@@ -172,7 +172,7 @@ def test_the_judge_counts_claudes_verdicts_and_caches_them(config, tmp_path):
 
 def test_the_judge_without_a_key_fails_before_any_work(config, tmp_path):
     from foundry.config import Settings
-    from foundry.synthesis_jobs import SynthesisError
+    from foundry.synthesis.jobs import SynthesisError
 
     with pytest.raises(SynthesisError, match="ANTHROPIC_API_KEY is not set"):
         evaluate(
@@ -192,7 +192,7 @@ def _write_adapter(config, slug: str, stage: str, seed: int) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from foundry.base_model import latest_tiny, load_tiny_folder
+    from foundry.training.base_model import latest_tiny, load_tiny_folder
 
     model, _ = load_tiny_folder(latest_tiny(config))
     torch.manual_seed(seed)
@@ -236,7 +236,7 @@ def _outputs(folder):
 
 def _evaluate(config, folder, variants, cache=True):
     """Evaluate PAIR into `folder`; the cache's counters."""
-    from foundry.eval_cache import CacheStats
+    from foundry.evaluation.cache import CacheStats
 
     stats = CacheStats()
     evaluate(
@@ -246,7 +246,7 @@ def _evaluate(config, folder, variants, cache=True):
 
 
 def test_a_rerun_reuses_every_batch_without_loading_the_model(adapted, tmp_path):
-    from foundry.eval_cache import CACHE_DIRNAME, CACHE_FILENAME
+    from foundry.evaluation.cache import CACHE_DIRNAME, CACHE_FILENAME
 
     first = _evaluate(adapted, tmp_path / "first", ["base", "sft"])
     second = _evaluate(adapted, tmp_path / "second", ["base", "sft"])

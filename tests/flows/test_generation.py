@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from foundry.generation import (
+from foundry.training.generation import (
     BASE_ADAPTER,
     AdapterError,
     GenerationParams,
@@ -60,9 +60,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from foundry.base_model import PretrainDoc, load_base
     from foundry.config import load_config
-    from foundry.framing import debate_prompt, nearest_topics
+    from foundry.data.framing import debate_prompt, nearest_topics
+    from foundry.training.base_model import PretrainDoc, load_base
     from tasks.corpus import validate_personas
 
     root = make_project(tmp_path_factory.mktemp("generation") / "project", config_text=SMALL_TINY)
@@ -272,7 +272,7 @@ def test_generation_params_validate_ranges() -> None:
 def test_scores_of_a_mixed_batch_match_one_adapter_and_one_row_at_a_time(setup) -> None:
     import math
 
-    from foundry.eval_scoring import ScoreRow, score_completions
+    from foundry.evaluation.scoring import ScoreRow, score_completions
 
     model, tokenizer = setup["model"], setup["base"].tokenizer
     names = [*NAMES, BASE_ADAPTER]
@@ -302,7 +302,7 @@ def test_scores_of_a_mixed_batch_match_one_adapter_and_one_row_at_a_time(setup) 
 def test_score_equals_the_models_own_loss_on_the_completion(setup) -> None:
     import torch
 
-    from foundry.eval_scoring import ScoreRow, score_completions
+    from foundry.evaluation.scoring import ScoreRow, score_completions
 
     base, tokenizer = setup["base"].model, setup["base"].tokenizer
     row = ScoreRow(prompt=PROMPTS[1], completion="Nuclear power is worth it.", system="Be brief.")

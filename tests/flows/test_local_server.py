@@ -15,7 +15,7 @@ import requests
 
 from deploy.batching import BatchingEngine
 from deploy.openai_server import create_app
-from foundry.steering import SteerVector, register_vectors
+from foundry.steering.hooks import SteerVector, register_vectors
 
 pytestmark = pytest.mark.slow
 BASE = "tiny-base"
@@ -41,9 +41,9 @@ def server(tmp_path_factory):
     import torch
 
     from deploy.local import serve_in_thread
-    from foundry.adapter_loading import attach_adapters
-    from foundry.base_model import PretrainDoc, new_tiny_model, train_tokenizer
-    from foundry.model_config import TinyModelConfig
+    from foundry.training.adapters import attach_adapters
+    from foundry.training.base_model import PretrainDoc, new_tiny_model, train_tokenizer
+    from foundry.training.config import TinyModelConfig
 
     torch.set_num_threads(1)
     rng = random.Random(0)
@@ -133,7 +133,7 @@ def test_streaming_sends_the_same_answer_as_events(server):
 def test_streamed_text_arrives_while_the_batch_is_still_decoding(server):
     """Each row's text reaches its sink token by token, before the batch's answers exist; rows
     of one mixed-adapter batch stream independently."""
-    from foundry.generation import GenerationParams, GenerationRequest
+    from foundry.training.generation import GenerationParams, GenerationRequest
 
     _, engine, _ = server
     params = GenerationParams(max_new_tokens=12, min_new_tokens=12, do_sample=False)
@@ -334,7 +334,7 @@ def test_the_deploy_flow_serves_each_champion_through_prefect(prefect_harness, s
 def test_deploy_cli_names_unknown_personas_versions_and_targets(config):
     from typer.testing import CliRunner
 
-    from foundry.cli import app
+    from foundry.cli.main import app
     from tests.deploy_support import register_lora
 
     register_lora(config, "tobias-renn", config.base_model.name)

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from foundry.config import Settings, load_config
-from foundry.schemas import DebateTurn
-from foundry.synthesis_jobs import SynthesisError
+from foundry.data.schemas import DebateTurn
+from foundry.synthesis.jobs import SynthesisError
 from tasks.corpus import validate_personas
 from tasks.preferences import build_pairs, export_pairs, load_pairs
 from tasks.synth import synthesize

@@ -89,8 +89,8 @@ def test_runs_are_nested_under_one_parent_with_lineage(registered):
 def test_the_champion_loads_with_identical_logits(registered, tmp_path):
     import torch
 
-    from foundry.adapter_loading import attach_adapters
-    from foundry.base_model import load_base
+    from foundry.training.adapters import attach_adapters
+    from foundry.training.base_model import load_base
     from registry.loading import download_adapter
     from registry.tracking import tracking_uri
 
@@ -163,10 +163,10 @@ def test_an_unreachable_tracking_server_fails_clearly_before_registering(registe
 def test_registry_commands_list_show_promote_and_roll_back(registered, monkeypatch):
     from typer.testing import CliRunner
 
-    import foundry.cli_common
-    from foundry.cli import app
+    import foundry.cli.common
+    from foundry.cli.main import app
 
-    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
         monkeypatch.setattr(console, "width", 400)
     config, _, _ = registered
     runner = CliRunner()

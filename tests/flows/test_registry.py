@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from foundry.config import PromotionConfig
-from foundry.eval_schema import Attribution, EvalReport, Fluency, Matrix, VariantMetrics
+from foundry.evaluation.schema import Attribution, EvalReport, Fluency, Matrix, VariantMetrics
 from registry.loading import download_adapter, load_adapter
 from registry.model_card import render_model_card
 from registry.models import (

@@ -116,7 +116,7 @@ def cold(project):
 @pytest.fixture(scope="module")
 def rerun(project, cold):
     """The second run goes through `foundry run`, as a user would start it."""
-    from foundry.cli import app
+    from foundry.cli.main import app
 
     result = CliRunner().invoke(app, ["run", "--config", str(project.source)], terminal_width=200)
     return result

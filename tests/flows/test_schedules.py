@@ -16,8 +16,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from foundry.cli_schedule import schedule_app
-from foundry.schedules import (
+from foundry.cli.schedule import schedule_app
+from foundry.orchestration.schedules import (
     LOCAL_POOL,
     ScheduleError,
     ScheduleSpec,
@@ -43,9 +43,9 @@ EXPECTED = {
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     """Rich wraps table cells at the terminal width; a wide console keeps rows on one line."""
-    import foundry.cli_common
+    import foundry.cli.common
 
-    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
         monkeypatch.setattr(console, "width", 400)
 
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from foundry.config import Settings, load_config
-from foundry.synthesis_jobs import ProviderAuthError, cost_usd
+from foundry.synthesis.jobs import ProviderAuthError, cost_usd
 from tasks.preferences import build_pairs, load_pairs
 from tasks.synth import synthesize
 from tests.conftest import SAMPLE_DIR, make_project

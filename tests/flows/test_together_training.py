@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
-from foundry.adapter_loading import check_adapter_folder
-from foundry.trainers import TrainingError, TrainingSummary
-from foundry.training_data import dpo_examples, sft_examples
+from foundry.training.adapters import check_adapter_folder
+from foundry.training.datasets import dpo_examples, sft_examples
+from foundry.training.trainers import TrainingError, TrainingSummary
 from tasks.corpus import validate_personas
 from tasks.preferences import load_pairs
 from tasks.train import resolve_backend, train_dpo, train_sft

@@ -10,8 +10,8 @@ import pytest
 
 from foundry.config import load_config
 from foundry.errors import ConfigError
-from foundry.trainers import TrainingError, TrainingSummary
-from foundry.training_data import TrainingDataError, sft_examples
+from foundry.training.datasets import TrainingDataError, sft_examples
+from foundry.training.trainers import TrainingError, TrainingSummary
 from tasks.corpus import validate_personas
 from tests.conftest import SAMPLE_DIR, make_project
 
@@ -43,7 +43,7 @@ def _project(root: Path, config_text: str = CONFIG) -> Path:
 
 
 def _fresh_base(config):
-    from foundry.base_model import LoadedBase, latest_tiny, load_tiny_folder
+    from foundry.training.base_model import LoadedBase, latest_tiny, load_tiny_folder
 
     folder = latest_tiny(config)
     model, tokenizer = load_tiny_folder(folder)

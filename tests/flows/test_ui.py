@@ -15,8 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from foundry import cli_ui, ui_servers
+from foundry.cli import ui as cli_ui
 from foundry.config import FoundryConfig, load_config
+from foundry.orchestration import ui_servers
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow
@@ -27,9 +28,9 @@ app.command()(cli_ui.ui)
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    import foundry.cli_common
+    import foundry.cli.common
 
-    for console in (foundry.cli_common.console, foundry.cli_common.err_console):
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
         monkeypatch.setattr(console, "width", 400)
 
 

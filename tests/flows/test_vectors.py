@@ -10,10 +10,10 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from foundry.cli import app
+from foundry.cli.main import app
 from foundry.config import load_config
-from foundry.eval_cache import CacheStats
-from foundry.vector_store import VectorError
+from foundry.evaluation.cache import CacheStats
+from foundry.steering.store import VectorError
 from tasks.evaluate import evaluate
 from tests.conftest import SAMPLE_DIR, TINY_TRAINING, make_project
 
@@ -212,7 +212,7 @@ def test_monitor_reports_turns_and_flags(project, tmp_path):
 
 
 def test_a_layer_out_of_range_is_refused_before_any_work(project):
-    from foundry.activations import LayerError
+    from foundry.steering.activations import LayerError
     from tasks.steering import extract_vectors
 
     _, config, _ = project

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from foundry.attribution import fit_attribution, largest_share, own_share
 from foundry.config import load_config
-from foundry.framing import debate_prompt
+from foundry.data.attribution import fit_attribution, largest_share, own_share
+from foundry.data.framing import debate_prompt
 from tasks.corpus import validate_personas
 from tests.conftest import SAMPLE_DIR, make_project
 
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     two at a time in worker processes as the retrain flow does (one torch thread each)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from foundry.train_pool import plan_workers, run_in_pool, training_pool
+    from foundry.training.pool import plan_workers, run_in_pool, training_pool
     from tasks.train import ensure_base, train_persona
 
     root = make_project(tmp_path_factory.mktemp("attribution") / "project")
@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def generations(trained):
     """Answers of every variant to the same debate prompts (sampled, fixed seed)."""
-    from foundry.generation import (
+    from foundry.training.generation import (
         GenerationParams,
         GenerationRequest,
         generate,
@@ -123,7 +123,7 @@ def test_evaluation_sees_trained_adapters_where_base_and_prompt_are_not(evaluati
 
 
 def test_evaluation_writes_a_report_a_schema_valid_json_and_plots(evaluation):
-    from foundry.eval_schema import EvalReport
+    from foundry.evaluation.schema import EvalReport
 
     report, folder = evaluation
     reread = EvalReport.model_validate_json((folder / "metrics.json").read_text())
@@ -153,14 +153,14 @@ def steered(trained, tmp_path_factory):
 
 def test_steering_at_the_chosen_strength_raises_attribution_and_stays_fluent(steered, classifier):
     """Checked on held-out topics the sweep never saw, by another classifier than the sweep's."""
-    from foundry.eval_scoring import ScoreRow, score_completions
-    from foundry.generation import (
+    from foundry.evaluation.scoring import ScoreRow, score_completions
+    from foundry.steering.variants import resolve_variant
+    from foundry.training.generation import (
         GenerationParams,
         GenerationRequest,
         generate,
         load_for_generation,
     )
-    from foundry.variants import resolve_variant
 
     config, summary, results = steered
     tolerance = config.steering.fluency_tolerance

@@ -1,4 +1,4 @@
-"""The style and content classifiers see disjoint features (foundry.attribution).
+"""The style and content classifiers see disjoint features (foundry.data.attribution).
 
 Two hand-made pairs of personas: one pair writes the same words with different punctuation, the
 other writes the same sentence frames (function words, punctuation) about different topics. Text i
@@ -13,7 +13,7 @@ import random
 import numpy as np
 import pytest
 
-from foundry.attribution import (
+from foundry.data.attribution import (
     AttributionClassifier,
     content_words,
     fit_content_classifier,

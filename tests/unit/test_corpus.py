@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from foundry.config import load_config
+from foundry.data.personas import select_personas
 from foundry.errors import DataError
-from foundry.personas import select_personas
 from tasks.corpus import prepare_persona, validate_personas
 from tests.conftest import SAMPLE_DIR
 

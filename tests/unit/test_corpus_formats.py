@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from foundry.corpus_formats import RawRecord, read_corpus_file, text_of
+from foundry.data.corpus_formats import RawRecord, read_corpus_file, text_of
 from foundry.errors import Problem
 from tests.conftest import SAMPLE_DIR
 

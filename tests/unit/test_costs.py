@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from foundry.config import FoundryConfig, load_config
-from foundry.cost_config import PromptApiPrices, SelfHostedPrices
-from foundry.costs import (
+from foundry.costs.config import PromptApiPrices, SelfHostedPrices
+from foundry.costs.estimate import (
     break_even,
     debate_turns,
     estimate_costs,
@@ -20,9 +20,9 @@ from foundry.costs import (
     prompt_api_usd,
     self_hosted_usd,
 )
+from foundry.data.framing import persona_system_prompt
+from foundry.data.personas import discover_personas, load_contract
 from foundry.errors import ConfigError
-from foundry.framing import persona_system_prompt
-from foundry.personas import discover_personas, load_contract
 
 PRICES = PromptApiPrices(
     input_per_mtok=3.0, output_per_mtok=15.0, cache_write_per_mtok=3.75, cache_read_per_mtok=0.3
@@ -175,7 +175,7 @@ def test_evaluation_answers_give_turn_lengths_when_nothing_was_synthesized(
 
 
 def test_eval_answers_path_is_where_evaluation_writes_them() -> None:
-    from foundry.costs import EVAL_ANSWERS
+    from foundry.costs.estimate import EVAL_ANSWERS
     from tasks.evaluate import EVAL_DIRNAME
 
     assert EVAL_ANSWERS.parts == (EVAL_DIRNAME, "answers.jsonl")
@@ -212,7 +212,7 @@ def test_config_validation_error_names_the_costs_key(tmp_path: Path) -> None:
 
 
 def _app() -> typer.Typer:
-    from foundry.cli_costs import costs
+    from foundry.cli.costs import costs
 
     app = typer.Typer()
     app.command("costs")(costs)

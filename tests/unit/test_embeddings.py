@@ -1,4 +1,4 @@
-"""Offline sentence embeddings and their TF-IDF fallback (foundry.embeddings)."""
+"""Offline sentence embeddings and their TF-IDF fallback (foundry.evaluation.embeddings)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from foundry import embeddings
-from foundry.embeddings import embed_texts
+from foundry.evaluation import embeddings
+from foundry.evaluation.embeddings import embed_texts
 
 SENTENCES = [
     "The city should build more affordable housing near the train lines.",
@@ -43,7 +43,7 @@ def test_auto_falls_back_to_tfidf_with_one_warning(monkeypatch, caplog):
     monkeypatch.setattr(embeddings, "_minilm", None)
     monkeypatch.setattr(embeddings, "_minilm_failure", None)
     monkeypatch.setattr(embeddings, "_load_minilm", broken_loader)
-    with caplog.at_level(logging.WARNING, logger="foundry.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="foundry.evaluation.embeddings"):
         first, backend = embed_texts(SENTENCES, backend="auto")
         _, again = embed_texts(SENTENCES, backend="auto")
     assert (backend, again) == ("tfidf", "tfidf")

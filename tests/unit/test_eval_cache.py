@@ -7,7 +7,13 @@ import logging
 
 import pytest
 
-from foundry.eval_cache import BatchJob, CacheStats, EvalCache, adapter_digest, open_eval_cache
+from foundry.evaluation.cache import (
+    BatchJob,
+    CacheStats,
+    EvalCache,
+    adapter_digest,
+    open_eval_cache,
+)
 
 CONTEXT = {"runtime": "cpu", "model": {"base": "tiny:tiny-0123"}}
 ADAPTERS = {"ana-sft": "digest-a"}
@@ -99,7 +105,7 @@ def test_a_damaged_line_costs_only_its_batch(tmp_path, caplog):
     path.write_text(f"{lines[0]}\n{{not json\n{lines[1][:-5]}\n")
 
     calls: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="foundry.eval_cache"):
+    with caplog.at_level(logging.WARNING, logger="foundry.evaluation.cache"):
         again = _cache(path)
     assert "line 2" in caplog.text and "line 3" in caplog.text
     again.run("scores", _jobs(again, [1, 2], calls))
@@ -135,7 +141,7 @@ def test_without_a_base_model_identity_nothing_is_kept(config):
 def test_embeddings_come_back_as_computed(tmp_path, backend):
     import numpy as np
 
-    from foundry.eval_measures import _embed
+    from foundry.evaluation.measures import _embed
 
     texts = ["gold is money", "bitcoin is not", ""]
     path = tmp_path / "batches.jsonl"

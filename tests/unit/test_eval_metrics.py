@@ -1,11 +1,11 @@
-"""Known answers for the evaluation's metrics (foundry.eval_metrics)."""
+"""Known answers for the evaluation's metrics (foundry.evaluation.metrics)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from foundry.eval_metrics import (
+from foundry.evaluation.metrics import (
     attribution_scores,
     diagonal_dominance,
     distinct_n,

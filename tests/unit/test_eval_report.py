@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from foundry.eval_plots import write_plots
-from foundry.eval_report import COLUMNS, render_markdown, summary_rows
-from foundry.eval_schema import (
+from foundry.evaluation.plots import write_plots
+from foundry.evaluation.report import COLUMNS, render_markdown, summary_rows
+from foundry.evaluation.schema import (
     Attribution,
     EvalReport,
     Fluency,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from foundry.data.faultline import ImportReport, import_faultline
+from foundry.data.personas import load_contract
 from foundry.errors import DataError
-from foundry.faultline import ImportReport, import_faultline
-from foundry.personas import load_contract
 from tasks.corpus import prepare_persona, validate_personas
 from tests.conftest import FAULTLINE_FIXTURE, SAMPLE_DIR
 

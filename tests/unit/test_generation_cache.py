@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from foundry.generation_cache import GenerationCache
-from foundry.synthesis_jobs import SynthesisError
+from foundry.synthesis.generation_cache import GenerationCache
+from foundry.synthesis.jobs import SynthesisError
 
 
 def test_appended_rows_survive_a_reload(tmp_path):

@@ -17,7 +17,7 @@ def _modules() -> list[str]:
     for package in PACKAGES:
         names.append(package)
         path = REPO_ROOT / package
-        names += [f"{package}.{m.name}" for m in pkgutil.iter_modules([str(path)])]
+        names += [m.name for m in pkgutil.walk_packages([str(path)], prefix=f"{package}.")]
     return names
 
 
@@ -32,7 +32,7 @@ def test_importing_foundry_has_no_side_effects(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     subprocess.run(
-        [sys.executable, "-c", "import foundry.config, foundry.schemas, foundry.cli"],
+        [sys.executable, "-c", "import foundry.config, foundry.data.schemas, foundry.cli.main"],
         check=True,
         cwd=tmp_path,
     )

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foundry.activations import ResponseRow, response_activations
 from foundry.errors import FoundryError
-from foundry.monitoring import (
+from foundry.steering.activations import ResponseRow, response_activations
+from foundry.steering.hooks import SteerVector
+from foundry.steering.monitoring import (
     Baseline,
     ProjectionMatrix,
     Turn,
@@ -23,7 +24,6 @@ from foundry.monitoring import (
     read_transcript,
     transcript_rows,
 )
-from foundry.steering import SteerVector
 
 PROMPT = "What do you say?"
 # Each persona speaks its own words, so mean activations differ by persona even in a random model.
@@ -50,8 +50,8 @@ def planted():
     """
     import torch
 
-    from foundry.base_model import PretrainDoc, new_tiny_model, train_tokenizer
-    from foundry.model_config import TinyModelConfig
+    from foundry.training.base_model import PretrainDoc, new_tiny_model, train_tokenizer
+    from foundry.training.config import TinyModelConfig
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

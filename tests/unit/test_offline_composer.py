@@ -6,14 +6,19 @@ import shutil
 
 import pytest
 
-from foundry.attribution import fit_attribution
 from foundry.config import load_config
-from foundry.offline_composer import compose_turn
-from foundry.retrieval import PassageIndex
-from foundry.schemas import PersonaContract
-from foundry.synthesis_config import MOVES, FilterConfig
-from foundry.textnorm import words
-from foundry.turn_filters import TurnCandidate, filter_turns, find_refusal, longest_copied_run
+from foundry.data.attribution import fit_attribution
+from foundry.data.retrieval import PassageIndex
+from foundry.data.schemas import PersonaContract
+from foundry.data.textnorm import words
+from foundry.synthesis.config import MOVES, FilterConfig
+from foundry.synthesis.offline_composer import compose_turn
+from foundry.synthesis.turn_filters import (
+    TurnCandidate,
+    filter_turns,
+    find_refusal,
+    longest_copied_run,
+)
 from tasks.corpus import validate_personas
 from tests.conftest import SAMPLE_DIR, make_project
 

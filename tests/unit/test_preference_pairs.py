@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from foundry.preference_pairs import (
+from foundry.data.schemas import DebateTurn
+from foundry.synthesis.preference_pairs import (
     allocate_strategies,
     cap_pairs,
     cross_persona_rejection,
@@ -13,7 +14,6 @@ from foundry.preference_pairs import (
     to_together,
     to_trl,
 )
-from foundry.schemas import DebateTurn
 
 
 def _turn(persona: str, topic: str, move: str = "claim", split: str = "train", n: int = 0):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from foundry.retrieval import PassageIndex
-from foundry.schemas import CorpusItem
+from foundry.data.retrieval import PassageIndex
+from foundry.data.schemas import CorpusItem
 
 TEXTS = {
     "a-grid": "Grid interconnection queues are the binding constraint on new capacity.",

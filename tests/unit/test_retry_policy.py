@@ -6,7 +6,7 @@ import pytest
 
 from flows.retrain import _worth_retrying
 from foundry.errors import DataError
-from foundry.synthesis_jobs import ProviderAuthError, RequestsFailedError, SynthesisError
+from foundry.synthesis.jobs import ProviderAuthError, RequestsFailedError, SynthesisError
 
 
 class _State:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from foundry.config import load_config
-from foundry.run_keys import base_key, code_version, evaluation_key, persona_keys
+from foundry.orchestration.run_keys import base_key, code_version, evaluation_key, persona_keys
 
 
 def _config(tmp_path: Path, text: str = ""):

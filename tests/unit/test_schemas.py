@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from foundry.schemas import (
+from foundry.data.schemas import (
     MAX_SLUG_CHARS,
     CorpusItem,
     PersonaContract,

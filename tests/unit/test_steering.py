@@ -9,23 +9,23 @@ import random
 import numpy as np
 import pytest
 
-from foundry.activations import (
+from foundry.evaluation.scoring import ScoreRow, score_completions
+from foundry.steering.activations import (
     LayerError,
     ResponseRow,
     capture_layers,
     check_layer,
     response_activations,
 )
-from foundry.eval_scoring import ScoreRow, score_completions
-from foundry.generation import GenerationParams, GenerationRequest, generate
-from foundry.steering import SteeringError, SteerVector, register_vectors, steering
-from foundry.vector_algebra import add, away_from, cosine, projection, scale, subtract
-from foundry.vector_store import (
+from foundry.steering.algebra import add, away_from, cosine, projection, scale, subtract
+from foundry.steering.hooks import SteeringError, SteerVector, register_vectors, steering
+from foundry.steering.store import (
     PersonaVector,
     VectorError,
     load_persona_vector,
     save_persona_vector,
 )
+from foundry.training.generation import GenerationParams, GenerationRequest, generate
 from tasks.steering import choose_alpha, layer_auc
 
 HIDDEN, LAYERS = 32, 3
@@ -37,8 +37,8 @@ WORDS = "apple banana cherry mango zinc quartz volt iron river ocean lake stream
 def tiny():
     import torch
 
-    from foundry.base_model import PretrainDoc, new_tiny_model, train_tokenizer
-    from foundry.model_config import TinyModelConfig
+    from foundry.training.base_model import PretrainDoc, new_tiny_model, train_tokenizer
+    from foundry.training.config import TinyModelConfig
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from foundry.textnorm import (
+from foundry.data.textnorm import (
     exact_key,
     find_duplicates,
     find_duplicates_naive,

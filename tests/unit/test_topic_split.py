@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from foundry.framing import move_prompt, split_topics
-from foundry.schemas import DebateTopic
+from foundry.data.framing import move_prompt, split_topics
+from foundry.data.schemas import DebateTopic
 
 
 def _topics(groups: int, per_group: int = 3) -> list[DebateTopic]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from foundry.train_pool import plan_workers, run_in_pool, training_pool
+from foundry.training.pool import plan_workers, run_in_pool, training_pool
 
 
 def report_pid(label: str) -> int:

@@ -6,9 +6,14 @@ import re
 
 import pytest
 
-from foundry.attribution import fit_attribution
-from foundry.synthesis_config import FilterConfig
-from foundry.turn_filters import TurnCandidate, filter_turns, find_refusal, longest_copied_run
+from foundry.data.attribution import fit_attribution
+from foundry.synthesis.config import FilterConfig
+from foundry.synthesis.turn_filters import (
+    TurnCandidate,
+    filter_turns,
+    find_refusal,
+    longest_copied_run,
+)
 
 GARDEN = [
     "The roses in my garden need pruning before the first frost arrives.",

@@ -1,0 +1,72 @@
+"""`foundry eval`: the evaluation of every variant, as a table, a report folder and JSON.
+
+Registered on the app in `foundry.cli.main`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from foundry.cli.common import ConfigOption, PersonaOption, console, load_cli_config, user_errors
+from foundry.cli.synth import phase_bars
+
+
+def evaluate(
+    config: ConfigOption = None,
+    persona: PersonaOption = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            "-v",
+            help="base, prompt, sft or dpo; repeat for several. Default: `evaluation.variants`, "
+            "skipping adapters not trained yet (an explicit variant must exist).",
+        ),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write metrics.json to this file.")
+    ] = None,
+    judge: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge/--no-judge",
+            help="Ask Claude which answer is more like the persona (needs ANTHROPIC_API_KEY). "
+            "Default: `evaluation.judge`.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder (default: .foundry/eval): report.md, plots/, metrics."),
+    ] = None,
+) -> None:
+    """Measure persona fidelity and differentiation of each variant on held-out prompts."""
+    from foundry.atomic import write_text_atomic
+    from foundry.cli.models import read_data_rev
+    from foundry.evaluation.report import summary_rows
+    from tasks.evaluate import evaluate as run_evaluation
+
+    cfg = load_cli_config(config)
+    with user_errors(), phase_bars() as bars:
+        report, folder = run_evaluation(
+            cfg, personas=persona, variants=variant, out_dir=out, progress=bars,
+            data_rev=read_data_rev(cfg), judge=judge,
+        )  # fmt: skip
+    rows = summary_rows(report)
+    table = Table(title=f"evaluation on {len(report.heldout_topics)} held-out prompts")
+    for column in rows[0] if rows else []:
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    for skipped in report.skipped:
+        console.print(f"[yellow]skipped[/] {skipped.persona} {skipped.variant}: {skipped.reason}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if json_path:
+        write_text_atomic(json_path, report.model_dump_json(indent=2) + "\n")
+        console.print(f"metrics written to {json_path}")
+    console.print(f"report: {folder / 'report.md'}")

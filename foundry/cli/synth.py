@@ -1,0 +1,194 @@
+"""`foundry synth`, `foundry pairs` and `foundry prompts export`: the data the adapters learn from.
+
+Registered on the app in `foundry.cli.main`. Each generation round shows a progress bar; each command
+ends with a table of what was made, what was filtered out and why, and what it cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from foundry.cli.common import (
+    ConfigOption,
+    PersonaOption,
+    console,
+    err_console,
+    load_cli_config,
+    user_errors,
+)
+
+ProviderOption = Annotated[
+    str,
+    typer.Option(
+        "--provider",
+        help="anthropic, offline or local (default: `synthesis.provider`; auto means anthropic "
+        "when ANTHROPIC_API_KEY is set, else offline).",
+    ),
+]
+BudgetOption = Annotated[
+    float | None,
+    typer.Option(
+        "--budget", help="Most dollars this run may spend (default: synthesis.budget_usd)."
+    ),
+]
+
+
+@contextmanager
+def phase_bars() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """Yield `start(label, jobs)`, which adds a bar and returns its per-job advance hook."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+
+        def start(label: str, jobs: int) -> Callable[[int], None]:
+            task_id = progress.add_task(label, total=jobs)
+            return lambda done: progress.advance(task_id, done)
+
+        yield start
+
+
+def synth(
+    config: ConfigOption = None,
+    persona: PersonaOption = None,
+    n: Annotated[
+        int | None,
+        typer.Option("--n", min=1, help="Turns per persona (default: turns_per_persona)."),
+    ] = None,
+    provider: ProviderOption = "",
+    budget: BudgetOption = None,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(help="Debate prompts YAML ({topics: [{id, prompt}]}; default: topics.yaml)."),
+    ] = None,
+) -> None:
+    """Generate synthetic debate turns grounded in each persona's corpus and reasoning method."""
+    from foundry.config import load_settings
+    from tasks.synth import synthesize
+    from tasks.train import ensure_base
+
+    cfg = load_cli_config(config)
+    with user_errors(), phase_bars() as bars:
+        result = synthesize(
+            cfg, load_settings(), personas=persona, count=n, provider=provider,
+            budget_usd=budget, topics_path=prompts, load_base=lambda: ensure_base(cfg),
+            progress=bars,
+        )  # fmt: skip
+    table = Table(title=f"synthesis: {result.provider} ({result.model}, {result.mode})")
+    for column in ("persona", "planned", "cached", "made", "kept", "filtered out (why)", "cost $"):
+        table.add_column(column, justify="left" if column[:3] in ("per", "fil") else "right")
+    for slug, row in result.personas.items():
+        why = ", ".join(f"{k} {v}" for k, v in sorted(row.rejected.items())) or "-"
+        table.add_row(
+            slug, str(row.planned), str(row.reused), str(row.generated), str(row.accepted), why,
+            f"{row.cost_usd:.4f}",
+        )  # fmt: skip
+    console.print(table)
+    for slug, row in result.personas.items():
+        if row.failed or row.skipped_for_budget:
+            console.print(
+                f"[yellow]{slug}:[/] {row.failed} failed, {row.skipped_for_budget} not started "
+                "(budget)"
+            )
+    for failure in result.failures:
+        console.print(f"[yellow]failed:[/] {failure}")
+    if result.stopped_by_budget:
+        console.print(
+            f"[yellow]stopped at the ${result.budget_usd:.2f} budget[/]: everything paid for is "
+            "saved; rerun with a larger --budget to make the rest"
+        )
+    console.print(
+        f"spent ${result.cost_usd:.4f} in {result.duration_s:.1f} s, {result.retries} retries; "
+        f"turns in {cfg.data_dir / 'synthetic'}/<persona>/turns.jsonl"
+    )
+    failed = sum(row.failed for row in result.personas.values())
+    if failed:
+        err_console.print(
+            f"[red]{failed} request(s) failed[/] (reasons above); what was made is saved: rerun "
+            "`foundry synth` to retry only the missing ones"
+        )
+        raise typer.Exit(1)
+
+
+def pairs(
+    config: ConfigOption = None,
+    persona: PersonaOption = None,
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            help="Who writes the generic and violation negatives: anthropic, or offline/local "
+            "(the base model prompted with the contract). Default: `synthesis.provider`.",
+        ),
+    ] = "",
+    budget: BudgetOption = None,
+    export: Annotated[
+        Literal["trl", "together"] | None,
+        typer.Option(help="Also write the pairs in this format to --out."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="File for --export (JSONL).")] = None,
+) -> None:
+    """Build DPO preference pairs (chosen vs rejected) from the synthetic turns."""
+    from foundry.config import load_settings
+    from tasks.preferences import build_pairs, export_pairs
+    from tasks.train import ensure_base
+
+    if export and out is None:
+        raise typer.BadParameter("--export needs --out FILE", param_hint="--out")
+    cfg = load_cli_config(config)
+    with user_errors(), phase_bars() as bars:
+        result = build_pairs(
+            cfg, load_settings(), personas=persona, provider=provider, budget_usd=budget,
+            load_base=lambda: ensure_base(cfg), progress=bars,
+        )  # fmt: skip
+        exported = export_pairs(cfg, list(result.personas), export, out) if export and out else 0
+    strategies = sorted({k for row in result.personas.values() for k in row if k != "eval"})
+    table = Table(title=f"preference pairs (negatives by {result.provider})")
+    table.add_column("persona")
+    for name in [*strategies, "eval split", "file"]:
+        table.add_column(name, justify="right" if name != "file" else "left")
+    for slug, row in result.personas.items():
+        cells = [str(row.get(name, 0)) for name in strategies]
+        table.add_row(
+            slug, *cells, str(row.get("eval", 0)), _relative(result.paths[slug], cfg.root)
+        )
+    console.print(table)
+    console.print(f"spent ${result.cost_usd:.4f}")
+    if export and out:
+        console.print(f"exported {exported} pair(s) in {export} format to {out}")
+
+
+def _relative(path: str, root: Path) -> str:
+    """`path` relative to the project root when it is inside it (short table cells)."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def prompts_export(
+    config: ConfigOption = None,
+    persona: PersonaOption = None,
+    out: Annotated[Path, typer.Option(help="Folder for <slug>.md system prompts.")] = Path(
+        "prompts"
+    ),
+) -> None:
+    """Write each persona's enhanced system prompt (contract, reasoning method, constitution)."""
+    from tasks.synth import export_system_prompts
+
+    cfg = load_cli_config(config)
+    with user_errors():
+        written = export_system_prompts(cfg, persona, out)
+    for path in written:
+        console.print(f"[green]✓[/] {path}")
+    console.print(f"{len(written)} system prompt(s) in {out}")

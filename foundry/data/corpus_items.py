@@ -1,0 +1,216 @@
+"""Corpus records to corpus items: normalise, fill in ids and kinds, drop duplicates, split.
+
+Public entry points: `records_to_items(records, slug, stats, problems)`,
+`drop_duplicate_items(items, threshold, stats, problems)`, `assign_splits(items, eval_fraction)`
+and `split_score(persona, item_id)`, plus the `CorpusStats` counters they fill in. The split is
+deterministic: an item goes to `eval` when a hash of its persona and id falls under
+`eval_fraction`, and each persona keeps at least one item on each side. Problems are appended to
+the `problems` list given; nothing here raises on bad data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from foundry.data.corpus_formats import RawRecord, text_of
+from foundry.data.schemas import CorpusItem
+from foundry.data.textnorm import find_duplicates, normalize_text
+from foundry.errors import Problem
+from foundry.logs import get_logger
+
+logger = get_logger(__name__)
+
+TWEET_MAX_CHARS = 280
+_KINDS = {"tweet", "essay", "transcript", "turn", "other"}
+_KNOWN_FIELDS = ("source", "date", "platform")
+
+
+class CorpusStats(BaseModel):
+    files: int = 0
+    items: int = 0
+    train: int = 0
+    eval: int = 0
+    approx_tokens: int = Field(0, description="Characters / 4, a rough count for planning.")
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    empty_dropped: int = 0
+    by_kind: dict[str, int] = Field(default_factory=dict)
+
+
+def records_to_items(
+    records: list[RawRecord], slug: str, stats: CorpusStats, problems: list[Problem]
+) -> list[CorpusItem]:
+    """Items from `records`: text normalised, ids filled in, records with a repeated id dropped."""
+    items: list[CorpusItem] = []
+    first_seen: dict[str, tuple[RawRecord, str]] = {}
+    for record in records:
+        text = _record_text(record, stats, problems)
+        if text is None:
+            continue
+        item_id = str(record.fields.get("id") or "").strip() or _content_id(record.path, text)
+        if item_id in first_seen:
+            _report_repeated_id(record, item_id, text, first_seen[item_id], stats, problems)
+            continue
+        first_seen[item_id] = (record, text)
+        item = _make_item(record, item_id, slug, text, problems)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _record_text(record: RawRecord, stats: CorpusStats, problems: list[Problem]) -> str | None:
+    """The record's normalised text; None (and a problem) when it is missing, not text or empty."""
+    raw_text = text_of(record.fields)
+    if raw_text is None:
+        problems.append(
+            Problem(
+                "error",
+                record.path,
+                record.where,
+                "record has no text",
+                "add a `text` (or `content`) field",
+            )
+        )
+        return None
+    if not isinstance(raw_text, str):
+        problems.append(
+            Problem(
+                "error",
+                record.path,
+                record.where,
+                f"text must be a string, got {type(raw_text).__name__}",
+                "write the text as a JSON string",
+            )
+        )
+        return None
+    text = normalize_text(raw_text)
+    if not text:
+        stats.empty_dropped += 1
+        problems.append(
+            Problem(
+                "warning",
+                record.path,
+                record.where,
+                "empty text; dropped",
+                "remove the record or fill in its text",
+            )
+        )
+        return None
+    return text
+
+
+def _report_repeated_id(
+    record: RawRecord,
+    item_id: str,
+    text: str,
+    first: tuple[RawRecord, str],
+    stats: CorpusStats,
+    problems: list[Problem],
+) -> None:
+    """Count a repeat of the same record; report an id reused for different text as an error."""
+    earlier, earlier_text = first
+    if earlier_text == text:
+        stats.exact_duplicates += 1
+        return
+    where = earlier.where
+    if earlier.path != record.path:
+        where = f"{earlier.path.name}, {where}"
+    problems.append(
+        Problem(
+            "error",
+            record.path,
+            record.where,
+            f"duplicate id {item_id!r} (first at {where}) with different text",
+            "give each record a unique id",
+        )
+    )
+
+
+def _make_item(
+    record: RawRecord, item_id: str, slug: str, text: str, problems: list[Problem]
+) -> CorpusItem | None:
+    fields = {k: str(record.fields.get(k) or "").strip() for k in _KNOWN_FIELDS}
+    kind = str(record.fields.get("kind") or record.kind_hint or "").strip().lower()
+    if kind and kind not in _KINDS:
+        problems.append(
+            Problem(
+                "warning",
+                record.path,
+                record.where,
+                f"unknown kind {kind!r}",
+                f"use one of {', '.join(sorted(_KINDS))}; guessed from length",
+            )
+        )
+        kind = ""
+    kind = kind or _guess_kind(text, fields["platform"])
+    try:
+        return CorpusItem(id=item_id, persona=slug, text=text, kind=kind, **fields)
+    except ValidationError as exc:
+        problems.append(
+            Problem(
+                "error", record.path, record.where, str(exc.errors()[0]["msg"]), "fix the record"
+            )
+        )
+        return None
+
+
+def _guess_kind(text: str, platform: str) -> str:
+    if platform.lower() in {"x", "twitter", "bluesky", "threads", "mastodon"}:
+        return "tweet"
+    return "tweet" if len(text) <= TWEET_MAX_CHARS else "essay"
+
+
+def _content_id(path: Path, text: str) -> str:
+    return f"{path.stem}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def drop_duplicate_items(
+    items: list[CorpusItem], threshold: float, stats: CorpusStats, problems: list[Problem]
+) -> list[CorpusItem]:
+    """`items` without exact or near repeats (similarity >= `threshold`) of an earlier item."""
+    duplicates = find_duplicates([i.text for i in items], threshold)
+    for index, (kept, score) in duplicates.items():
+        if score >= 1.0:
+            stats.exact_duplicates += 1
+        else:
+            stats.near_duplicates += 1
+        logger.debug(
+            "%s repeats %s (similarity %.2f); dropped", items[index].id, items[kept].id, score
+        )
+    if duplicates:
+        first, (kept, _) = next(iter(duplicates.items()))
+        problems.append(
+            Problem(
+                "warning",
+                None,
+                f"persona {items[first].persona}",
+                f"{len(duplicates)} duplicate item(s) dropped (first: {items[first].id!r} repeats "
+                f"{items[kept].id!r})",
+                "nothing to do unless the items were meant to differ",
+            )
+        )
+    return [item for i, item in enumerate(items) if i not in duplicates]
+
+
+def split_score(persona: str, item_id: str) -> float:
+    """A stable number in [0, 1) from persona and id: the item's place in the split."""
+    digest = hashlib.sha256(f"{persona}/{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_splits(items: list[CorpusItem], eval_fraction: float) -> list[CorpusItem]:
+    """Deterministic train/eval split by id hash; at least one item on each side if possible."""
+    if not items:
+        return []
+    scores = [split_score(i.persona, i.id) for i in items]
+    splits = ["eval" if s < eval_fraction else "train" for s in scores]
+    if "eval" not in splits:
+        splits[scores.index(min(scores))] = "eval"
+    if "train" not in splits and len(items) > 1:
+        splits[scores.index(max(scores))] = "train"
+    return [
+        item.model_copy(update={"split": split}) for item, split in zip(items, splits, strict=True)
+    ]

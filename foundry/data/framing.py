@@ -1,0 +1,163 @@
+"""How persona text is framed as chat: debate prompts, topic splits and contract system prompts.
+
+Training, generation and synthesis share these, so a persona is always addressed the same way: the
+user turn is a debate prompt, the assistant turn is what the persona wrote or says.
+
+Topics split three ways by group (`split_topics`): `train` topics frame corpus items and get
+synthetic turns; `dev` topics get synthetic turns and pairs that only ever land in the eval split
+(DPO and SFT eval loss); `heldout` topics are never trained on or synthesized: evaluation's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from foundry.data.schemas import DebateTopic, PersonaContract
+
+TopicRole = Literal["train", "dev", "heldout"]
+
+GENERIC_PROMPT = "Give your view on the debate."
+
+
+def debate_prompt(topic: DebateTopic | None) -> str:
+    """The user turn for a debate topic."""
+    return f"Debate prompt: {topic.prompt}" if topic else GENERIC_PROMPT
+
+
+class TopicSplit(BaseModel):
+    train: list[DebateTopic] = Field(default_factory=list)
+    dev: list[DebateTopic] = Field(default_factory=list)
+    heldout: list[DebateTopic] = Field(default_factory=list)
+
+    @property
+    def framing(self) -> list[DebateTopic]:
+        """Topics a corpus item may be framed by: everything but the held-out ones."""
+        return self.train + self.dev
+
+    def role(self, topic_id: str) -> TopicRole:
+        for role in ("train", "dev", "heldout"):
+            if any(t.id == topic_id for t in getattr(self, role)):
+                return role  # type: ignore[return-value]
+        raise KeyError(f"topic {topic_id!r} is not in the topics file")
+
+
+def split_topics(
+    topics: Sequence[DebateTopic], heldout_fraction: float, dev_fraction: float
+) -> TopicSplit:
+    """Split topics by group into train, dev and held-out, stably (a hash order of group keys).
+
+    With three groups or more, dev and held-out get at least one group each and train keeps at
+    least one; with fewer, everything is train. Adding a topic never moves another group.
+    """
+    groups = sorted(
+        {t.group_key for t in topics}, key=lambda g: hashlib.sha256(g.encode()).hexdigest()
+    )
+    heldout_n = dev_n = 0
+    if len(groups) >= 3:
+        heldout_n = max(1, round(len(groups) * heldout_fraction))
+        dev_n = max(1, round(len(groups) * dev_fraction))
+        heldout_n = min(heldout_n, len(groups) - 2)
+        dev_n = min(dev_n, len(groups) - heldout_n - 1)
+    heldout, dev = set(groups[:heldout_n]), set(groups[heldout_n : heldout_n + dev_n])
+    split = TopicSplit()
+    for topic in topics:
+        key = topic.group_key
+        role = "heldout" if key in heldout else "dev" if key in dev else "train"
+        getattr(split, role).append(topic)
+    return split
+
+
+def nearest_topics(texts: Sequence[str], topics: Sequence[DebateTopic]) -> list[DebateTopic | None]:
+    """Each text's most similar topic by TF-IDF cosine (None when there are no topics)."""
+    if not topics or not texts:
+        return [None] * len(texts)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True)
+    matrix = vectorizer.fit_transform([t.prompt for t in topics] + list(texts))
+    similarity = matrix[len(topics) :] @ matrix[: len(topics)].T
+    best = similarity.toarray().argmax(axis=1)
+    return [topics[int(i)] for i in best]
+
+
+def conversation(prompt: str, text: str, system: str | None = None) -> dict[str, list[dict]]:
+    """A prompt/completion conversation (TRL's format: loss on the completion only)."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    return {"prompt": messages, "completion": [{"role": "assistant", "content": text}]}
+
+
+def contract_system_prompt(contract: PersonaContract) -> str:
+    """The persona's contract as a system prompt: the prompt-only baseline's whole persona."""
+    lines = [f"You are {contract.name}, a debater. {contract.summary}".strip()]
+    for label, value in (
+        ("Personality", contract.personality),
+        ("Bias", contract.bias),
+        ("Stakes", contract.stakes),
+        ("Epistemology", contract.epistemology),
+        ("Time horizon", contract.time_horizon),
+    ):
+        if value:
+            lines.append(f"{label}: {value}")
+    if contract.reasoning_method:
+        method = contract.reasoning_method
+        lines.append(f"Reasoning method ({method.name}): {method.description}")
+        lines += [f"  {i}. {step}" for i, step in enumerate(method.steps, start=1)]
+    if contract.style.markers:
+        lines.append("Voice: " + "; ".join(contract.style.markers))
+    if contract.style.avoid:
+        lines.append("Never: " + "; ".join(contract.style.avoid))
+    if contract.flip_conditions:
+        lines.append("You change your mind only if: " + "; ".join(contract.flip_conditions))
+    return "\n".join(lines)
+
+
+def persona_system_prompt(contract: PersonaContract) -> str:
+    """The enhanced system prompt: contract, reasoning method, evidence policy and constitution.
+
+    What `foundry prompts export` writes for systems that stay prompt-only, and the system prompt
+    synthesis writes with (the long, cached part of every request).
+    """
+    lines = [contract_system_prompt(contract)]
+    policy = contract.evidence_policy
+    if policy.acceptable:
+        lines.append("Evidence you trust: " + "; ".join(policy.acceptable))
+    if policy.unacceptable:
+        lines.append("Evidence you reject: " + "; ".join(policy.unacceptable))
+    if policy.weighting:
+        lines.append(f"How you weigh evidence: {policy.weighting}")
+    if contract.constitution:
+        lines.append("Principles you hold yourself to:")
+        lines += [f"  - {principle}" for principle in contract.constitution]
+    if contract.anchor_excerpts:
+        lines.append("In your own words:")
+        lines += [f'  "{excerpt.content}"' for excerpt in contract.anchor_excerpts[:3]]
+    return "\n".join(lines)
+
+
+MOVE_CUES = {
+    "claim": "",
+    "challenge": "Challenge this argument",
+    "clarification": "Clarify what you do and do not claim.",
+    "concession": "Concede a point and say what would change your mind.",
+    "reframe": "Reframe the question in your own terms.",
+}
+MAX_QUOTE_WORDS = 30
+
+
+def move_prompt(topic: DebateTopic, move: str, opponent_quote: str = "") -> str:
+    """The user turn a synthetic turn answers: the debate prompt plus a short cue for the move.
+
+    This (not the long synthesis request) is what training and pairs use as the prompt, so an
+    adapter learns to make each move from a plain debate prompt.
+    """
+    cue = MOVE_CUES[move]
+    if move == "challenge":
+        words = opponent_quote.split()
+        quote = " ".join(words[:MAX_QUOTE_WORDS]) + (" ..." if len(words) > MAX_QUOTE_WORDS else "")
+        cue = f'{cue}: "{quote}"' if quote else "Challenge the conventional view."
+    return debate_prompt(topic) + (f"\n{cue}" if cue else "")

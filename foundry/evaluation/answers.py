@@ -1,0 +1,236 @@
+"""What evaluation works on: the personas, the held-out prompts and corpus, the variants, and
+the variants' answers.
+
+`EvalSetup.build(config, summary)` gathers the selected personas' contracts, their real train and
+held-out texts and the held-out debate prompts; `resolve_variants` maps (persona, variant) to an
+adapter and system prompt, noting what is missing; `LazyModel` loads the model with every adapter
+on first use only; `generate_answers` has every variant of every persona answer every held-out
+prompt, in batches of one (persona, variant) each, so a persona's new adapter redoes only its own
+batches (`foundry.evaluation.cache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from foundry.config import FoundryConfig
+from foundry.data.framing import debate_prompt
+from foundry.data.schemas import DebateTopic, PersonaContract
+from foundry.errors import FoundryError
+from foundry.evaluation.cache import BatchJob, EvalCache
+from foundry.evaluation.schema import Skipped
+from foundry.steering.variants import (
+    VARIANTS,
+    ResolvedVariant,
+    register_variant_vectors,
+    resolve_variant,
+)
+from foundry.training.datasets import item_prompts
+
+if TYPE_CHECKING:
+    from foundry.training.generation import GenerationParams
+    from tasks.corpus import ValidationSummary
+
+LoadModel = Callable[[], tuple[Any, Any]]
+
+
+@dataclass
+class EvalSetup:
+    config: FoundryConfig
+    contracts: dict[str, PersonaContract]
+    prompts: list[DebateTopic]
+    train_texts: dict[str, list[str]]
+    heldout: dict[str, list[tuple[str, str]]] = field(
+        default_factory=dict, metadata={"doc": "persona -> (debate prompt, real held-out text)"}
+    )
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: FoundryConfig, summary: ValidationSummary) -> EvalSetup:
+        personas = [p for p in summary.personas if p.contract is not None]
+        limit = config.evaluation.prompts_per_persona or None
+        setup = cls(
+            config=config,
+            contracts={p.slug: p.contract for p in personas},  # type: ignore[misc]
+            prompts=summary.topic_split.heldout[:limit],
+            train_texts={p.slug: [i.text for i in p.items if i.split == "train"] for p in personas},
+        )
+        for persona in personas:
+            held = [i for i in persona.items if i.split == "eval"][
+                : config.evaluation.heldout_items
+            ]
+            prompts = item_prompts(held, summary.topic_split.framing)
+            setup.heldout[persona.slug] = [(prompts[i.id], i.text) for i in held]
+        return setup
+
+    @property
+    def slugs(self) -> list[str]:
+        return list(self.contracts)
+
+    @staticmethod
+    def variant_order(name: str) -> int:
+        return VARIANTS.index(name) if name in VARIANTS else len(VARIANTS)
+
+    def load_model(self, resolved: Sequence[ResolvedVariant]) -> tuple[Any, Any, str]:
+        """(model with every needed adapter attached, tokenizer, base model id)."""
+        from foundry.training.adapters import attach_adapters, check_adapters
+        from foundry.training.base_model import load_base
+
+        adapters = {r.adapter: r.path for r in resolved if r.path is not None}
+        check_adapters(adapters)
+        base = load_base(self.config)
+        model = attach_adapters(base.model, adapters)
+        register_variant_vectors(model, resolved, base.identity)
+        return model, base.tokenizer, base.identity
+
+
+def resolve_variants(
+    config: FoundryConfig, setup: EvalSetup, variants: Sequence[str] | None, explicit: bool
+) -> tuple[list[ResolvedVariant], list[Skipped]]:
+    """Every (persona, variant) that can run, and the ones that cannot with the reason."""
+    names = list(variants) if variants is not None else list(config.evaluation.variants)
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise FoundryError(f"unknown variant(s) {', '.join(unknown)}; use {', '.join(VARIANTS)}")
+    resolved, skipped = [], []
+    for variant in names:
+        for slug, contract in setup.contracts.items():
+            try:
+                resolved.append(resolve_variant(config, contract, variant))  # type: ignore[arg-type]
+            except FoundryError as exc:
+                skipped.append(Skipped(persona=slug, variant=variant, reason=str(exc)))
+    return resolved, skipped
+
+
+class LazyModel:
+    """The evaluated model, loaded on first use: a fully cached evaluation never loads it."""
+
+    def __init__(self, setup: EvalSetup, resolved: Sequence[ResolvedVariant]) -> None:
+        from foundry.training.adapters import check_adapters
+
+        check_adapters({r.adapter: r.path for r in resolved if r.path is not None})
+        self.setup, self.resolved = setup, list(resolved)
+        self.loaded: tuple[Any, Any, str] | None = None
+
+    def __call__(self) -> tuple[Any, Any]:
+        """(model, tokenizer), loading them the first time."""
+        if self.loaded is None:
+            self.loaded = self.setup.load_model(self.resolved)
+        return self.loaded[0], self.loaded[1]
+
+    def base_id(self) -> str:
+        """The base model id `load_model` reports, without loading when it can."""
+        from foundry.training.base_model import latest_tiny
+
+        settings = self.setup.config.base_model
+        if not settings.is_tiny:
+            return settings.name
+        folder = latest_tiny(self.setup.config)
+        if folder is None:  # not built yet: loading raises the error that says what to run
+            self()
+            return self.loaded[2]  # type: ignore[index]
+        return f"tiny:{folder.name}"
+
+
+def generate_answers(
+    load: LoadModel,
+    setup: EvalSetup,
+    resolved: Sequence[ResolvedVariant],
+    cache: EvalCache,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows {variant, persona, topic_id, prompt, answer}: each variant of each persona on each
+    held-out prompt, variant by variant.
+
+    A batch holds one (persona, variant) and is seeded from the evaluation seed and the persona,
+    so its answers depend on nothing else: not on the other personas' adapters, and not on which
+    batches came from the cache. A persona's variants share random draws, which makes their
+    comparison less noisy.
+    """
+    from foundry.training.generation import GenerationRequest
+
+    params = _answer_params(setup)
+    jobs, plans = [], []
+    for persona, chunk in _answer_batches(setup, resolved, params.batch_size):
+        seeded = params.model_copy(update={"seed": persona_seed(params.seed, persona)})
+        requests = [
+            GenerationRequest(
+                prompt=debate_prompt(t),
+                adapter=r.adapter,
+                system=r.system,
+                steer=(r.steer,) if r.steer else (),
+            )
+            for r, t in chunk
+        ]
+        rows = [
+            [cache.adapter_id(q.adapter), q.system, q.prompt]
+            + ([cache.steer_id(q.steer)] if q.steer else [])
+            for q in requests
+        ]
+        key = cache.key("answers", {"params": seeded.model_dump(), "rows": rows})
+        jobs.append(BatchJob(key, persona, len(chunk), _generator(load, requests, seeded)))
+        plans.append(chunk)
+    hook = progress("answers", sum(len(c) for c in plans)) if progress else None
+    texts: dict[tuple[str, str, str], str] = {}
+    for chunk, answers in zip(plans, cache.run("answers", jobs, hook), strict=True):
+        texts |= {(r.variant, r.persona, t.id): a for (r, t), a in zip(chunk, answers, strict=True)}
+    return [
+        {
+            "variant": r.variant,
+            "persona": r.persona,
+            "topic_id": topic.id,
+            "prompt": debate_prompt(topic),
+            "answer": texts[(r.variant, r.persona, topic.id)],
+        }
+        for r in resolved
+        for topic in setup.prompts
+    ]
+
+
+def persona_seed(seed: int, persona: str) -> int:
+    """The seed of a persona's answer batches: its own, so personas do not share random draws
+    (with one seed for all, every persona's base rows would sample the same answers)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{persona}".encode()).digest()[:4], "big")
+
+
+def _answer_params(setup: EvalSetup) -> GenerationParams:
+    from foundry.training.generation import GenerationParams
+
+    settings = setup.config.evaluation
+    return GenerationParams(
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+    )
+
+
+def _answer_batches(
+    setup: EvalSetup, resolved: Sequence[ResolvedVariant], batch_size: int
+) -> list[tuple[str, list[tuple[ResolvedVariant, DebateTopic]]]]:
+    """Each (persona, variant)'s prompts, cut into batches: one adapter and system prompt per
+    batch, persona by persona (a persona's four variants mixed in one batch ran 1.6x slower on
+    the CPU: padded to the longest system prompt, and decoding until the longest answer ends)."""
+    batches = []
+    for persona in setup.slugs:
+        for variant in (r for r in resolved if r.persona == persona):
+            plan = [(variant, topic) for topic in setup.prompts]
+            batches += [
+                (persona, plan[i : i + batch_size]) for i in range(0, len(plan), batch_size)
+            ]
+    return batches
+
+
+def _generator(load: LoadModel, requests: list[Any], params: GenerationParams) -> Callable[[], Any]:
+    """Generate one batch (`generate` seeds it once: it is never longer than the batch size)."""
+
+    def compute() -> list[str]:
+        from foundry.training.generation import generate
+
+        model, tokenizer = load()
+        return generate(model, tokenizer, requests, params)
+
+    return compute

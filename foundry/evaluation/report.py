@@ -1,0 +1,283 @@
+"""The evaluation report for humans, as markdown read from one `EvalReport`.
+
+`render_markdown` writes the report (summary table, how to read it, per-variant detail, skipped
+variants, notes); `summary_rows` gives the summary table's formatted rows, for the CLI too. The
+helpers the plots share (`format_number`, `persona_chance`, `variant_names`, `metric_values`,
+`real_values`) live here too; the PNG plots are `foundry.evaluation.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from foundry.evaluation.schema import Attribution, EvalReport, Matrix, VariantMetrics
+
+MISSING = "-"
+REAL_CORPUS = "real corpus"
+COLUMNS = (
+    "style acc",
+    "content acc",
+    "stance acc",
+    "stance divergence",
+    "belief dominance",
+    "perplexity dominance",
+    "homogeneity (cosine)",
+    "fluency NLL",
+    "distinct-2",
+)
+JUDGE_COLUMN = "judge win vs prompt"  # only when Claude judged the run
+
+HOW_TO_READ = """\
+**Style vs content attribution.** A classifier trained on the personas' real writing guesses who \
+wrote each answer. *Style* sees only how things are said (function words, punctuation, rhythm); \
+*content* sees only what is said (topic words, claims). Chance is 1/personas = {chance}; the \
+"{real}" row is the same classifier on real held-out text, the best to hope for.
+
+**Stance and belief measure reasoning, not style.** *Stance acc* is the share of a persona's \
+contested positions where its variant prefers the persona's side over the counterclaim (chance \
+0.5); *stance divergence* is the share of persona pairs that disagree in their contracts whose \
+variants also take opposite sides. *Belief dominance* is the share of personas whose variant finds \
+its own persona's positions the most likely; *perplexity dominance* is the same on the held-out \
+corpus (lower perplexity wins). Both have chance 1/personas = {chance}.
+
+**Homogeneity** is the mean pairwise cosine between the personas' answers to the same prompt: \
+lower means more different voices; compare it with the {real} row.
+
+**Fluency must be read beside the persona scores.** *Fluency NLL* is the answers' mean token \
+negative log-likelihood under the base model (higher = stranger text) and *distinct-2* the share \
+of unique word bigrams (lower = more repetition). A variant that gains persona scores while its \
+NLL jumps or its distinct-2 collapses is probably producing degenerate text, not a persona."""
+
+
+# Formatting -----------------------------------------------------------------------------------
+
+
+def format_number(value: float | None, digits: int = 2) -> str:
+    """`value` with `digits` decimals, or `"-"` when it was not computed."""
+    return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def persona_chance(report: EvalReport) -> float | None:
+    """Chance level for guessing the persona (1/personas), or None without personas."""
+    return 1 / len(report.personas) if report.personas else None
+
+
+def variant_names(report: EvalReport) -> list[str]:
+    """The report's variants in order, then any variant that has metrics but is not listed."""
+    return list(report.variants) + [v for v in report.metrics if v not in report.variants]
+
+
+def metric_values(metrics: VariantMetrics | None) -> dict[str, float | None]:
+    """One variant's raw summary numbers, keyed by `COLUMNS`; None where not computed."""
+    m = metrics or VariantMetrics(personas=[], answers=0)
+    style, content, stance, fluency = (
+        m.attribution_style,
+        m.attribution_content,
+        m.stance,
+        m.fluency,
+    )
+    values = (
+        style.accuracy if style else None,
+        content.accuracy if content else None,
+        stance.accuracy if stance else None,
+        stance.divergence if stance else None,
+        m.belief.diagonal_dominance if m.belief else None,
+        m.perplexity.diagonal_dominance if m.perplexity else None,
+        m.homogeneity.mean_pairwise_cosine if m.homogeneity else None,
+        fluency.nll_under_base if fluency else None,
+        fluency.distinct_2 if fluency else None,
+    )
+    return dict(zip(COLUMNS, values, strict=True))
+
+
+def real_values(report: EvalReport) -> dict[str, float | None] | None:
+    """The real corpus' numbers (attribution ceilings, homogeneity), or None when there are none."""
+    style, content, homog = report.ceiling_style, report.ceiling_content, report.real_homogeneity
+    if style is None and content is None and homog is None:
+        return None
+    values: dict[str, float | None] = dict.fromkeys(COLUMNS)
+    values["style acc"] = style.accuracy if style else None
+    values["content acc"] = content.accuracy if content else None
+    values["homogeneity (cosine)"] = homog.mean_pairwise_cosine if homog else None
+    return values
+
+
+def summary_rows(report: EvalReport) -> list[dict[str, str]]:
+    """The summary table: one row per variant, then the real corpus row when it has data.
+
+    Args:
+        report: The evaluation report.
+
+    Returns:
+        One dict per row with the key `variant` and then every name in `COLUMNS`, in order;
+        numbers have two decimals and a value that was not computed is `"-"`.
+    """
+    rows = []
+    judged = any(m.judge for m in report.metrics.values())
+    for name in variant_names(report):
+        values = metric_values(report.metrics.get(name))
+        rows.append({"variant": name} | {k: format_number(v) for k, v in values.items()})
+        if judged:
+            judge = report.metrics[name].judge if name in report.metrics else None
+            rows[-1][JUDGE_COLUMN] = format_number(judge.win_rate if judge else None)
+    real = real_values(report)
+    if real is not None:
+        rows.append({"variant": REAL_CORPUS} | {k: format_number(v) for k, v in real.items()})
+        if judged:
+            rows[-1][JUDGE_COLUMN] = "-"
+    return rows
+
+
+# Markdown -------------------------------------------------------------------------------------
+
+
+def _attribution_lines(title: str, attribution: Attribution) -> list[str]:
+    head = (
+        f"**{title}**: accuracy {format_number(attribution.accuracy)}, "
+        f"macro-F1 {format_number(attribution.macro_f1)} (rows: true persona, columns: predicted)"
+    )
+    rows = [
+        [label, *counts]
+        for label, counts in zip(attribution.labels, attribution.confusion, strict=True)
+    ]
+    return [head, "", *_table(["true / predicted", *attribution.labels], rows), ""]
+
+
+def _matrix_lines(title: str, matrix: Matrix, chance: float | None) -> list[str]:
+    better = "lower" if matrix.lower_is_better else "higher"
+    head = (
+        f"**{title}** ({better} is better; rows: variant's persona, columns: data's persona): "
+        f"diagonal dominance {format_number(matrix.diagonal_dominance)} "
+        f"(chance {format_number(chance)})"
+    )
+    rows = [
+        [label, *map(format_number, row)]
+        for label, row in zip(matrix.labels, matrix.values, strict=True)
+    ]
+    return [head, "", *_table(["variant / data", *matrix.labels], rows), ""]
+
+
+def _variant_lines(name: str, m: VariantMetrics, chance: float | None) -> list[str]:
+    lines = [f"### {name}", "", f"{m.answers} answers for {len(m.personas)} personas.", ""]
+    if m.fluency:
+        f = m.fluency
+        lines += [
+            f"- Fluency: NLL under base {format_number(f.nll_under_base)}, distinct-1 "
+            f"{format_number(f.distinct_1)}, distinct-2 {format_number(f.distinct_2)}, "
+            f"mean words {format_number(f.mean_words, 1)}"
+        ]
+    if m.homogeneity:
+        h = m.homogeneity
+        lines += [
+            f"- Homogeneity: mean pairwise cosine {format_number(h.mean_pairwise_cosine)}, "
+            f"effective rank {format_number(h.effective_rank)} of {len(m.personas)} "
+            f"({h.backend})"
+        ]
+    if m.stance:
+        s = m.stance
+        lines += [
+            f"- Stance: accuracy {format_number(s.accuracy)} over {s.positions} positions, "
+            f"divergence {format_number(s.divergence)}"
+        ]
+    if m.judge:
+        j = m.judge
+        lines += [
+            f"- Judge ({j.model}): more like the persona than `{j.against}` in "
+            f"{format_number(j.win_rate)} of {j.judgements} verdicts "
+            f"(chance 0.50; {j.invalid} invalid)"
+        ]
+    parts = {
+        "fluency": m.fluency,
+        "homogeneity": m.homogeneity,
+        "stance": m.stance,
+        "style attribution": m.attribution_style,
+        "content attribution": m.attribution_content,
+        "belief": m.belief,
+        "perplexity": m.perplexity,
+    }
+    absent = [part for part, value in parts.items() if value is None]
+    if absent:
+        lines += [f"- Not computed: {', '.join(absent)} (see Notes)."]
+    lines.append("")
+    if m.attribution_style:
+        lines += _attribution_lines("Style attribution", m.attribution_style)
+    if m.attribution_content:
+        lines += _attribution_lines("Content attribution", m.attribution_content)
+    if m.belief:
+        lines += _matrix_lines("Belief (mean log-likelihood of positions)", m.belief, chance)
+    if m.perplexity:
+        lines += _matrix_lines("Held-out perplexity", m.perplexity, chance)
+    return lines
+
+
+def _header_lines(report: EvalReport) -> list[str]:
+    topics = report.heldout_topics
+    shown = ", ".join(topics[:10]) + (", ..." if len(topics) > 10 else "")
+    return [
+        f"# Persona evaluation report ({report.data_rev or 'unversioned data'})",
+        "",
+        f"- Data version: `{report.data_rev or 'unversioned'}`",
+        f"- Base model: `{report.base_model}`",
+        f"- Personas ({len(report.personas)}): {', '.join(report.personas) or MISSING}",
+        f"- Held-out prompts: {len(topics)}" + (f" (topics: {shown})" if topics else ""),
+        f"- Created: {report.created_at}",
+        "",
+    ]
+
+
+def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) -> str:
+    """Render the report as markdown, for people.
+
+    Args:
+        report: The evaluation report.
+        plots: Plot name -> file name relative to the markdown file (as
+            `foundry.evaluation.plots.write_plots` wrote them); each is embedded under a "Plots"
+            heading. None or empty: no such section.
+
+    Returns:
+        The markdown text, ending with a newline.
+    """
+    chance = persona_chance(report)
+    chance_text = f"1/{len(report.personas)} = {format_number(chance)}" if chance else MISSING
+    rows = summary_rows(report)
+    lines = _header_lines(report)
+    lines += ["## Summary", ""]
+    if rows:
+        lines += _table(list(rows[0]), [list(row.values()) for row in rows])
+    else:
+        lines.append("No variant was evaluated.")
+    lines += ["", f"Chance for attribution, belief and perplexity: {chance_text}.", ""]
+    how_to_read = HOW_TO_READ.format(chance=format_number(chance), real=REAL_CORPUS)
+    lines += ["## How to read this", "", how_to_read]
+    lines.append("")
+    for name in variant_names(report):
+        if name in report.metrics:
+            lines += _variant_lines(name, report.metrics[name], chance)
+    if report.ceiling_style or report.ceiling_content:
+        lines += [f"### {REAL_CORPUS} (attribution ceiling)", ""]
+        for title, ceiling in (
+            ("Style", report.ceiling_style),
+            ("Content", report.ceiling_content),
+        ):
+            if ceiling:
+                lines += _attribution_lines(f"{title} attribution", ceiling)
+    if plots:
+        lines += ["## Plots", ""] + [f"![{name}]({file})\n" for name, file in plots.items()]
+    if report.skipped:
+        lines += ["## Skipped", ""]
+        lines += [f"- `{s.variant}` for `{s.persona}`: {s.reason}" for s in report.skipped]
+        lines.append("")
+    if report.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in report.notes] + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,168 @@
+"""Log-likelihood scoring of completions, through any adapter, in mixed-adapter batches.
+
+`score_completions(model, tokenizer, rows)` returns each row's summed negative log-likelihood of
+its completion tokens and the token count, given its prompt (and system prompt) rendered with the
+chat template: the same framing as training and generation. Rows of one batch may each use a
+different adapter (PEFT's `adapter_names`), so a persona x persona matrix costs one pass over the
+data, not one per adapter. Evaluation builds fluency, perplexity, stance and belief on this, through
+`score_batches`: batches it forms itself, each reused from the `EvalCache` when its key is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from foundry.evaluation.cache import BatchJob, EvalCache
+from foundry.steering.hooks import resolve_steering, steering
+from foundry.training.adapters import BASE_ADAPTER
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    prompt: str
+    completion: str
+    adapter: str = BASE_ADAPTER
+    system: str | None = None
+    steer: tuple[str, ...] = ()  # steering vectors registered with the model
+
+
+@dataclass(frozen=True)
+class Score:
+    nll: float  # summed over the completion's tokens
+    tokens: int
+
+    @property
+    def mean_nll(self) -> float:
+        return self.nll / self.tokens if self.tokens else math.nan
+
+
+def score_completions(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[ScoreRow],
+    batch_size: int = 16,
+    max_length: int = 512,
+) -> list[Score]:
+    """The completion NLL of every row, in order (completions are cut at `max_length` tokens).
+
+    Args:
+        model: a causal LM, or a `PeftModel` holding the adapters the rows name.
+        tokenizer: the base model's tokenizer (with a chat template).
+        rows: what to score; `adapter` is a loaded adapter name or `__base__`.
+        batch_size: rows per forward pass.
+        max_length: longest prompt + completion in tokens; longer rows lose completion tokens.
+
+    Returns:
+        One `Score` per row.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    scores: list[Score] = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            with torch.inference_mode():
+                scores += _score_batch(model, tokenizer, batch, max_length)
+    finally:
+        if was_training:
+            model.train()
+    return scores
+
+
+def score_batches(
+    load: Callable[[], tuple[Any, Any]],
+    batches: Sequence[tuple[str | None, Sequence[ScoreRow]]],
+    cache: EvalCache,
+    max_length: int = 512,
+    hook: Callable[[int], None] | None = None,
+) -> list[Score]:
+    """The completion NLL of every row of every batch, in order; one forward pass per batch.
+
+    Args:
+        load: returns (model, tokenizer); called only when a batch is not cached.
+        batches: (the persona the batch involves or None, its rows), formed by the caller the
+            same way whether or not anything is cached (a row's numbers depend on its batch).
+        cache: where finished batches are kept and found.
+        max_length: as in `score_completions`.
+        hook: called with each batch's row count once it is done.
+
+    Returns:
+        One `Score` per row.
+    """
+    jobs = []
+    for owner, batch in batches:
+        rows = [
+            [cache.adapter_id(r.adapter), r.system, r.prompt, r.completion]
+            + ([cache.steer_id(r.steer)] if r.steer else [])
+            for r in batch
+        ]
+        key = cache.key("scores", {"max_length": max_length, "rows": rows})
+        jobs.append(BatchJob(key, owner, len(batch), _scorer(load, batch, max_length)))
+    values = cache.run("scores", jobs, hook)
+    return [Score(float(nll), int(tokens)) for value in values for nll, tokens in value]
+
+
+def _scorer(
+    load: Callable[[], tuple[Any, Any]], batch: Sequence[ScoreRow], max_length: int
+) -> Callable[[], Any]:
+    def compute() -> list[list[float]]:
+        model, tokenizer = load()
+        scores = score_completions(model, tokenizer, batch, len(batch), max_length)
+        return [[s.nll, s.tokens] for s in scores]
+
+    return compute
+
+
+def _score_batch(
+    model: Any, tokenizer: Any, batch: Sequence[ScoreRow], max_length: int
+) -> list[Score]:
+    import torch
+    from peft import PeftModel
+
+    encoded = [encode_row(tokenizer, row, max_length) for row in batch]
+    width = max(len(ids) for ids, _ in encoded)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for i, (ids, prompt_len) in enumerate(encoded):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        labels[i, prompt_len : len(ids)] = torch.tensor(ids[prompt_len:])
+    kwargs: dict[str, Any] = {}
+    if isinstance(model, PeftModel):
+        kwargs["adapter_names"] = [row.adapter for row in batch]
+    device = model.device
+    vectors = resolve_steering(model, [row.steer for row in batch])
+    starts = [prompt_len - 1 for _, prompt_len in encoded]  # as in generation: the new tokens
+    with steering(model, vectors, starts):
+        logits = model(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
+        ).logits.float()
+    # Token t is predicted from position t - 1.
+    targets = labels[:, 1:].to(device)
+    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+    mask = targets != -100
+    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+    nll = (-picked.sum(dim=1)).tolist()
+    counts = mask.sum(dim=1).tolist()
+    return [Score(float(n), int(c)) for n, c in zip(nll, counts, strict=True)]
+
+
+def encode_row(tokenizer: Any, row: ScoreRow, max_length: int) -> tuple[list[int], int]:
+    """(token ids of prompt + completion, prompt length); the chat template writes the bos."""
+    messages = [{"role": "system", "content": row.system}] if row.system else []
+    messages.append({"role": "user", "content": row.prompt})
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(row.completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        completion_ids = [*completion_ids, tokenizer.eos_token_id]
+    prompt_ids = prompt_ids[-(max_length - 1) :]  # keep at least one completion token
+    ids = (prompt_ids + completion_ids)[:max_length]
+    return ids, len(prompt_ids)

@@ -1,1 +1,0 @@
-"""Prompt templates shipped with Persona Foundry (YAML files read by `foundry.prompt_templates`)."""

@@ -1,0 +1,73 @@
+"""Arithmetic on steering vectors: scale, add, subtract, and steering "away from B".
+
+Only vectors at the same layer of the same base model combine; anything else raises, since the sum
+of directions from two residual streams means nothing. What a combination does to each persona's
+attribution is measured (`tasks.steering.cross_effects`), not assumed from the geometry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from foundry.steering.hooks import SteeringError, SteerVector
+
+
+def scale(v: SteerVector, factor: float) -> SteerVector:
+    """`factor * v` (the strength is kept; the direction is rescaled)."""
+    return _like(v, v.vector * float(factor), f"{factor:g}*{v.name}")
+
+
+def add(a: SteerVector, b: SteerVector) -> SteerVector:
+    _check_compatible(a, b)
+    return _like(a, a.vector + b.vector, f"{a.name}+{b.name}")
+
+
+def subtract(a: SteerVector, b: SteerVector) -> SteerVector:
+    _check_compatible(a, b)
+    return _like(a, a.vector - b.vector, f"{a.name}-{b.name}")
+
+
+def projection(a: SteerVector, b: SteerVector) -> np.ndarray:
+    """The component of `a` along `b`."""
+    _check_compatible(a, b)
+    norm2 = float(b.vector @ b.vector)
+    if norm2 == 0.0:
+        raise SteeringError(f"cannot project onto {b.name or 'a zero vector'}: it is zero")
+    return (float(a.vector @ b.vector) / norm2) * b.vector
+
+
+def away_from(a: SteerVector, b: SteerVector, weight: float = 1.0) -> SteerVector:
+    """`a - weight * proj(a on b)`: A's direction with (part of) what it shares with B removed.
+
+    With `weight` 1 the result is orthogonal to `b`; above 1 it points away from B.
+    """
+    removed = a.vector - float(weight) * projection(a, b)
+    return _like(a, removed, f"{a.name}-away-{b.name}")
+
+
+def cosine(a: SteerVector, b: SteerVector) -> float:
+    _check_compatible(a, b)
+    denominator = float(np.linalg.norm(a.vector) * np.linalg.norm(b.vector))
+    return float(a.vector @ b.vector) / denominator if denominator else 0.0
+
+
+def _like(v: SteerVector, vector: np.ndarray, name: str) -> SteerVector:
+    return SteerVector(v.layer, vector.astype(np.float32), v.alpha, name, v.base_model)
+
+
+def _check_compatible(a: SteerVector, b: SteerVector) -> None:
+    if a.layer != b.layer:
+        raise SteeringError(
+            f"{a.name or 'a'} is at layer {a.layer} and {b.name or 'b'} at layer {b.layer}: "
+            "combine vectors read at the same layer (take both at one layer with "
+            "`PersonaVector.steer_vector(layer=...)`)"
+        )
+    if a.base_model and b.base_model and a.base_model != b.base_model:
+        raise SteeringError(
+            f"{a.name or 'a'} comes from base {a.base_model!r} and {b.name or 'b'} from "
+            f"{b.base_model!r}; vectors of different models do not combine"
+        )
+    if a.vector.shape != b.vector.shape:
+        raise SteeringError(
+            f"{a.name or 'a'} has shape {a.vector.shape} and {b.name or 'b'} {b.vector.shape}"
+        )

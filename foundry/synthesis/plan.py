@@ -1,0 +1,169 @@
+"""What synthesis asks for: (topic, move) slots, and the request for one persona in one slot.
+
+Every persona gets the same slots, so each turn has a counterpart by every other persona on the
+same prompt and move (what cross-persona pairs need). Slots cover the train and dev topics in a
+stable hashed order, the move rotating with the topic; held-out topics are never planned.
+
+A request's cache key hashes everything that shapes the answer (provider, model, template, both
+prompts, sampling parameters), so a rerun finds what it already paid for and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from foundry.data.framing import (
+    TopicSplit,
+    contract_system_prompt,
+    move_prompt,
+    persona_system_prompt,
+)
+from foundry.data.retrieval import PassageIndex
+from foundry.data.schemas import CorpusItem, DebateTopic, Move, PersonaContract, Split
+from foundry.synthesis.config import SynthesisConfig
+from foundry.synthesis.jobs import GenerationJob
+from foundry.synthesis.prompt_templates import PromptTemplate
+
+# The word range asked of the writer; the quality filter's bounds are wider on purpose.
+TARGET_WORDS = (80, 250)
+PASSAGE_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Slot:
+    topic: DebateTopic
+    move: Move
+    split: Split
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """One persona's request for one slot, with what it was grounded on."""
+
+    slot: Slot
+    persona: str
+    prompt: str
+    job: GenerationJob
+    passage_ids: tuple[str, ...]
+    opponent: str = ""
+
+
+def plan_slots(topics: TopicSplit, moves: Sequence[Move], count: int, seed: int = 0) -> list[Slot]:
+    """`count` slots (at most topics x moves) over the train and dev topics; dev slots land in
+    the eval split. Each round over the topics shifts the moves by one, so no pair repeats."""
+    roles = {t.id: "eval" for t in topics.dev} | {t.id: "train" for t in topics.train}
+    ordered = sorted(topics.framing, key=lambda t: _digest(f"{seed}:{t.id}"))
+    if not ordered:
+        return []
+    slots: dict[tuple[str, str], Slot] = {}
+    for i in range(min(count, len(ordered) * len(moves))):
+        topic = ordered[i % len(ordered)]
+        move = moves[(i // len(ordered) + i) % len(moves)]
+        slots[(topic.id, move)] = Slot(topic, move, roles[topic.id])  # type: ignore[arg-type]
+    return list(slots.values())
+
+
+def turn_request(
+    *,
+    slot: Slot,
+    contract: PersonaContract,
+    passages: Sequence[CorpusItem],
+    template: PromptTemplate,
+    config: SynthesisConfig,
+    provider: str,
+    model: str,
+    opponent: tuple[str, str] | None = None,
+    plain: bool = False,
+) -> TurnRequest:
+    """The request for `contract`'s turn in `slot`; `opponent` is (name, text) for a challenge.
+
+    `plain` (the `local` provider) asks as the prompt-only baseline is asked: the contract as
+    system prompt and the short debate prompt as user turn, which a small base model can take.
+    """
+    opponent_text = opponent[1] if opponent else None
+    prompt = move_prompt(slot.topic, slot.move, opponent_text or "")
+    if plain:
+        system, user = contract_system_prompt(contract), prompt
+    else:
+        user = template.user.format(
+            prompt=slot.topic.prompt,
+            move_instruction=_move_instruction(template, slot.move, opponent),
+            passages="\n".join(f"- {p.text[:PASSAGE_CHARS]}" for p in passages),
+            min_words=TARGET_WORDS[0],
+            max_words=TARGET_WORDS[1],
+        )
+        system = template.system.format(persona=persona_system_prompt(contract))
+    key = job_key(provider, model, template.name, system, user, config)
+    job = GenerationJob(
+        key=key,
+        system=system,
+        user=user,
+        max_tokens=config.max_tokens,
+        temperature=config.temperature,
+        persona=contract.slug,
+        meta={
+            "contract": contract,
+            "prompt": slot.topic.prompt,
+            "move": slot.move,
+            "passages": list(passages),
+            "opponent_text": opponent_text,
+            "template": template.name,
+        },
+    )
+    return TurnRequest(
+        slot=slot,
+        persona=contract.slug,
+        prompt=prompt,
+        job=job,
+        passage_ids=tuple(p.id for p in passages),
+        opponent=opponent[0] if opponent else "",
+    )
+
+
+def _move_instruction(
+    template: PromptTemplate, move: Move, opponent: tuple[str, str] | None
+) -> str:
+    if move != "challenge":
+        return getattr(template.moves, move)
+    if opponent is None:
+        return template.moves.challenge_conventional
+    return template.moves.challenge.format(opponent=opponent[0], opponent_text=opponent[1])
+
+
+def job_key(
+    provider: str, model: str, template: str, system: str, user: str, config: SynthesisConfig
+) -> str:
+    """The cache key of a request: 32 hex characters (valid as a batch `custom_id`)."""
+    parts = [provider, model, template, system, user, config.max_tokens, config.temperature]
+    return _digest(json.dumps(parts, ensure_ascii=False))[:32]
+
+
+def prompt_hash(system: str, user: str) -> str:
+    return _digest(f"{system}\0{user}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def choose_opponent(
+    slug: str,
+    slot: Slot,
+    slugs: list[str],
+    indexes: Mapping[str, PassageIndex],
+) -> tuple[str, str] | None:
+    """(opponent slug, text to challenge) for `slug`'s challenge in `slot`: a fixed other persona
+    (by hash), and the passage of its real writing that best fits the topic.
+
+    Real writing rather than the opponent's synthetic turns, so a persona's turns depend on its
+    own inputs only and can be cached and rebuilt persona by persona."""
+    others = [s for s in slugs if s != slug]
+    if not others:
+        return None
+    digest = hashlib.sha256(f"{slot.topic.id}:{slug}".encode()).digest()
+    other = others[digest[0] % len(others)]
+    passages = indexes[other].top(slot.topic.prompt, 1)
+    return (other, passages[0].text) if passages else None

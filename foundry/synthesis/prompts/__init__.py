@@ -1,0 +1,1 @@
+"""Prompt templates shipped with Persona Foundry (YAML files read by `foundry.synthesis.prompt_templates`)."""
