@@ -14,7 +14,7 @@ from pathlib import Path
 
 from foundry.config import load_config
 from foundry.data.textnorm import find_duplicates, find_duplicates_naive
-from tasks.corpus import validate_personas
+from foundry.data.validation import validate_personas
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

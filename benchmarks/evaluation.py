@@ -30,9 +30,9 @@ from typing import Any
 from generation import ADAPTERS, PROMPTS, REPO_ROOT, build_model
 
 from foundry.config import load_config
+from foundry.data.validation import validate_personas
 from foundry.evaluation.scoring import ScoreRow, score_completions
 from foundry.training.generation import GenerationParams, GenerationRequest, generate, use_adapter
-from tasks.corpus import validate_personas
 
 Result = tuple[list[str], list[float]]
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from foundry.config import FoundryConfig, load_config
 from foundry.data.framing import debate_prompt
+from foundry.data.validation import validate_personas
 from foundry.steering.activations import ResponseRow, response_activations
 from foundry.steering.hooks import SteerVector, register_vectors
 from foundry.training.datasets import item_prompts
@@ -51,7 +52,6 @@ from foundry.training.generation import (
     attach_adapters,
     generate,
 )
-from tasks.corpus import validate_personas
 from tasks.steering import extract_vectors
 from tasks.train import ensure_base
 

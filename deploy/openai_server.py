@@ -25,7 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from deploy.batching import BatchingEngine
-from foundry.training.adapters import BASE_ADAPTER, AdapterError, attach_adapters
+from foundry.data.framing import BASE_ADAPTER
+from foundry.training.adapters import AdapterError, attach_adapters
 from foundry.training.generation import GenerationParams, GenerationRequest, prompt_tokens
 
 

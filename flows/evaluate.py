@@ -25,8 +25,8 @@ CHAMPIONS_DIRNAME = "champions"
 def fetch_champions_task(config_path: str | None, personas: list[str] | None) -> dict[str, Any]:
     """Download every selected persona's champion; return the folder and the versions."""
     from foundry.config import load_config
+    from foundry.data.validation import validate_personas
     from registry.loading import fetch_champions
-    from tasks.corpus import validate_personas
 
     config = load_config(Path(config_path) if config_path else None)
     slugs = [p.slug for p in validate_personas(config, personas).personas]

@@ -4,10 +4,11 @@ plan (checks, keys) → version the data → base model → per persona: synthes
 (SFT then DPO, in worker processes) → evaluate (all personas together) → per persona: register
 the challenger and run the promotion gate → deploy the champion when asked.
 
-Every step is a Prefect task cached under a key of what it depends on (`foundry.orchestration.run_keys`), with
-its result persisted in the project, so a rerun with nothing changed only checks, and editing one
-persona redoes that persona. A persona whose step fails is dropped from the later steps while the
-others go on; the run then ends failed and names it, and its champion stays as it was.
+Every step is a Prefect task cached under a key of what it depends on
+(`foundry.orchestration.run_keys`), with its result persisted in the project, so a rerun with
+nothing changed only checks, and editing one persona redoes that persona. A persona whose step
+fails is dropped from the later steps while the others go on; the run then ends failed and names
+it, and its champion stays as it was.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.config import DeployConfig
 from foundry.costs.config import CostsConfig
-from foundry.data.schemas import check_slug
 from foundry.errors import ConfigError
+from foundry.slugs import check_slug
 from foundry.synthesis.config import SynthesisConfig
 from foundry.training.config import BaseModelConfig, TrainingConfig
 

@@ -15,7 +15,7 @@ ROOT = "foundry"
 
 
 def get_logger(module: str) -> logging.Logger:
-    """A logger under `foundry` for any module (`tasks.corpus` becomes `foundry.tasks.corpus`)."""
+    """A logger under `foundry` for any module (`tasks.train` becomes `foundry.tasks.train`)."""
     return logging.getLogger(module if module.split(".")[0] == ROOT else f"{ROOT}.{module}")
 
 

@@ -20,7 +20,7 @@ from foundry.config import FoundryConfig
 from foundry.errors import FoundryError
 from foundry.evaluation.schema import EvalReport
 from foundry.logs import get_logger
-from foundry.training.trainers import AdapterArtifact
+from foundry.training.artifacts import AdapterArtifact
 
 logger = get_logger(__name__)
 

@@ -1,15 +1,16 @@
 """Evaluation: does each persona's variant speak, and reason, like that persona and no other?
 
-Public entry points: `evaluate(config, ...)` returns an `EvalReport` (`foundry/evaluation/schema.py`)
-and writes `metrics.json`, `report.md`, `answers.jsonl` and PNG plots to one folder, atomically;
-`evaluate_task` wraps it for flows (Prefect artifacts) and logs to an MLflow run when given one.
+Public entry points: `evaluate(config, ...)` returns an `EvalReport`
+(`foundry/evaluation/schema.py`) and writes `metrics.json`, `report.md`, `answers.jsonl` and PNG
+plots to one folder, atomically; `evaluate_task` wraps it for flows (Prefect artifacts) and logs to
+an MLflow run when given one.
 
 Every variant (`base`, `prompt`, `sft`, `dpo`) of every persona answers the held-out debate
 prompts (topics never synthesized or trained on). Style and content attribution, fluency and
 homogeneity are measured on those answers; the perplexity matrix on the held-out corpus; stance
-and the belief matrix on the contracts' positions (`foundry.evaluation.scoring`). Every batch is kept
-in `<cache_dir>/eval-cache` under a key of all it depends on, so a rerun computes only the batches
-whose inputs changed (`foundry.evaluation.cache`), with the same results.
+and the belief matrix on the contracts' positions (`foundry.evaluation.scoring`). Every batch is
+kept in `<cache_dir>/eval-cache` under a key of all it depends on, so a rerun computes only the
+batches whose inputs changed (`foundry.evaluation.cache`), with the same results.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prefect import task
 
 from foundry.atomic import replace_dir, staged_dir
 from foundry.config import FoundryConfig, Settings
+from foundry.data.validation import validate_personas
 from foundry.errors import FoundryError, raise_for_errors
 from foundry.evaluation.answers import EvalSetup, LazyModel, generate_answers, resolve_variants
 from foundry.evaluation.cache import CacheStats, open_eval_cache
@@ -37,7 +39,6 @@ from foundry.synthesis.generation_cache import GENERATIONS_FILENAME, GenerationC
 from foundry.synthesis.jobs import Budget, Provider
 from foundry.synthesis.providers import make_provider, resolve_provider_name
 from registry.tracking import tracking_uri
-from tasks.corpus import validate_personas
 
 logger = get_logger(__name__)
 

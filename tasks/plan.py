@@ -1,9 +1,9 @@
 """The retrain plan: check that a run can go through before it starts, and key every step.
 
 Public entry points: `plan_retrain(config, ...)` returns a `RetrainPlan` (the personas to run,
-their data hashes and per-step cache keys, `foundry.orchestration.run_keys`), raising before anything is
-written when the run could not finish: a broken persona, DVC not initialised, no key for the
-asked provider, a deployment target that does not exist; `plan_task` wraps it for the flow.
+their data hashes and per-step cache keys, `foundry.orchestration.run_keys`), raising before
+anything is written when the run could not finish: a broken persona, DVC not initialised, no key
+for the asked provider, a deployment target that does not exist; `plan_task` wraps it for the flow.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from prefect import task
 from pydantic import BaseModel, Field
 
 from foundry.config import FoundryConfig, Settings
+from foundry.data.validation import validate_personas
 from foundry.errors import DataError, FoundryError, raise_for_errors
 from foundry.logs import get_logger
 from foundry.orchestration.run_keys import (
@@ -30,7 +31,6 @@ from foundry.synthesis.providers import resolve_provider_name
 from foundry.training.base_model import tiny_pin
 from foundry.training.datasets import base_documents
 from registry.tracking import tracking_uri
-from tasks.corpus import validate_personas
 from tasks.versioning import DVC_FILE, persona_content_hash
 
 logger = get_logger(__name__)

@@ -1,8 +1,8 @@
 """Preference pairs for DPO: what the persona would say (chosen) against what it would not say.
 
 Public entry points: `build_pairs(config, settings, ...)` turns the synthesis stage's accepted turns
-into pairs by the configured strategy mix (`foundry.synthesis.preference_pairs`), generating the generic and
-constitution-violation negatives it needs (cached like every generation), and writes
+into pairs by the configured strategy mix (`foundry.synthesis.preference_pairs`), generating the
+generic and constitution-violation negatives it needs (cached like every generation), and writes
 `data/synthetic/<slug>/pairs.jsonl`; `pairs_persona_task` wraps it for the retrain flow;
 `export_pairs` writes TRL or Together files. `load_pairs(config, slug)` reads pairs.jsonl for
 training, or, when synthesis has not run, falls back to `cross_persona_pairs(summary, slug)`: pairs
@@ -24,9 +24,11 @@ from pydantic import BaseModel, Field, ValidationError
 from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig, Settings
 from foundry.data.framing import contract_system_prompt
-from foundry.data.schemas import DebateTurn, PersonaContract, PreferencePair, check_slug
+from foundry.data.schemas import DebateTurn, PersonaContract, PreferencePair
+from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger
+from foundry.slugs import check_slug
 from foundry.synthesis.corpus_pairs import cross_persona_pairs
 from foundry.synthesis.generation_cache import (
     GENERATIONS_FILENAME,
@@ -42,8 +44,6 @@ from foundry.synthesis.preference_pairs import (
     cross_persona_rejection,
     index_by_slot,
     make_pair,
-    to_together,
-    to_trl,
 )
 from foundry.synthesis.prompt_templates import load_template
 from foundry.synthesis.providers import make_provider, resolve_provider_name
@@ -53,8 +53,9 @@ from foundry.training.datasets import (
     TURNS_FILENAME,
     TrainingDataError,
     read_jsonl_records,
+    to_together,
+    to_trl,
 )
-from tasks.corpus import validate_personas
 
 logger = get_logger(__name__)
 

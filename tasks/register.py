@@ -20,7 +20,7 @@ from prefect import task
 from foundry.config import FoundryConfig
 from foundry.evaluation.schema import EvalReport
 from foundry.logs import get_logger
-from foundry.training.trainers import AdapterArtifact, TrainingError, TrainingSummary
+from foundry.training.artifacts import AdapterArtifact, TrainingError, TrainingSummary
 from registry.model_card import render_model_card
 from registry.models import (
     get_alias_version,

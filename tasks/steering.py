@@ -1,8 +1,8 @@
 """Persona vectors: extract each persona's directions, pick the layer and strength, store them.
 
 Public entry points: `extract_vectors(config, personas)` writes one vector folder per persona
-(`foundry.steering.store`) and returns what it chose; `vectors_persona` and `vectors_task` run it for
-the `retrain` flow.
+(`foundry.steering.store`) and returns what it chose; `vectors_persona` and `vectors_task` run it
+for the `retrain` flow.
 
 Extraction follows the persona-vector recipe: the mean hidden state over response tokens, at every
 layer, under the persona minus under a contrast. Three families are stored:
@@ -35,7 +35,7 @@ import numpy as np
 from prefect import task
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import contract_system_prompt, debate_prompt
+from foundry.data.framing import BASE_ADAPTER, contract_system_prompt, debate_prompt
 from foundry.data.schemas import DebateTopic
 from foundry.errors import FoundryError, raise_for_errors
 from foundry.logs import get_logger
@@ -43,7 +43,6 @@ from foundry.steering.activations import ResponseRow, check_layer, response_acti
 from foundry.steering.algebra import away_from, cosine
 from foundry.steering.hooks import SteerVector, register_vectors
 from foundry.steering.store import PersonaVector, save_persona_vector
-from foundry.training.adapters import BASE_ADAPTER
 from foundry.training.datasets import item_prompts
 
 logger = get_logger(__name__)
@@ -227,7 +226,7 @@ def heldout_rows(config: FoundryConfig) -> dict[str, list[ResponseRow]]:
 
 
 def _read_corpus(config: FoundryConfig) -> _Corpus:
-    from tasks.corpus import validate_personas
+    from foundry.data.validation import validate_personas
 
     summary = validate_personas(config)
     raise_for_errors(summary.problems, f"data in {config.data_dir}")

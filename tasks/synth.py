@@ -5,10 +5,10 @@ task `synth_persona_task` (one persona), and `export_system_prompts` (phase 1: p
 personas).
 
 Every generation is appended to `data/synthetic/<slug>/generations.jsonl` the moment it exists
-(`foundry.synthesis.generation_cache`), so a rerun pays only for what is missing and a killed run loses
-nothing already paid for. Each run then rewrites, atomically, the persona's `turns.jsonl` (turns
-that passed the quality filters) and `rejected.jsonl` (the rest, each with its reasons): nothing is
-silently dropped.
+(`foundry.synthesis.generation_cache`), so a rerun pays only for what is missing and a killed run
+loses nothing already paid for. Each run then rewrites, atomically, the persona's `turns.jsonl`
+(turns that passed the quality filters) and `rejected.jsonl` (the rest, each with its reasons):
+nothing is silently dropped.
 
 Turns come in two phases: claims, clarifications, concessions and reframes first, then challenges,
 which answer the passage of another persona's real writing that best fits the topic. A persona's
@@ -31,6 +31,7 @@ from foundry.data.framing import TopicSplit, persona_system_prompt, split_topics
 from foundry.data.personas import load_topics
 from foundry.data.retrieval import PassageIndex
 from foundry.data.schemas import DebateTurn
+from foundry.data.validation import PreparedPersona, ValidationSummary, validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger
 from foundry.synthesis.constitution import critique_and_revise
@@ -50,7 +51,6 @@ from foundry.synthesis.prompt_templates import load_template
 from foundry.synthesis.providers import make_provider, resolve_provider_name
 from foundry.synthesis.turn_review import review_turns
 from foundry.training.datasets import SYNTHETIC_DIRNAME
-from tasks.corpus import PreparedPersona, ValidationSummary, validate_personas
 
 logger = get_logger(__name__)
 

@@ -17,8 +17,18 @@ from prefect import task
 
 from foundry.config import FoundryConfig
 from foundry.data.schemas import PreferencePair
+from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.training.artifacts import (
+    AdapterArtifact,
+    Backend,
+    Stage,
+    TrainingError,
+    TrainingSummary,
+    TrainProgress,
+)
+from foundry.training.backends import resolve_backend
 from foundry.training.base_model import CHAT_TEMPLATE, LoadedBase, Progress, load_base, tiny_pin
 from foundry.training.datasets import (
     SYNTHETIC_DIRNAME,
@@ -32,21 +42,13 @@ from foundry.training.datasets import (
 from foundry.training.together import train_on_together
 from foundry.training.trainers import (
     ADAPTER_WEIGHTS,
-    AdapterArtifact,
-    Backend,
-    Stage,
-    TrainingError,
-    TrainingSummary,
-    TrainProgress,
     check_target_modules,
     fit_and_install,
     linear_module_names,
     lora_config,
-    resolve_backend,
     trainer_callbacks,
     trainer_config,
 )
-from tasks.corpus import validate_personas
 from tasks.preferences import load_pairs
 
 __all__ = [
@@ -55,7 +57,6 @@ __all__ = [
     "base_documents",
     "build_base_task",
     "ensure_base",
-    "resolve_backend",
     "sft_examples",
     "train_adapter_task",
     "train_dpo",

@@ -14,11 +14,11 @@ from prefect import task
 from pydantic import BaseModel
 
 from foundry.config import FoundryConfig
+from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger
 from registry.models import get_alias_version
 from registry.tracking import open_client
-from tasks.corpus import validate_personas
 from tasks.versioning import persona_content_hash
 
 logger = get_logger(__name__)

@@ -71,7 +71,7 @@ def init(config: ConfigOption = None) -> None:
 @app.command(epilog="Example: foundry validate --persona tobias-renn")
 def validate(config: ConfigOption = None, persona: PersonaOption = None) -> None:
     """Check every persona's contract and corpus, and the debate topics; exit 1 on errors."""
-    from tasks.corpus import validate_personas
+    from foundry.data.validation import validate_personas
 
     cfg = load_cli_config(config)
     with user_errors():
@@ -96,7 +96,7 @@ def validate(config: ConfigOption = None, persona: PersonaOption = None) -> None
         raise typer.Exit(1)
 
 
-def _persona_table(prepared) -> Table:  # noqa: ANN001 - tasks.corpus.PreparedPersona
+def _persona_table(prepared) -> Table:  # noqa: ANN001 - foundry.data.validation.PreparedPersona
     name = prepared.contract.name if prepared.contract else "(no valid contract)"
     stats = prepared.stats
     table = Table(title=f"{prepared.slug}: {name}", title_justify="left", show_header=False)
@@ -172,7 +172,7 @@ def import_faultline_cmd(
 ) -> None:
     """Import Faultline persona contracts, corpora and worldviews into data/personas/."""
     from foundry.data.faultline import import_faultline
-    from tasks.corpus import prepare_persona
+    from foundry.data.validation import prepare_persona
 
     cfg = load_cli_config(config)
 

@@ -1,7 +1,7 @@
 """`foundry train` and `foundry generate`: a persona's weights, trained and heard.
 
-Registered on the app in `foundry.cli.main`. Long work shows rich progress bars fed by the callbacks of
-the tiny-base pretraining and the TRL trainers.
+Registered on the app in `foundry.cli.main`. Long work shows rich progress bars fed by the
+callbacks of the tiny-base pretraining and the TRL trainers.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def train(
     stage: Annotated[str, typer.Option(help="sft, dpo, or all (sft then dpo).")] = "all",
 ) -> None:
     """Train persona adapters: SFT on the persona's corpus, then DPO on preference pairs."""
-    from tasks.corpus import validate_personas
+    from foundry.data.validation import validate_personas
     from tasks.train import ensure_base, train_dpo, train_sft
 
     if stage not in STAGES:

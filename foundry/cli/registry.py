@@ -1,7 +1,7 @@
 """`foundry registry list|show|promote|rollback`: the MLflow model registry, per persona.
 
-Registered on the app in `foundry.cli.main`. Every command reads the store in `registry.tracking_uri`
-(else MLFLOW_TRACKING_URI, else the project's `mlflow.db`).
+Registered on the app in `foundry.cli.main`. Every command reads the store in
+`registry.tracking_uri` (else MLFLOW_TRACKING_URI, else the project's `mlflow.db`).
 """
 
 from __future__ import annotations

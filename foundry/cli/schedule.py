@@ -1,7 +1,7 @@
 """`foundry schedule list|serve|deploy`: the Prefect deployments in the project's `prefect.yaml`.
 
-Registered on the app in `foundry.cli.main`. The project root is the folder of `--config` (default: the
-working directory). `list` needs no server; `serve` and `deploy` need a lasting Prefect server
+Registered on the app in `foundry.cli.main`. The project root is the folder of `--config` (default:
+the working directory). `list` needs no server; `serve` and `deploy` need a lasting Prefect server
 (`foundry ui`, then export the PREFECT_API_URL it prints).
 """
 

@@ -1,7 +1,7 @@
 """`foundry synth`, `foundry pairs` and `foundry prompts export`: the data the adapters learn from.
 
-Registered on the app in `foundry.cli.main`. Each generation round shows a progress bar; each command
-ends with a table of what was made, what was filtered out and why, and what it cost.
+Registered on the app in `foundry.cli.main`. Each generation round shows a progress bar; each
+command ends with a table of what was made, what was filtered out and why, and what it cost.
 """
 
 from __future__ import annotations

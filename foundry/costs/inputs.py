@@ -1,7 +1,7 @@
 """The measured inputs of `foundry.costs.estimate`: this project's token counts and spend.
 
-Kept apart from the cost arithmetic (`foundry.costs.estimate`) because reading the project's files is its
-own concern: contracts and topics, synthetic turns and their usage, training summaries and
+Kept apart from the cost arithmetic (`foundry.costs.estimate`) because reading the project's files
+is its own concern: contracts and topics, synthetic turns and their usage, training summaries and
 evaluation answers each give one `Measure`, or a `costs.default_*` value where they are absent.
 """
 
@@ -17,9 +17,9 @@ from foundry.data.framing import debate_prompt, persona_system_prompt
 from foundry.data.personas import discover_personas, load_contract, load_topics
 from foundry.synthesis.generation_cache import GENERATIONS_FILENAME
 from foundry.synthesis.jobs import CHARS_PER_TOKEN_ESTIMATE
+from foundry.training.artifacts import SUMMARY_FILENAME
 from foundry.training.config import TINY
 from foundry.training.datasets import SYNTHETIC_DIRNAME, TURNS_FILENAME, read_jsonl_records
-from foundry.training.trainers import SUMMARY_FILENAME
 
 # Where `tasks.evaluate` writes its answers (EVAL_DIRNAME there; not imported: it loads Prefect).
 EVAL_ANSWERS = Path("eval") / "answers.jsonl"

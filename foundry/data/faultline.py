@@ -25,9 +25,10 @@ from foundry.config import FoundryConfig
 from foundry.data.corpus_formats import decode_utf8, read_corpus_file
 from foundry.data.faultline_mapping import CONTRACT_KEYS, contract_fields, read_positions
 from foundry.data.personas import CONTRACT_FILENAME, CORPUS_DIRNAME, describe_validation_errors
-from foundry.data.schemas import PersonaContract, slugify
+from foundry.data.schemas import PersonaContract
 from foundry.errors import DataError, Problem, raise_for_errors
 from foundry.logs import get_logger
+from foundry.slugs import slugify
 
 logger = get_logger(__name__)
 

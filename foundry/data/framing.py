@@ -3,6 +3,10 @@
 Training, generation and synthesis share these, so a persona is always addressed the same way: the
 user turn is a debate prompt, the assistant turn is what the persona wrote or says.
 
+`encode_completion` turns one (system, prompt, completion) row into token ids the same way for
+scoring, activation reading and any other pass over a mixed-adapter batch, whose rows name their
+adapter (`BASE_ADAPTER` for the bare base).
+
 Topics split three ways by group (`split_topics`): `train` topics frame corpus items and get
 synthetic turns; `dev` topics get synthetic turns and pairs that only ever land in the eval split
 (DPO and SFT eval loss); `heldout` topics are never trained on or synthesized: evaluation's own.
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +25,7 @@ from foundry.data.schemas import DebateTopic, PersonaContract
 TopicRole = Literal["train", "dev", "heldout"]
 
 GENERIC_PROMPT = "Give your view on the debate."
+BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
 
 def debate_prompt(topic: DebateTopic | None) -> str:
@@ -161,3 +166,19 @@ def move_prompt(topic: DebateTopic, move: str, opponent_quote: str = "") -> str:
         quote = " ".join(words[:MAX_QUOTE_WORDS]) + (" ..." if len(words) > MAX_QUOTE_WORDS else "")
         cue = f'{cue}: "{quote}"' if quote else "Challenge the conventional view."
     return debate_prompt(topic) + (f"\n{cue}" if cue else "")
+
+
+def encode_completion(
+    tokenizer: Any, prompt: str, completion: str, system: str | None, max_length: int
+) -> tuple[list[int], int]:
+    """(token ids of prompt + completion, prompt length); the chat template writes the bos."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        completion_ids = [*completion_ids, tokenizer.eos_token_id]
+    prompt_ids = prompt_ids[-(max_length - 1) :]  # keep at least one completion token
+    ids = (prompt_ids + completion_ids)[:max_length]
+    return ids, len(prompt_ids)

@@ -14,8 +14,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from foundry.data.corpus_formats import decode_utf8
-from foundry.data.schemas import SLUG_PATTERN, PersonaContract, TopicFile
+from foundry.data.schemas import PersonaContract, TopicFile
 from foundry.errors import DataError, Problem
+from foundry.slugs import SLUG_PATTERN
 
 CONTRACT_FILENAME = "contract.yaml"
 CORPUS_DIRNAME = "corpus"

@@ -31,8 +31,8 @@ from foundry.steering.variants import (
 from foundry.training.datasets import item_prompts
 
 if TYPE_CHECKING:
+    from foundry.data.validation import ValidationSummary
     from foundry.training.generation import GenerationParams
-    from tasks.corpus import ValidationSummary
 
 LoadModel = Callable[[], tuple[Any, Any]]
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from foundry.config import FoundryConfig
+from foundry.data.framing import BASE_ADAPTER
 from foundry.logs import get_logger
 from foundry.steering.store import vector_digest
 from foundry.steering.variants import ResolvedVariant
 from foundry.synthesis.generation_cache import GenerationCache
 from foundry.synthesis.jobs import SynthesisError
-from foundry.training.adapters import BASE_ADAPTER, CONFIG_FILE, WEIGHTS_FILE
+from foundry.training.adapters import CONFIG_FILE, WEIGHTS_FILE
 from foundry.training.base_model import latest_tiny
 from foundry.training.datasets import file_digest
 

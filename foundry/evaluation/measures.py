@@ -4,8 +4,8 @@
 homogeneity) and the variant itself (perplexity matrix on the held-out corpus, stance and belief
 matrix on the contracts' positions). All log-likelihoods of one variant are computed in one
 mixed-adapter scoring pass, batched persona by persona so that a persona's new adapters or answers
-redo only its own batches (`foundry.evaluation.cache`); embeddings go through the same cache. Metrics
-that need two personas are left empty with a note.
+redo only its own batches (`foundry.evaluation.cache`); embeddings go through the same cache.
+Metrics that need two personas are left empty with a note.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from foundry.data.attribution import fit_content_classifier, fit_style_classifier
-from foundry.data.framing import GENERIC_PROMPT
+from foundry.data.framing import BASE_ADAPTER, GENERIC_PROMPT
 from foundry.evaluation.answers import EvalSetup, LoadModel
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.embeddings import embed_texts, minilm_identity
@@ -33,7 +33,6 @@ from foundry.evaluation.metrics import (
 from foundry.evaluation.schema import EvalReport, VariantMetrics
 from foundry.evaluation.scoring import ScoreRow, score_batches
 from foundry.steering.variants import ResolvedVariant
-from foundry.training.adapters import BASE_ADAPTER
 
 Tag = tuple[str, ...]
 

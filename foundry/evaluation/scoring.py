@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from foundry.data.framing import BASE_ADAPTER, encode_completion
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.steering.hooks import resolve_steering, steering
-from foundry.training.adapters import BASE_ADAPTER
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,10 @@ def _score_batch(
     import torch
     from peft import PeftModel
 
-    encoded = [encode_row(tokenizer, row, max_length) for row in batch]
+    encoded = [
+        encode_completion(tokenizer, row.prompt, row.completion, row.system, max_length)
+        for row in batch
+    ]
     width = max(len(ids) for ids, _ in encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -152,17 +155,3 @@ def _score_batch(
     nll = (-picked.sum(dim=1)).tolist()
     counts = mask.sum(dim=1).tolist()
     return [Score(float(n), int(c)) for n, c in zip(nll, counts, strict=True)]
-
-
-def encode_row(tokenizer: Any, row: ScoreRow, max_length: int) -> tuple[list[int], int]:
-    """(token ids of prompt + completion, prompt length); the chat template writes the bos."""
-    messages = [{"role": "system", "content": row.system}] if row.system else []
-    messages.append({"role": "user", "content": row.prompt})
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(row.completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        completion_ids = [*completion_ids, tokenizer.eos_token_id]
-    prompt_ids = prompt_ids[-(max_length - 1) :]  # keep at least one completion token
-    ids = (prompt_ids + completion_ids)[:max_length]
-    return ids, len(prompt_ids)

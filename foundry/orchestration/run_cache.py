@@ -16,7 +16,8 @@ RESULTS_DIRNAME = "results"
 
 
 class FixedKey:
-    """A `cache_key_fn` that returns a key computed beforehand (`foundry.orchestration.run_keys`)."""
+    """A `cache_key_fn` that returns a key computed beforehand
+    (`foundry.orchestration.run_keys`)."""
 
     def __init__(self, key: str) -> None:
         self.key = key

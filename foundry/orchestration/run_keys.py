@@ -66,7 +66,8 @@ def file_hash(path: Path) -> str:
 
 
 def base_key(config: FoundryConfig, pin: str) -> str:
-    """The base model: a hub name, or the tiny base's pin (`foundry.training.base_model.tiny_pin`)."""
+    """The base model: a hub name, or the tiny base's pin
+    (`foundry.training.base_model.tiny_pin`)."""
     return digest("base", code_version(), config.base_model.model_dump(mode="json"), pin)
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from foundry.data.framing import BASE_ADAPTER, encode_completion
 from foundry.errors import FoundryError
-from foundry.training.adapters import BASE_ADAPTER
 
 CONVENTION = (
     "hidden_states[L] is the output of decoder block L-1 (L = 1..num_layers), before the final "
@@ -104,8 +104,6 @@ def response_activations(
     """
     import torch
 
-    from foundry.evaluation.scoring import ScoreRow, encode_row
-
     out: list[np.ndarray] = []
     was_training = model.training
     model.eval()
@@ -113,8 +111,7 @@ def response_activations(
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             encoded = [
-                encode_row(tokenizer, ScoreRow(r.prompt, r.response, r.adapter, r.system), 512)
-                for r in batch
+                encode_completion(tokenizer, r.prompt, r.response, r.system, 512) for r in batch
             ]
             width = max(len(ids) for ids, _ in encoded)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

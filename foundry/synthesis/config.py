@@ -11,8 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from foundry.data.schemas import Move
-
+Move = Literal["claim", "challenge", "clarification", "concession", "reframe"]
 MOVES: tuple[Move, ...] = ("claim", "challenge", "clarification", "concession", "reframe")
 PairStrategy = Literal["cross_persona", "generic", "constitution_violation"]
 

@@ -21,7 +21,7 @@ from foundry.synthesis.plan import job_key
 from foundry.synthesis.prompt_templates import PromptTemplate
 
 if TYPE_CHECKING:
-    from tasks.corpus import ValidationSummary
+    from foundry.data.validation import ValidationSummary
 
 logger = get_logger(__name__)
 

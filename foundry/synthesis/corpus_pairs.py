@@ -16,7 +16,7 @@ from foundry.errors import DataError
 from foundry.training.datasets import item_prompts
 
 if TYPE_CHECKING:
-    from tasks.corpus import ValidationSummary
+    from foundry.data.validation import ValidationSummary
 
 STRATEGY = "cross_persona"
 

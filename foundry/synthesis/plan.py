@@ -22,8 +22,8 @@ from foundry.data.framing import (
     persona_system_prompt,
 )
 from foundry.data.retrieval import PassageIndex
-from foundry.data.schemas import CorpusItem, DebateTopic, Move, PersonaContract, Split
-from foundry.synthesis.config import SynthesisConfig
+from foundry.data.schemas import CorpusItem, DebateTopic, PersonaContract, Split
+from foundry.synthesis.config import Move, SynthesisConfig
 from foundry.synthesis.jobs import GenerationJob
 from foundry.synthesis.prompt_templates import PromptTemplate
 

@@ -6,7 +6,8 @@ to one split only (`foundry.data.framing.split_topics`), so no prompt is in both
 Strategies: `cross_persona` (rejected: another persona's turn on the same topic and move, else
 the same topic), `generic` (a neutral answer, or offline the prompt-only baseline's), and
 `constitution_violation` (a rewrite of the turn that breaks one of its persona's principles).
-Exports: `to_trl` (TRL's conversational preference rows) and `to_together` (Together's format).
+The rows trainers read are made from these pairs in `foundry.training.datasets` (`to_trl`,
+`to_together`).
 """
 
 from __future__ import annotations
@@ -90,24 +91,6 @@ def cap_pairs(
     keep = set(rng.sample(indices["eval"], eval_quota))
     keep |= set(rng.sample(indices["train"], min(len(indices["train"]), max_pairs - eval_quota)))
     return [pair for i, pair in enumerate(pairs) if i in keep]
-
-
-def to_trl(pair: PreferencePair) -> dict:
-    """TRL's conversational preference row (what DPO trains on)."""
-    return {
-        "prompt": [{"role": "user", "content": pair.prompt}],
-        "chosen": [{"role": "assistant", "content": pair.chosen}],
-        "rejected": [{"role": "assistant", "content": pair.rejected}],
-    }
-
-
-def to_together(pair: PreferencePair) -> dict:
-    """Together's preference fine-tuning row: `input.messages`, preferred and non-preferred."""
-    return {
-        "input": {"messages": [{"role": "user", "content": pair.prompt}]},
-        "preferred_output": [{"role": "assistant", "content": pair.chosen}],
-        "non_preferred_output": [{"role": "assistant", "content": pair.rejected}],
-    }
 
 
 def _digest(text: str) -> str:

@@ -5,9 +5,9 @@ a short machine-friendly tag plus detail, e.g. `"copies-corpus: 23 words verbati
 composer and tests share: `longest_copied_run` (exact longest run of words shared with any source
 text) and `find_refusal` (the refusal phrase a text opens with or contains, if any).
 
-Near duplicates use `foundry.data.textnorm`'s word 3-gram shingles and inverted index; verbatim copying
-indexes the corpora's (max_copied_words + 1)-word n-grams, so only corpus texts that share such an
-n-gram are compared word by word.
+Near duplicates use `foundry.data.textnorm`'s word 3-gram shingles and inverted index; verbatim
+copying indexes the corpora's (max_copied_words + 1)-word n-grams, so only corpus texts that share
+such an n-gram are compared word by word.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The quality gate between generation and training: filter turns, write kept and rejected.
 
-`review_turns(config, summary, turns)` runs `foundry.synthesis.turn_filters` over every persona's turns at
-once (so two personas cannot hand in the same text) with an attribution classifier fitted on the
-real train splits, then rewrites `turns.jsonl` and `rejected.jsonl` atomically per persona.
+`review_turns(config, summary, turns)` runs `foundry.synthesis.turn_filters` over every persona's
+turns at once (so two personas cannot hand in the same text) with an attribution classifier fitted
+on the real train splits, then rewrites `turns.jsonl` and `rejected.jsonl` atomically per persona.
 Rejected rows keep the whole turn plus `reasons`, so nothing is dropped silently.
 """
 
@@ -22,7 +22,7 @@ from foundry.synthesis.turn_filters import TurnCandidate, filter_turns
 from foundry.training.datasets import SYNTHETIC_DIRNAME, TURNS_FILENAME
 
 if TYPE_CHECKING:
-    from tasks.corpus import ValidationSummary
+    from foundry.data.validation import ValidationSummary
 
 logger = get_logger(__name__)
 

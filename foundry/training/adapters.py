@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from foundry.data.framing import BASE_ADAPTER
 from foundry.errors import FoundryError
 from foundry.logs import get_logger, quiet_peft_deprecations
 
 logger = get_logger(__name__)
 
-BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")

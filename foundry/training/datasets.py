@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 from foundry.data.framing import conversation, debate_prompt, nearest_topics
 from foundry.data.schemas import CorpusItem, DebateTopic, PreferencePair
 from foundry.errors import FoundryError
-from foundry.synthesis.preference_pairs import to_trl
 from foundry.training.base_model import PretrainDoc
 
 if TYPE_CHECKING:
-    from tasks.corpus import PreparedPersona, ValidationSummary
+    from foundry.data.validation import PreparedPersona, ValidationSummary
 
 SYNTHETIC_DIRNAME = "synthetic"
 TURNS_FILENAME = "turns.jsonl"
@@ -47,7 +46,7 @@ def base_documents(summary: ValidationSummary) -> list[PretrainDoc]:
     """Every persona's train items as plain text and as a debate exchange (never eval items).
 
     Args:
-        summary: validated personas and topics (`tasks.corpus.validate_personas`).
+        summary: validated personas and topics (`foundry.data.validation.validate_personas`).
 
     Returns:
         Documents in a fixed order: persona by persona (as in `summary`), item by item, the plain
@@ -74,7 +73,7 @@ def sft_examples(
     with `prompt` and `text`) join the split their row names (`split`, default train).
 
     Args:
-        prepared: one persona from `tasks.corpus.prepare_persona`.
+        prepared: one persona from `foundry.data.validation.prepare_persona`.
         topics: debate topics; each item is framed by its nearest one.
         synthetic_turns_path: `data/synthetic/<slug>/turns.jsonl`; ignored when it does not exist.
 
@@ -172,3 +171,21 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def to_trl(pair: PreferencePair) -> dict:
+    """TRL's conversational preference row (what DPO trains on)."""
+    return {
+        "prompt": [{"role": "user", "content": pair.prompt}],
+        "chosen": [{"role": "assistant", "content": pair.chosen}],
+        "rejected": [{"role": "assistant", "content": pair.rejected}],
+    }
+
+
+def to_together(pair: PreferencePair) -> dict:
+    """Together's preference fine-tuning row: `input.messages`, preferred and non-preferred."""
+    return {
+        "input": {"messages": [{"role": "user", "content": pair.prompt}]},
+        "preferred_output": [{"role": "assistant", "content": pair.chosen}],
+        "non_preferred_output": [{"role": "assistant", "content": pair.rejected}],
+    }

@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from foundry.config import FoundryConfig
+from foundry.data.framing import BASE_ADAPTER
 from foundry.logs import get_logger
 from foundry.steering.hooks import resolve_steering, steering
 from foundry.steering.variants import ResolvedVariant, register_variant_vectors
 from foundry.training.adapters import (
-    BASE_ADAPTER,
     AdapterError,
     attach_adapters,
     check_adapter_folder,

@@ -4,8 +4,8 @@ Public entry points: `check_together_setup(config)` (the `tiny` base and a missi
 TOGETHER_API_KEY are refused before any work) and `train_on_together(config, slug, stage, train,
 evaluation)`, which writes the examples as Together JSONL under
 `<cache_dir>/together/<slug>/<stage>-<key>/`, uploads them, creates the fine-tuning job (DPO
-continues the persona's SFT job), polls it (`foundry.training.together_jobs`), and installs the adapter
-Together trained at `config.adapter_dir(slug, stage)` in the same layout as local training
+continues the persona's SFT job), polls it (`foundry.training.together_jobs`), and installs the
+adapter Together trained at `config.adapter_dir(slug, stage)` in the same layout as local training
 (`adapter_config.json`, `adapter_model.safetensors`, `training_summary.json`). The job id is
 kept in `job.json` in the work folder, so a re-run after a crash polls the same job instead of
 paying for a new one.
@@ -22,6 +22,14 @@ from typing import Any
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig, load_settings
 from foundry.logs import get_logger
+from foundry.training.artifacts import (
+    SUMMARY_FILENAME,
+    AdapterArtifact,
+    Stage,
+    TrainingError,
+    TrainingSummary,
+    TrainProgress,
+)
 from foundry.training.datasets import examples_key
 from foundry.training.together_archive import unpack_adapter
 from foundry.training.together_jobs import (
@@ -31,14 +39,6 @@ from foundry.training.together_jobs import (
     job_losses,
     job_seconds,
     wait_for_job,
-)
-from foundry.training.trainers import (
-    SUMMARY_FILENAME,
-    AdapterArtifact,
-    Stage,
-    TrainingError,
-    TrainingSummary,
-    TrainProgress,
 )
 
 logger = get_logger(__name__)

@@ -20,7 +20,7 @@ from foundry.training.adapters import (
     AdapterError,
     check_adapter_folder,
 )
-from foundry.training.trainers import TrainingError
+from foundry.training.artifacts import TrainingError
 
 logger = get_logger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from foundry.config import FoundryConfig
 from foundry.logs import get_logger
-from foundry.training.trainers import TrainingError, TrainProgress
+from foundry.training.artifacts import TrainingError, TrainProgress
 
 logger = get_logger(__name__)
 

@@ -1,9 +1,9 @@
-"""Trainer plumbing shared by SFT and DPO: backend choice, LoRA and TRL settings, progress, resume,
-and installing the finished adapter.
+"""Trainer plumbing shared by SFT and DPO: LoRA and TRL settings, progress, resume, and installing
+the finished adapter.
 
-Public entry points: `resolve_backend(config)`, `check_target_modules(model, targets, base_name)`,
-`lora_config(settings)`, `trainer_config(...)`, `progress_callback(progress)`,
-`fit_and_install(...)`, and the records `TrainingSummary` and `AdapterArtifact`.
+Public entry points: `check_target_modules(model, targets, base_name)`, `lora_config(settings)`,
+`trainer_config(...)`, `progress_callback(progress)`, `fit_and_install(...)`. The records they
+produce live in `foundry.training.artifacts`; the backend choice in `foundry.training.backends`.
 torch, transformers, peft, trl and unsloth are imported inside the functions that use them;
 Unsloth only ever on CUDA (`foundry.unsloth_backend`).
 """
@@ -13,111 +13,27 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig
-from foundry.errors import FoundryError
 from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.training.artifacts import (
+    SUMMARY_FILENAME,
+    AdapterArtifact,
+    Stage,
+    TrainingError,
+    TrainingSummary,
+    TrainProgress,
+)
 from foundry.training.config import LoraSettings
 
 logger = get_logger(__name__)
 
-Backend = Literal["peft", "unsloth", "together"]
-Stage = Literal["sft", "dpo"]
-TrainProgress = Callable[[int, int, dict], None]  # (step, total steps, logs)
-SUMMARY_FILENAME = "training_summary.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 LOG_EVERY_STEPS = 10
-
-
-class TrainingError(FoundryError):
-    """Training cannot start (backend, LoRA settings, missing adapter) or its output is unusable."""
-
-
-class TrainingSummary(BaseModel):
-    """What produced an adapter; written next to it as `training_summary.json`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    persona: str
-    stage: Stage
-    backend: Backend
-    base_model: str
-    steps: int
-    train_tokens: int
-    seconds: float
-    train_losses: list[float]
-    eval_losses: list[float]
-    best_eval_loss: float | None
-    resumed_from_step: int | None
-    learning_rate: float
-    lora: LoraSettings
-    examples_train: int
-    examples_eval: int
-    data_rev: str
-    config_hash: str
-    job_id: str | None = None  # the managed fine-tuning job (`together`); None when local
-
-
-class AdapterArtifact(BaseModel):
-    """A trained adapter folder and its summary."""
-
-    persona: str
-    stage: Stage
-    path: Path
-    summary: TrainingSummary
-
-
-def resolve_backend(config: FoundryConfig) -> Backend:
-    """The training backend to use on this machine for `training.backend`.
-
-    `auto` picks Unsloth when CUDA is present, the base is a real model and `unsloth` imports;
-    otherwise PEFT, logging why. `together` is managed fine-tuning (`foundry.training.together`).
-
-    Raises:
-        TrainingError: `unsloth` without CUDA or with the `tiny` base; `together` with the `tiny`
-            base or without TOGETHER_API_KEY.
-    """
-    choice = config.training.backend
-    if choice == "together":
-        from foundry.training.together import check_together_setup
-
-        check_together_setup(config)
-        return "together"
-    if choice == "peft":
-        return "peft"
-    import torch
-
-    has_cuda = torch.cuda.is_available()
-    if choice == "unsloth":
-        if not has_cuda:
-            raise TrainingError(
-                "`training.backend: unsloth` needs a CUDA GPU and none is available here; set "
-                "`training.backend` to `peft`, or to `auto` (Unsloth on CUDA, else PEFT)"
-            )
-        if config.base_model.is_tiny:
-            raise TrainingError(
-                "`training.backend: unsloth` needs a real base model; the `tiny` base trains "
-                "with `peft` (or `auto`). Set `base_model.name` to a hub id to use Unsloth"
-            )
-        return "unsloth"
-    if not has_cuda:
-        logger.info("training backend auto: PEFT (no CUDA GPU; Unsloth needs one)")
-        return "peft"
-    if config.base_model.is_tiny:
-        logger.info("training backend auto: PEFT (the tiny base; Unsloth is for real models)")
-        return "peft"
-    try:
-        import unsloth  # noqa: F401
-    except Exception as exc:  # unsloth raises more than ImportError on unsupported setups
-        logger.info("training backend auto: PEFT (unsloth does not import: %s)", exc)
-        return "peft"
-    return "unsloth"
 
 
 def linear_module_names(model: Any) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from foundry.config import load_config
-from tasks.corpus import validate_personas
+from foundry.data.validation import validate_personas
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from foundry.data.framing import BASE_ADAPTER
 from foundry.training.generation import (
-    BASE_ADAPTER,
     AdapterError,
     GenerationParams,
     GenerationRequest,
@@ -62,8 +62,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
 
     from foundry.config import load_config
     from foundry.data.framing import debate_prompt, nearest_topics
+    from foundry.data.validation import validate_personas
     from foundry.training.base_model import PretrainDoc, load_base
-    from tasks.corpus import validate_personas
 
     root = make_project(tmp_path_factory.mktemp("generation") / "project", config_text=SMALL_TINY)
     config = load_config(root / "foundry.yaml")

@@ -9,8 +9,8 @@ import pytest
 
 from foundry.config import Settings, load_config
 from foundry.data.schemas import DebateTurn
+from foundry.data.validation import validate_personas
 from foundry.synthesis.jobs import SynthesisError
-from tasks.corpus import validate_personas
 from tasks.preferences import build_pairs, export_pairs, load_pairs
 from tasks.synth import synthesize
 from tasks.train import ensure_base

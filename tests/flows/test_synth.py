@@ -9,9 +9,9 @@ import pytest
 
 from foundry.config import Settings, load_config
 from foundry.data.schemas import DebateTurn
+from foundry.data.validation import validate_personas
 from foundry.synthesis.config import MOVES
 from foundry.synthesis.jobs import SynthesisError
-from tasks.corpus import validate_personas
 from tasks.synth import export_system_prompts, synthesize
 from tests.conftest import SAMPLE_DIR, make_project
 

@@ -11,12 +11,13 @@ import logging
 
 import pytest
 
+from foundry.data.validation import validate_personas
 from foundry.training.adapters import check_adapter_folder
+from foundry.training.artifacts import TrainingError, TrainingSummary
+from foundry.training.backends import resolve_backend
 from foundry.training.datasets import dpo_examples, sft_examples
-from foundry.training.trainers import TrainingError, TrainingSummary
-from tasks.corpus import validate_personas
 from tasks.preferences import load_pairs
-from tasks.train import resolve_backend, train_dpo, train_sft
+from tasks.train import train_dpo, train_sft
 from tests.fakes.together_finetune_server import (
     FAKE_BASE_MODEL,
     VALID_API_KEY,

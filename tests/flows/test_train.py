@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from foundry.config import load_config
+from foundry.data.validation import validate_personas
 from foundry.errors import ConfigError
+from foundry.training.artifacts import TrainingError, TrainingSummary
 from foundry.training.datasets import TrainingDataError, sft_examples
-from foundry.training.trainers import TrainingError, TrainingSummary
-from tasks.corpus import validate_personas
 from tests.conftest import SAMPLE_DIR, make_project
 
 PERSONAS = ["jonah-okafor", "tobias-renn"]
@@ -288,7 +288,7 @@ def test_unknown_target_module_lists_valid_names(trained):
 def test_unsloth_without_cuda_says_cuda_is_required(small_project, monkeypatch):
     import torch
 
-    from tasks.train import resolve_backend
+    from foundry.training.backends import resolve_backend
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     config = load_config(small_project / "foundry.yaml")
@@ -301,7 +301,7 @@ def test_unsloth_without_cuda_says_cuda_is_required(small_project, monkeypatch):
 
 
 def test_together_backend_refuses_the_tiny_base(small_project):
-    from tasks.train import resolve_backend
+    from foundry.training.backends import resolve_backend
 
     config = load_config(small_project / "foundry.yaml")
     config.training.backend = "together"

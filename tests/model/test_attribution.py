@@ -10,7 +10,7 @@ import pytest
 from foundry.config import load_config
 from foundry.data.attribution import fit_attribution, largest_share, own_share
 from foundry.data.framing import debate_prompt
-from tasks.corpus import validate_personas
+from foundry.data.validation import validate_personas
 from tests.conftest import SAMPLE_DIR, make_project
 
 pytestmark = pytest.mark.slow

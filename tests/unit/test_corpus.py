@@ -10,8 +10,8 @@ import pytest
 
 from foundry.config import load_config
 from foundry.data.personas import select_personas
+from foundry.data.validation import prepare_persona, validate_personas
 from foundry.errors import DataError
-from tasks.corpus import prepare_persona, validate_personas
 from tests.conftest import SAMPLE_DIR
 
 SAMPLE_SLUGS = sorted(p.name for p in (SAMPLE_DIR / "personas").iterdir() if p.is_dir())

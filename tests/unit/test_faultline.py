@@ -11,8 +11,8 @@ import yaml
 
 from foundry.data.faultline import ImportReport, import_faultline
 from foundry.data.personas import load_contract
+from foundry.data.validation import prepare_persona, validate_personas
 from foundry.errors import DataError
-from tasks.corpus import prepare_persona, validate_personas
 from tests.conftest import FAULTLINE_FIXTURE, SAMPLE_DIR
 
 ADA, BRAM, CYRA = "ada-quill", "bram-okonkwo-reyes", "cyra-lindqvist"

@@ -11,6 +11,7 @@ from foundry.data.attribution import fit_attribution
 from foundry.data.retrieval import PassageIndex
 from foundry.data.schemas import PersonaContract
 from foundry.data.textnorm import words
+from foundry.data.validation import validate_personas
 from foundry.synthesis.config import MOVES, FilterConfig
 from foundry.synthesis.offline_composer import compose_turn
 from foundry.synthesis.turn_filters import (
@@ -19,7 +20,6 @@ from foundry.synthesis.turn_filters import (
     find_refusal,
     longest_copied_run,
 )
-from tasks.corpus import validate_personas
 from tests.conftest import SAMPLE_DIR, make_project
 
 TOPICS = ["ai-capex-returns", "ev-adoption-pace", "inflation-next-decade", "chip-controls-delay"]

@@ -11,9 +11,8 @@ from foundry.synthesis.preference_pairs import (
     cross_persona_rejection,
     index_by_slot,
     make_pair,
-    to_together,
-    to_trl,
 )
+from foundry.training.datasets import to_together, to_trl
 
 
 def _turn(persona: str, topic: str, move: str = "claim", split: str = "train", n: int = 0):

@@ -9,9 +9,9 @@ import pytest
 
 from foundry.config import load_config
 from foundry.data.schemas import PreferencePair
+from foundry.data.validation import validate_personas
 from foundry.errors import DataError
 from foundry.training.datasets import TrainingDataError, item_prompts
-from tasks.corpus import validate_personas
 from tasks.preferences import cross_persona_pairs, load_pairs
 from tests.conftest import SAMPLE_DIR, make_project
 

@@ -8,14 +8,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from foundry.data.schemas import (
-    MAX_SLUG_CHARS,
-    CorpusItem,
-    PersonaContract,
-    TopicFile,
-    check_slug,
-    slugify,
-)
+from foundry.data.schemas import CorpusItem, PersonaContract, TopicFile
+from foundry.slugs import MAX_SLUG_CHARS, check_slug, slugify
 from tests.conftest import SAMPLE_DIR
 
 SAMPLE_CONTRACTS = sorted((SAMPLE_DIR / "personas").glob("*/contract.yaml"))

@@ -49,7 +49,7 @@ def test_fewer_than_three_groups_are_all_train():
 
 
 def test_sample_topics_keep_paraphrases_together(config):
-    from tasks.corpus import validate_personas
+    from foundry.data.validation import validate_personas
 
     split = validate_personas(config).topic_split
     assert split.heldout and split.dev and split.train

@@ -1,1 +1,2 @@
-"""Prompt templates shipped with Persona Foundry (YAML files read by `foundry.synthesis.prompt_templates`)."""
+"""Prompt templates shipped with Persona Foundry (YAML files read by
+`foundry.synthesis.prompt_templates`)."""

@@ -29,9 +29,10 @@ from foundry.data.personas import (
     load_topics,
     select_personas,
 )
-from foundry.data.schemas import SLUG_PATTERN, CorpusItem, DebateTopic, PersonaContract
+from foundry.data.schemas import CorpusItem, DebateTopic, PersonaContract
 from foundry.errors import Problem
 from foundry.logs import get_logger
+from foundry.slugs import SLUG_PATTERN
 
 logger = get_logger(__name__)
 
