@@ -1,1 +1,7 @@
-"""TODO docstring."""
+"""What a persona is made of: records (schemas), contracts and topics, corpus files and items,
+validation and splits, the Faultline import, text normalisation, chat framing, retrieval and the
+attribution classifiers fitted on the corpora.
+
+May import only the common ground (`foundry.config`, `errors`, `logs`, `atomic`, `slugs`) and
+stage config sections; every other stage builds on it.
+"""
