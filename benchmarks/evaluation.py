@@ -1,8 +1,8 @@
 """An evaluation pass with mixed-adapter batches against one adapter at a time, side by side.
 
-The pass is what `tasks.evaluate` does per variant, on four adapters (random, non-zero LoRA
-weights on the cached tiny base, as in `benchmarks/generation.py`): every adapter answers the
-same held-out prompts (greedy, a fixed number of new tokens) and scores every persona's
+The pass is what `foundry.evaluation.run.evaluate` does per variant, on four adapters (random,
+non-zero LoRA weights on the cached tiny base, as in `benchmarks/generation.py`): every adapter
+answers the same held-out prompts (greedy, a fixed number of new tokens) and scores every persona's
 held-out corpus (the perplexity matrix: 4 adapters x 4 corpora). Two ways:
 
   (a) mixed:       batches whose rows each name their adapter (PEFT `adapter_names`);
@@ -31,8 +31,8 @@ from generation import ADAPTERS, PROMPTS, REPO_ROOT, build_model
 
 from foundry.config import load_config
 from foundry.data.validation import validate_personas
-from foundry.evaluation.scoring import ScoreRow, score_completions
 from foundry.training.generation import GenerationParams, GenerationRequest, generate, use_adapter
+from foundry.training.scoring import ScoreRow, score_completions
 
 Result = tuple[list[str], list[float]]
 
@@ -42,7 +42,7 @@ def heldout_rows(items_per_persona: int) -> list[tuple[str, str]]:
     config = load_config(REPO_ROOT / "foundry.yaml")
     config.paths.data_dir = config.paths.examples_dir
     summary = validate_personas(config)
-    from foundry.training.datasets import item_prompts
+    from foundry.data.framing import item_prompts
 
     rows = []
     for persona in summary.personas:

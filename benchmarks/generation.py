@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from foundry.config import load_config
+from foundry.training.base_model import ensure_base
 from foundry.training.generation import (
     GenerationParams,
     GenerationRequest,
@@ -38,7 +39,6 @@ from foundry.training.generation import (
     generate,
     use_adapter,
 )
-from tasks.train import ensure_base
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = ["adapter-1", "adapter-2", "adapter-3", "adapter-4"]

@@ -14,7 +14,7 @@ over a persona's train texts (`response_activations`) minus another persona's, a
      steering), when `.foundry/adapters/<slug>/dpo` exists; otherwise it is skipped with a note.
   2. Extraction per persona: (a) the activation pass extraction does (`response_activations`
      over up to `--texts` train texts of each persona; these activations also make the vector
-     above); (b) `tasks.steering.extract_vectors(config, [slug])` for the first persona
+     above); (b) `tasks.steering.extract_persona_vectors(config, [slug])` for the first persona
      (`--extract-each`: every persona) and once for all of them, on a scratch copy of the
      trained adapters (so `dpo+steer` is swept where a DPO adapter exists; the project's own
      vectors are never touched).
@@ -41,19 +41,18 @@ from typing import Any
 import numpy as np
 
 from foundry.config import FoundryConfig, load_config
-from foundry.data.framing import debate_prompt
+from foundry.data.framing import debate_prompt, item_prompts
 from foundry.data.validation import validate_personas
 from foundry.steering.activations import ResponseRow, response_activations
 from foundry.steering.hooks import SteerVector, register_vectors
-from foundry.training.datasets import item_prompts
+from foundry.training.base_model import ensure_base
 from foundry.training.generation import (
     GenerationParams,
     GenerationRequest,
     attach_adapters,
     generate,
 )
-from tasks.steering import extract_vectors
-from tasks.train import ensure_base
+from tasks.steering import extract_persona_vectors
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VECTOR = "bench-persona"
@@ -140,7 +139,7 @@ def time_extraction(
     each: bool,
 ) -> dict[str, Any]:
     """Seconds per persona of the activation pass (whose activations make the bench vector) and,
-    when it can be called, of `tasks.steering.extract_vectors`."""
+    when it can be called, of `tasks.steering.extract_persona_vectors`."""
     model, tokenizer = base.model, base.tokenizer
     response_activations(model, tokenizer, next(iter(rows.values()))[:4])  # warm-up
     activations, pass_seconds = {}, {}
@@ -172,13 +171,13 @@ def time_extraction(
         seconds = {}
         for label, personas in calls.items():
             started = time.perf_counter()
-            extract_vectors(scratch, personas)
+            extract_persona_vectors(scratch, personas)
             seconds[label] = time.perf_counter() - started
         swept = sum(
             (scratch.adapter_dir(s, "dpo") / "adapter_config.json").is_file() for s in slugs
         )
     out["extract_label"] = (
-        "tasks.steering.extract_vectors(config, [slug]) alone (with its shared setup: base load, "
+        "tasks.steering.extract_persona_vectors(config, [slug]) alone (with its shared setup: base load, "
         "classifiers, every persona's means, neutral answers), and all personas in one call; "
         f"{swept} of {len(slugs)} personas have a DPO adapter, so a dpo+steer sweep too"
     )
@@ -211,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--extract-each",
         action="store_true",
-        help="Time extract_vectors alone for every persona (default: the first only).",
+        help="Time extract_persona_vectors alone for every persona (default: the first only).",
     )
     parser.add_argument("--device", default="cpu", help="Torch device, e.g. cpu or cuda.")
     parser.add_argument("--json", type=Path, help="Also write the numbers to this file.")

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from foundry.config import load_config
-from foundry.training.base_model import LoadedBase, load_tiny_folder
-from tasks.train import ensure_base, train_sft
+from foundry.training.adapter_training import train_sft
+from foundry.training.base_model import LoadedBase, ensure_base
+from foundry.training.tiny_model import load_tiny_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -150,7 +150,7 @@ class LocalTarget(AdapterFolderTarget):
         """As any self-hosted target, and with the tiny base: the very base build the server
         loads (another build has the same shapes, so a mismatch would load and talk nonsense)."""
         if self.config.base_model.is_tiny:
-            from foundry.training.base_model import latest_tiny
+            from foundry.training.tiny_cache import latest_tiny
 
             adapter = json.loads((bundle.folder / "adapter_config.json").read_text())
             trained_on = Path(str(adapter.get("base_model_name_or_path") or "")).name

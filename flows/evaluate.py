@@ -13,8 +13,9 @@ from typing import Any
 
 from prefect import flow, task
 
+from foundry.evaluation.run import EvaluationError
 from foundry.logs import get_logger, prefect_logs
-from tasks.evaluate import EvaluationError, evaluate_task
+from tasks.evaluate import evaluate_task
 
 logger = get_logger(__name__)
 

@@ -24,14 +24,16 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.retrain_summary import render_summary, summary_table
-from foundry.config import FoundryConfig, load_config
+from foundry.config import load_config
 from foundry.logs import get_logger, prefect_logs
-from foundry.orchestration.run_cache import cache_options, has_result
+from foundry.orchestration.plan import RetrainPlan
+from foundry.orchestration.retrain_run import RetrainRun, failure_reason, names_with_status
+from foundry.orchestration.retries import retry_options
 from foundry.orchestration.run_events import emit
-from foundry.training.pool import plan_workers, training_pool
+from foundry.training.pool import training_pool
 from tasks.deploy import deploy_task
 from tasks.evaluate import evaluation_task
-from tasks.plan import RetrainPlan, plan_task
+from tasks.plan import plan_task
 from tasks.preferences import pairs_persona_task
 from tasks.register import register_persona_task
 from tasks.steering import vectors_task
@@ -40,17 +42,6 @@ from tasks.train import build_base_task, train_persona_task
 from tasks.versioning import version_data_task
 
 logger = get_logger(__name__)
-
-PENDING_STAGES: tuple[str, ...] = ()
-# Where each step's result goes in a persona's summary row.
-RESULT_KEYS = {
-    "synthesize": "synthesis",
-    "pairs": "pairs",
-    "train": "adapters",
-    "vectors": "vectors",
-    "register": "registry",
-    "deploy": "deployment",
-}
 
 
 @flow(name="retrain", task_runner=ThreadPoolTaskRunner(max_workers=8))
@@ -79,11 +70,11 @@ def retrain(
         started = time.perf_counter()
         plan = RetrainPlan.model_validate(plan_task(config_path, personas, provider, deploy))
         config = load_config(Path(config_path) if config_path else None)
-        run = _Run(config, plan, force)
+        run = RetrainRun(config, plan, force)
         version_data_task(config_path)
         # Models load in the pool's processes (started on first use, ended before evaluation),
         # so this process does not hold them while the workers train.
-        with training_pool(*_pool_size(run)):
+        with training_pool(*run.pool_size()):
             run.step(build_base_task, plan.base_key, config_path, refresh=force)
             _synthesize(run, config_path)
             _pairs(run, config_path)
@@ -101,7 +92,8 @@ def retrain(
         create_table_artifact(key="retrain-metrics", table=summary_table(result))
         logger.info(
             "retrain done: data %s; retrained %s; cached %s; failed %s",
-            result["data_rev"], _names(result, "retrained"), _names(result, "cached"),
+            result["data_rev"], names_with_status(result, "retrained"),
+            names_with_status(result, "cached"),
             ", ".join(result["failed"]) or "none",
         )  # fmt: skip
     if result["failed"]:
@@ -110,100 +102,18 @@ def retrain(
     return result
 
 
-class _Run:
-    """What the flow knows about each persona so far: step outcomes, results, failures."""
-
-    def __init__(self, config: FoundryConfig, plan: RetrainPlan, force: bool) -> None:
-        self.config, self.plan, self.force = config, plan, force
-        self.data_rev = ""
-        self.outcomes: dict[str, dict[str, str]] = {slug: {} for slug in plan.personas}
-        self.results: dict[str, dict[str, Any]] = {slug: {} for slug in plan.personas}
-        self.seconds: dict[str, float] = dict.fromkeys(plan.personas, 0.0)
-        self.failed: dict[str, str] = {}
-        self.evaluation: dict[str, Any] = {}
-
-    @property
-    def active(self) -> list[str]:
-        return [slug for slug in self.plan.personas if slug not in self.failed]
-
-    def cached(self, task: Task, key: str) -> Task:
-        return task.with_options(**cache_options(self.config, key, force=self.force))
-
-    def step(self, task: Task, key: str, *args: Any, **kwargs: Any) -> Any:
-        """Run a shared step in this thread; its failure fails the run."""
-        return self.cached(task, key)(*args, **kwargs)
-
-    def record(self, slug: str, step: str, state: Any) -> Any:
-        """Note a persona step's final state; a failure drops the persona from later steps."""
-        if state.is_completed():
-            outcome = "cached" if state.name == "Cached" else "done"
-            result = state.result()
-            self.outcomes[slug][step] = outcome
-            self.results[slug][step] = result
-            seconds = 0.0 if outcome == "cached" else float(result.get("seconds", 0.0))
-            self.seconds[slug] += seconds
-            emit(slug, step, outcome, seconds)
-            return result
-        reason = _reason(state)
-        self.outcomes[slug][step] = "failed"
-        self.failed[slug] = f"{step}: {reason}"
-        logger.error("persona %s failed at %s: %s", slug, step, reason)
-        emit(slug, step, "failed", detail=reason)
-        return None
-
-    def summary(self, seconds: float) -> dict[str, Any]:
-        personas = {}
-        for slug in self.plan.personas:
-            outcomes = self.outcomes[slug]
-            status = (
-                "failed" if slug in self.failed
-                else "cached" if outcomes and all(v == "cached" for v in outcomes.values())
-                else "retrained"
-            )  # fmt: skip
-            personas[slug] = {
-                "status": status,
-                "content_hash": self.plan.content_hashes.get(slug, ""),
-                "steps": outcomes,
-                "seconds": round(self.seconds[slug], 1),
-                **self.plan.stats.get(slug, {}),
-                **{RESULT_KEYS[step]: value for step, value in self.results[slug].items()},
-            }
-        return {
-            "data_rev": self.data_rev,
-            "personas": personas,
-            "not_trainable": self.plan.not_trainable,
-            "evaluation": self.evaluation,
-            "failed": self.failed,
-            "cost_usd": round(
-                sum(
-                    float(r.get(s, {}).get("cost_usd", 0.0))
-                    for r in self.results.values()
-                    for s in ("synthesize", "pairs")
-                ),
-                6,
-            ),  # fmt: skip
-            "seconds": round(seconds, 1),
-            "tracking_uri": self.plan.tracking_uri,
-            "pending_stages": list(PENDING_STAGES),
-        }
-
-
-def _synthesize(run: _Run, config_path: str | None) -> None:
+def _synthesize(run: RetrainRun, config_path: str | None) -> None:
     share = run.config.synthesis.budget_usd / max(1, len(run.active))
     futures = {
         slug: run.cached(synth_persona_task, run.plan.keys[slug].synth)
-        .with_options(
-            retries=run.config.orchestration.retries,
-            retry_delay_seconds=_backoff(run.config),
-            retry_condition_fn=_worth_retrying,
-        )
+        .with_options(**retry_options(run.config))
         .submit(config_path, slug, run.plan.provider, share)
         for slug in run.active
     }
     _collect(run, "synthesize", futures)
 
 
-def _pairs(run: _Run, config_path: str | None) -> None:
+def _pairs(run: RetrainRun, config_path: str | None) -> None:
     # One at a time: the generic negatives come from the base model, which uses every core.
     for slug in run.active:
         emit(slug, "pairs", "running")
@@ -211,31 +121,17 @@ def _pairs(run: _Run, config_path: str | None) -> None:
         run.record(slug, "pairs", task(config_path, slug, run.plan.provider, return_state=True))
 
 
-def _pool_size(run: _Run) -> tuple[int, int]:
-    """(processes, threads each) for the personas whose training (or vectors) is not cached."""
-    keys = [run.plan.keys[slug] for slug in run.plan.personas]
-    to_train = [
-        k
-        for k in keys
-        if run.force
-        or not has_result(run.config, k.train)
-        or (k.vectors and not has_result(run.config, k.vectors))
-    ]
-    orchestration = run.config.orchestration
-    return plan_workers(orchestration.workers, len(to_train), orchestration.threads_per_worker)
-
-
-def _train(run: _Run, config_path: str | None) -> None:
+def _train(run: RetrainRun, config_path: str | None) -> None:
     # The time limit is enforced on the worker process (`orchestration.train_timeout_s`).
     _per_persona(run, config_path, train_persona_task, "train")
 
 
-def _vectors(run: _Run, config_path: str | None) -> None:
+def _vectors(run: RetrainRun, config_path: str | None) -> None:
     # Each persona's vector reads its own DPO adapter and every persona's real texts.
     _per_persona(run, config_path, vectors_task, "vectors")
 
 
-def _per_persona(run: _Run, config_path: str | None, task: Task, step: str) -> None:
+def _per_persona(run: RetrainRun, config_path: str | None, task: Task, step: str) -> None:
     """Submit `task(config_path, slug, data_rev)` for every active persona under its `step` key
     (`PersonaKeys.<step>`) and record each outcome."""
     futures = {
@@ -247,16 +143,10 @@ def _per_persona(run: _Run, config_path: str | None, task: Task, step: str) -> N
     _collect(run, step, futures)
 
 
-def _evaluate(run: _Run, config_path: str | None) -> None:
+def _evaluate(run: RetrainRun, config_path: str | None) -> None:
     if not run.active:
         return
-    current = [
-        p
-        for p in run.plan.peers
-        if has_result(run.config, run.plan.keys[p].train)
-        and (not run.plan.keys[p].vectors or has_result(run.config, run.plan.keys[p].vectors))
-    ]
-    slugs = [*run.active, *current]
+    slugs = run.evaluation_personas()
     emit("", "evaluate", "running")
     task = run.cached(evaluation_task, run.plan.evaluation_key(run.config, slugs)).with_options(
         timeout_seconds=run.config.orchestration.eval_timeout_s
@@ -266,14 +156,12 @@ def _evaluate(run: _Run, config_path: str | None) -> None:
         run.evaluation = {**state.result(), "cached": state.name == "Cached"}
         emit("", "evaluate", "cached" if run.evaluation["cached"] else "done")
         return
-    reason = f"evaluation: {_reason(state)}"
+    reason = f"evaluation: {failure_reason(state)}"
     emit("", "evaluate", "failed", detail=reason)
-    for slug in run.active:  # nothing can be gated without metrics
-        run.failed[slug] = reason
-        run.outcomes[slug]["evaluate"] = "failed"
+    run.fail_active("evaluate", reason)
 
 
-def _register(run: _Run, config_path: str | None) -> None:
+def _register(run: RetrainRun, config_path: str | None) -> None:
     # One at a time: registrations write the same tracking store.
     for slug in run.active:
         emit(slug, "register", "running")
@@ -284,58 +172,18 @@ def _register(run: _Run, config_path: str | None) -> None:
         run.record(slug, "register", state)
 
 
-def _deploy(run: _Run, config_path: str | None) -> None:
-    for slug in run.active:
-        registered = run.results[slug].get("register") or {}
-        if registered.get("decision") != "promoted" or run.outcomes[slug].get("register") != "done":
-            continue
-        state = deploy_task.with_options(
-            retries=run.config.orchestration.retries,
-            retry_delay_seconds=_backoff(run.config),
-            retry_condition_fn=_worth_retrying,
-        )(config_path, slug, registered["version"], return_state=True)
+def _deploy(run: RetrainRun, config_path: str | None) -> None:
+    for slug, version in run.promoted_versions().items():
+        state = deploy_task.with_options(**retry_options(run.config))(
+            config_path, slug, version, return_state=True
+        )
         run.record(slug, "deploy", state)
 
 
-def _collect(run: _Run, step: str, futures: dict[str, Any]) -> None:
+def _collect(run: RetrainRun, step: str, futures: dict[str, Any]) -> None:
     for slug in futures:
         emit(slug, step, "running")
     by_future = {id(future): slug for slug, future in futures.items()}
     for future in as_completed(list(futures.values())):
         future.wait()
         run.record(by_future[id(future)], step, future.state)
-
-
-def _backoff(config: FoundryConfig) -> list[float]:
-    first = config.orchestration.retry_delay_s
-    return [first * 2**attempt for attempt in range(max(1, config.orchestration.retries))]
-
-
-def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry what may pass next time (network, rate limits), not bad keys or bad data."""
-    from foundry.errors import FoundryError
-    from foundry.synthesis.jobs import RequestsFailedError
-
-    try:
-        state.result()
-    except RequestsFailedError:  # outages, rate limits: may pass next time
-        return True
-    except FoundryError:  # bad keys, bad data, the budget: the same again would fail again
-        return False
-    except Exception:  # noqa: BLE001 - anything else (network, disk) may be transient
-        return True
-    return False
-
-
-def _reason(state: Any) -> str:
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - the failure is what we report
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return state.message or state.name
-
-
-def _names(result: dict[str, Any], status: str) -> str:
-    return (
-        ", ".join(s for s, row in result["personas"].items() if row["status"] == status) or "none"
-    )

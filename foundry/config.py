@@ -5,6 +5,9 @@ Every setting has a default and a one-sentence description; unknown keys are err
 key, the file and the closest valid spelling. Relative paths resolve against the folder that holds
 the config file (the project root), never against the working directory.
 
+Each stage's section is defined next to its package (`foundry/<stage>/config.py`,
+`registry/config.py`, `deploy/config.py`); `FoundryConfig` assembles them under their YAML keys.
+
 Environment overrides use a double underscore between levels, for example
 `FOUNDRY_PERSONAS__EVAL_FRACTION=0.2` or `FOUNDRY_BASE_MODEL__NAME=Qwen/Qwen2.5-7B-Instruct`;
 values are parsed as YAML scalars.
@@ -18,7 +21,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -29,17 +32,20 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
-    field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy.config import DeployConfig
 from foundry.costs.config import CostsConfig
+from foundry.data.config import PersonasConfig, VersioningConfig
 from foundry.errors import ConfigError
+from foundry.evaluation.config import EvaluationConfig
+from foundry.orchestration.config import OrchestrationConfig
 from foundry.slugs import check_slug
+from foundry.steering.config import SteeringConfig
 from foundry.synthesis.config import SynthesisConfig
 from foundry.training.config import BaseModelConfig, TrainingConfig
+from registry.config import RegistryConfig
 
 CONFIG_FILENAME = "foundry.yaml"
 ENV_PREFIX = "FOUNDRY_"
@@ -57,197 +63,6 @@ class PathsConfig(_Section):
     cache_dir: Path = Field(
         Path(".foundry"), description="Local caches and stores (tiny base model, DVC remote)."
     )
-
-
-class PersonasConfig(_Section):
-    include: list[str] = Field(
-        default_factory=list, description="Persona slugs to use; empty means every persona found."
-    )
-    eval_fraction: float = Field(
-        0.15, gt=0.0, lt=1.0, description="Share of each persona's items held out for evaluation."
-    )
-    min_items: int = Field(
-        2,
-        ge=2,
-        description="Fewest corpus items a trainable persona may have (one train, one eval).",
-    )
-    max_chunk_chars: int = Field(
-        1200, ge=200, description="Longest chunk a Markdown or text document is split into."
-    )
-    min_chunk_chars: int = Field(
-        80, ge=0, description="Shorter document paragraphs are joined to the next one."
-    )
-    near_duplicate_threshold: float = Field(
-        0.8,
-        gt=0.0,
-        le=1.0,
-        description="Word 3-gram Jaccard similarity at or above which two items are duplicates.",
-    )
-    csv_text_column: str = Field(
-        "text", description="CSV column holding the text (`content` is also recognised)."
-    )
-
-    @field_validator("include")
-    @classmethod
-    def _slugs(cls, values: list[str]) -> list[str]:
-        return [check_slug(v) for v in values]
-
-
-class VersioningConfig(_Section):
-    remote_url: str = Field(
-        "",
-        description="DVC remote (a folder, s3://, gs://, ...); empty means <cache_dir>/dvc-remote.",
-    )
-    remote_name: str = Field("local", description="Name of the DVC remote in .dvc/config.")
-    push: bool = Field(True, description="Push the data to the remote after each `dvc add`.")
-
-
-class EvaluationConfig(_Section):
-    heldout_topic_fraction: float = Field(
-        0.25, gt=0.0, lt=1.0, description="Share of debate topics kept out of training for eval."
-    )
-    variants: list[Literal["base", "prompt", "sft", "dpo", "steer", "dpo+steer"]] = Field(
-        default_factory=lambda: ["base", "prompt", "sft", "dpo", "steer", "dpo+steer"],
-        description="Variants evaluated by default (missing adapters or persona vectors are "
-        "skipped with a note).",
-    )
-    prompts_per_persona: int = Field(
-        0, ge=0, description="Held-out debate prompts each persona answers (0: all of them)."
-    )
-    heldout_items: int = Field(
-        20, ge=1, description="Held-out corpus items per persona in the perplexity matrix."
-    )
-    max_new_tokens: int = Field(120, ge=8, description="Longest generated answer, in tokens.")
-    temperature: float = Field(0.7, gt=0, description="Sampling temperature of the answers.")
-    seed: int = Field(0, ge=0, description="Seed of the sampled answers.")
-    batch_size: int = Field(16, ge=1, description="Rows per generation and scoring batch.")
-    judge: bool = Field(
-        False,
-        description="Ask Claude which of two answers is more like the persona (needs "
-        "ANTHROPIC_API_KEY; uses `synthesis.model`, cached like synthesis).",
-    )
-    judge_budget_usd: float = Field(2.0, gt=0, description="Most dollars one judged run may spend.")
-    embeddings: Literal["auto", "minilm", "tfidf"] = Field(
-        "auto",
-        description="Sentence embeddings for homogeneity: all-MiniLM-L6-v2, TF-IDF, or MiniLM "
-        "with a TF-IDF fallback.",
-    )
-
-
-class PromotionConfig(_Section):
-    """When a challenger becomes champion: absolute gates, then no regression on `compare`."""
-
-    min_content_recall: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="Least share of the persona's answers the content "
-        "classifier attributes to it (chance is 1 / personas).",
-    )
-    min_style_recall: float = Field(
-        0.0, ge=0, le=1, description="Least share the style classifier attributes to it."
-    )
-    max_fluency_nll: float = Field(
-        8.0, gt=0, description="Most mean token NLL of the answers under the base model."
-    )
-    compare: list[str] = Field(
-        default_factory=lambda: ["content_recall", "style_recall", "belief_margin"],
-        description="Metrics a challenger must not regress against the champion.",
-    )
-    tolerance: float = Field(
-        0.05, ge=0, description="How much worse than the champion a compared metric may be."
-    )
-
-
-class RegistryConfig(_Section):
-    tracking_uri: str = Field(
-        "",
-        description="MLflow tracking URI; empty means MLFLOW_TRACKING_URI or <root>/mlflow.db.",
-    )
-    experiment: str = Field("persona-foundry", description="MLflow experiment name.")
-    stage: Literal["sft", "dpo"] = Field(
-        "dpo", description="Which trained adapter becomes the registered model version."
-    )
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-
-
-class OrchestrationConfig(_Section):
-    """How the `retrain` flow runs its steps: processes, retries and time limits."""
-
-    workers: int = Field(
-        0,
-        ge=0,
-        description="Training processes at once (0: one per CPU core, at most one per persona "
-        "to train; use 1 per GPU).",
-    )
-    threads_per_worker: int = Field(
-        0, ge=0, description="Torch threads in each training process (0: cores / processes)."
-    )
-    retries: int = Field(
-        2, ge=0, description="Retries of a remote step (synthesis, uploads) that failed whole."
-    )
-    retry_delay_s: float = Field(
-        30.0, ge=0, description="First retry delay; each next retry waits twice as long."
-    )
-    train_timeout_s: float = Field(
-        14400.0,
-        gt=0,
-        description="Longest one persona's SFT + DPO training may run (its process is stopped).",
-    )
-    eval_timeout_s: float = Field(7200.0, gt=0, description="Longest evaluation may run.")
-
-
-class SteeringConfig(_Section):
-    """Persona vectors: extraction, layer and strength selection, and the fluency guard."""
-
-    enabled: bool = Field(
-        False,
-        description="Extract each persona's vector in the `retrain` flow after training (the "
-        "`steer` and `dpo+steer` variants need it); `foundry vectors extract` works either way.",
-    )
-    family: Literal["persona", "one_vs_rest"] = Field(
-        "one_vs_rest",
-        description="The contrast that steers: `persona` (the persona vs a neutral assistant) or "
-        "`one_vs_rest` (the persona vs the mean of the others); all are stored.",
-    )
-    layer: int = Field(
-        0, ge=0, description="hidden_states index to steer at (0: the layer with the best AUC)."
-    )
-    prompts: int = Field(
-        8, ge=2, description="Debate prompts answered under the contract and a neutral prompt."
-    )
-    max_texts: int = Field(
-        64, ge=2, description="Most real train texts per persona read for the vectors."
-    )
-    alphas: list[float] = Field(
-        default_factory=lambda: [0.0, 2.0, 4.0, 6.0, 8.0],
-        min_length=2,
-        description="Strengths swept (multiples of the raw mean-difference vector).",
-    )
-    sweep_prompts: int = Field(
-        8, ge=1, description="Train-topic debate prompts answered at each strength of the sweep."
-    )
-    max_new_tokens: int = Field(60, ge=8, description="Longest answer in the sweep, in tokens.")
-    fluency_tolerance: float = Field(
-        0.5,
-        ge=0.0,
-        description="Most a strength may raise the answers' mean NLL under the base (nats per "
-        "token) over the unsteered answers; a strength past it is refused.",
-    )
-    min_gain: float = Field(
-        0.02,
-        ge=0.0,
-        description="Least attribution gain over no steering for a strength to be chosen "
-        "(otherwise alpha 0 is kept and the note says steering did not help).",
-    )
-
-    @model_validator(mode="after")
-    def _alphas_start_at_zero(self) -> SteeringConfig:
-        if 0.0 not in self.alphas:
-            raise ValueError("alphas must include 0.0: the sweep compares every strength with none")
-        if any(a < 0 for a in self.alphas):
-            raise ValueError("alphas must not be negative (steer away with `vectors` algebra)")
-        return self
 
 
 class FoundryConfig(_Section):
@@ -448,39 +263,34 @@ def _did_you_mean(word: str, choices: Any) -> str:
     return f" (did you mean `{match[0]}`?)" if match else ""
 
 
+def _env(name: str) -> AliasChoices:
+    """Read a setting from `FOUNDRY_<name>`, else from `<name>` (the SDK's own variable)."""
+    return AliasChoices(f"{ENV_PREFIX}{name}", name)
+
+
 class Settings(BaseSettings):
     """Secrets and endpoints, from the environment only; never logged or written anywhere."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
-    anthropic_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("FOUNDRY_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
-    )
-    together_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("FOUNDRY_TOGETHER_API_KEY", "TOGETHER_API_KEY")
-    )
-    fireworks_api_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("FOUNDRY_FIREWORKS_API_KEY", "FIREWORKS_API_KEY")
-    )
-    fireworks_account_id: str | None = Field(
-        None, validation_alias=AliasChoices("FOUNDRY_FIREWORKS_ACCOUNT_ID", "FIREWORKS_ACCOUNT_ID")
-    )
-    together_project_id: str | None = Field(
-        None, validation_alias=AliasChoices("FOUNDRY_TOGETHER_PROJECT_ID", "TOGETHER_PROJECT_ID")
-    )
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    together_api_key: SecretStr | None = Field(None, validation_alias=_env("TOGETHER_API_KEY"))
+    fireworks_api_key: SecretStr | None = Field(None, validation_alias=_env("FIREWORKS_API_KEY"))
+    fireworks_account_id: str | None = Field(None, validation_alias=_env("FIREWORKS_ACCOUNT_ID"))
+    together_project_id: str | None = Field(None, validation_alias=_env("TOGETHER_PROJECT_ID"))
     together_base_url: str | None = Field(
         None,
-        validation_alias=AliasChoices("FOUNDRY_TOGETHER_BASE_URL", "TOGETHER_BASE_URL"),
+        validation_alias=_env("TOGETHER_BASE_URL"),
         description="Another Together endpoint (a test server); empty: the SDK's.",
     )
     fireworks_base_url: str | None = Field(
         None,
-        validation_alias=AliasChoices("FOUNDRY_FIREWORKS_BASE_URL", "FIREWORKS_BASE_URL"),
+        validation_alias=_env("FIREWORKS_BASE_URL"),
         description="Another Fireworks endpoint (a test server); empty: the SDK's.",
     )
     anthropic_base_url: str | None = Field(
         None,
-        validation_alias=AliasChoices("FOUNDRY_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+        validation_alias=_env("ANTHROPIC_BASE_URL"),
         description="Another Anthropic endpoint (a proxy, or a test server); empty: the SDK's.",
     )
 

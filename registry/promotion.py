@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from foundry.config import PromotionConfig
 from foundry.evaluation.schema import Attribution, EvalReport, Matrix
+from registry.config import PromotionConfig
 
 METRIC_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
     "content_recall": "higher",

@@ -3,8 +3,9 @@ and stage (sft, dpo, eval), each tagged with its lineage.
 
 Public entry points: `tracking_uri(config)`, `open_client(config)` (fails fast and clearly when a
 tracking server is unreachable), `start_parent_run`, `log_adapter_run`, `log_eval_run`,
-`finish_run` and `lineage_tags`. Params come from the resolved config and training summaries
-only, never from the environment, so no secret can reach a run.
+`log_eval_report`, `log_evaluation_run`, `finish_run` and `lineage_tags`. Params come from the
+resolved config and training summaries only, never from the environment, so no secret can reach
+a run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from foundry.config import FoundryConfig
 from foundry.errors import FoundryError
 from foundry.evaluation.schema import EvalReport
+from foundry.evaluation.summary import flat_metrics
 from foundry.logs import get_logger
 from foundry.training.artifacts import AdapterArtifact
 
@@ -183,6 +185,30 @@ def log_eval_run(
     return run.info.run_id
 
 
+def log_eval_report(report: EvalReport, folder: Path, run_id: str, uri: str) -> None:
+    """Every summary number as an MLflow metric (`eval.<variant>.<metric>`), the folder as
+    artifacts under `evaluation/`, into run `run_id` of the store at `uri`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for name, value in flat_metrics(report).items():
+        client.log_metric(run_id, name, value)
+    client.log_artifacts(run_id, str(folder), artifact_path="evaluation")
+
+
+def log_evaluation_run(
+    config: FoundryConfig, report: EvalReport, folder: Path, data_rev: str
+) -> str:
+    """The retrain flow's top-level `evaluation` run: lineage tags, the report's metrics and
+    folder; returns its id."""
+    client = open_client(config)
+    tags = {RUN_NAME_TAG: "evaluation", **lineage_tags(config, data_rev)}
+    run_id = client.create_run(experiment_id(client, config), tags=tags).info.run_id
+    log_eval_report(report, folder, run_id, tracking_uri(config))
+    client.set_terminated(run_id)
+    return run_id
+
+
 def finish_run(client: Any, run_id: str, failed: bool = False) -> None:
     client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
 
@@ -196,8 +222,8 @@ def log_vector(client: Any, run_id: str, folder: Path, adapter: Path) -> dict[st
     A vector whose `dpo+steer` strength was swept on another adapter than `adapter` (the one
     being registered) is stale and is not logged: its strength would not fit the adapter.
     """
-    from foundry.evaluation.cache import adapter_digest
     from foundry.steering.store import META_FILE
+    from foundry.training.adapters import adapter_digest
 
     if not (folder / META_FILE).is_file():
         return {}

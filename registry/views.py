@@ -10,10 +10,10 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from registry.champions import HISTORY_TAG
 from registry.models import (
     CHALLENGER,
     CHAMPION,
-    HISTORY_TAG,
     RegistryError,
     get_alias_version,
     is_not_found,

@@ -51,17 +51,18 @@ def short_training(env: dict[str, str]) -> dict[str, str]:
 
 
 def step_peft_cuda(slug: str) -> dict:
-    from tasks.train import train_dpo, train_sft
+    from foundry.synthesis.pair_sets import load_pairs
+    from foundry.training.adapter_training import train_dpo, train_sft
 
     config = config_for(**short_training({"TRAINING__BACKEND": "peft"}))
     sft = train_sft(config, slug)
-    dpo = train_dpo(config, slug)
+    dpo = train_dpo(config, slug, pairs=load_pairs(config, slug))
     return {"sft": sft.summary.model_dump(), "dpo": dpo.summary.model_dump()}
 
 
 def tiny_folder() -> str:
     from foundry.config import load_config
-    from foundry.training.base_model import latest_tiny
+    from foundry.training.tiny_cache import latest_tiny
 
     folder = latest_tiny(load_config(ROOT / "foundry.yaml"))
     if folder is None:
@@ -81,7 +82,7 @@ def four_bit_config(backend: str):
 
 
 def step_qlora(slug: str) -> dict:
-    from tasks.train import train_sft
+    from foundry.training.adapter_training import train_sft
 
     return {"sft": train_sft(four_bit_config("peft"), slug).summary.model_dump()}
 
@@ -89,11 +90,12 @@ def step_qlora(slug: str) -> dict:
 def step_unsloth(slug: str) -> dict:
     import unsloth  # noqa: F401  (must import before transformers patches apply)
 
-    from tasks.train import train_dpo, train_sft
+    from foundry.synthesis.pair_sets import load_pairs
+    from foundry.training.adapter_training import train_dpo, train_sft
 
     config = four_bit_config("unsloth")
     sft = train_sft(config, slug)
-    dpo = train_dpo(config, slug)
+    dpo = train_dpo(config, slug, pairs=load_pairs(config, slug))
     return {"sft": sft.summary.model_dump(), "dpo": dpo.summary.model_dump()}
 
 

@@ -1,211 +1,38 @@
-"""Evaluation: does each persona's variant speak, and reason, like that persona and no other?
+"""Prefect tasks of the evaluation stage: evaluate, publish the report, log it to MLflow.
 
-Public entry points: `evaluate(config, ...)` returns an `EvalReport`
-(`foundry/evaluation/schema.py`) and writes `metrics.json`, `report.md`, `answers.jsonl` and PNG
-plots to one folder, atomically; `evaluate_task` wraps it for flows (Prefect artifacts) and logs to
-an MLflow run when given one.
-
-Every variant (`base`, `prompt`, `sft`, `dpo`) of every persona answers the held-out debate
-prompts (topics never synthesized or trained on). Style and content attribution, fluency and
-homogeneity are measured on those answers; the perplexity matrix on the held-out corpus; stance
-and the belief matrix on the contracts' positions (`foundry.evaluation.scoring`). Every batch is
-kept in `<cache_dir>/eval-cache` under a key of all it depends on, so a rerun computes only the
-batches whose inputs changed (`foundry.evaluation.cache`), with the same results.
+Public entry points: `evaluate_task` (the `evaluate` flow's: logs into a given MLflow run) and
+`evaluation_task` (the retrain flow's: its own `evaluation` run, plus each persona's gate
+metrics). The evaluation itself is `foundry.evaluation.run.evaluate`; the MLflow logging is
+`registry.tracking`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
-from foundry.atomic import replace_dir, staged_dir
-from foundry.config import FoundryConfig, Settings
-from foundry.data.validation import validate_personas
-from foundry.errors import FoundryError, raise_for_errors
-from foundry.evaluation.answers import EvalSetup, LazyModel, generate_answers, resolve_variants
-from foundry.evaluation.cache import CacheStats, open_eval_cache
-from foundry.evaluation.judge import judge_variants
-from foundry.evaluation.measures import measure_variant, real_corpus_baselines
-from foundry.evaluation.plots import write_plots
-from foundry.evaluation.report import render_markdown, summary_rows
+from foundry.config import FoundryConfig, load_config
+from foundry.evaluation.report import summary_rows
+from foundry.evaluation.run import EVAL_DIRNAME, evaluate
 from foundry.evaluation.schema import EvalReport
-from foundry.logs import get_logger
-from foundry.synthesis.generation_cache import GENERATIONS_FILENAME, GenerationCache
-from foundry.synthesis.jobs import Budget, Provider
-from foundry.synthesis.providers import make_provider, resolve_provider_name
-from registry.tracking import tracking_uri
-
-logger = get_logger(__name__)
-
-EVAL_DIRNAME = "eval"
-JUDGE_DIRNAME = "eval-judge"  # the judge's cache: outside the report folder, which is replaced
-Progress = Callable[[str, int], Callable[[int], None]]
+from foundry.evaluation.summary import flat_metrics
+from registry.promotion import persona_metrics
+from registry.tracking import log_eval_report, log_evaluation_run, tracking_uri
 
 
-class EvaluationError(FoundryError):
-    """Evaluation cannot run: nothing held out, no personas, or a requested variant is missing."""
+def _config(config_path: str | None) -> FoundryConfig:
+    return load_config(Path(config_path) if config_path else None)
 
 
-def evaluate(
-    config: FoundryConfig,
-    *,
-    personas: Sequence[str] | None = None,
-    variants: Sequence[str] | None = None,
-    out_dir: Path | None = None,
-    data_rev: str = "",
-    progress: Progress | None = None,
-    judge: bool | None = None,
-    settings: Settings | None = None,
-    cache: bool = True,
-    cache_stats: CacheStats | None = None,
-) -> tuple[EvalReport, Path]:
-    """Evaluate the variants of the selected personas and write the report folder.
+def _publish(report: EvalReport, folder: Path) -> None:
+    """The report and its summary table as the task run's Prefect artifacts."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    Args:
-        config: the project configuration (`evaluation:` section).
-        personas: slugs (default: every persona with a contract).
-        variants: variants to evaluate; when given explicitly, a missing adapter is an error,
-            otherwise (`evaluation.variants`) it is skipped with a note.
-        out_dir: where the report goes (default `<cache_dir>/eval`); replaced atomically.
-        data_rev: the data version recorded in the report.
-        progress: `progress(label, steps)` per stage; returns a per-step hook.
-        judge: ask Claude to compare each variant's answers with the prompt baseline's
-            (default `evaluation.judge`); needs ANTHROPIC_API_KEY in `settings`.
-        settings: secrets from the environment (read when None and the judge is on).
-        cache: reuse and keep answer, scoring and embedding batches in `<cache_dir>/eval-cache`
-            (results are the same either way; False computes every batch).
-        cache_stats: filled with the batches reused and computed, and whether the model loaded.
-
-    Returns:
-        The report and the folder it was written to.
-
-    Raises:
-        EvaluationError: no held-out prompts, no personas, or an explicit variant is missing.
-        SynthesisError: the judge is on and ANTHROPIC_API_KEY is not set.
-        DataError: the persona data has errors.
-    """
-    summary = validate_personas(config, list(personas) if personas else None)
-    raise_for_errors(summary.problems, f"data in {config.data_dir}")
-    setup = EvalSetup.build(config, summary)
-    if not setup.contracts:
-        raise EvaluationError(f"no personas with a contract in {config.personas_dir} to evaluate")
-    if not setup.prompts:
-        raise EvaluationError(
-            "no held-out debate prompts: evaluation answers topics that were never trained on, "
-            f"and {config.topics_file} has too few topic groups to hold any out; add topics "
-            "(three groups or more)"
-        )
-    judge_engine = _judge_engine(config, settings) if _use_judge(config, judge) else None
-    resolved, skipped = resolve_variants(config, setup, variants, explicit=variants is not None)
-    if skipped and variants is not None:
-        raise EvaluationError("; ".join(s.reason for s in skipped))
-    model = LazyModel(setup, resolved)
-    batches = open_eval_cache(config, resolved, use_file=cache, stats=cache_stats)
-    answers = generate_answers(model, setup, resolved, batches, progress)
-    report = EvalReport(
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        data_rev=data_rev,
-        base_model=model.base_id(),
-        personas=setup.slugs,
-        variants=sorted({v.variant for v in resolved}, key=setup.variant_order),
-        heldout_topics=[t.id for t in setup.prompts],
-        skipped=skipped,
-    )
-    real_corpus_baselines(setup, report, batches)
-    for variant in report.variants:
-        report.metrics[variant] = measure_variant(
-            model, batches, setup, [r for r in resolved if r.variant == variant], answers, progress
-        )
-    batches.stats.is_model_loaded = model.loaded is not None
-    logger.info("%s; model %s", batches.summary(), "loaded" if model.loaded else "not loaded")
-    if judge_engine is not None:
-        _judge(config, setup, answers, judge_engine, report)
-    folder = write_report(report, answers, out_dir or config.cache_dir / EVAL_DIRNAME)
-    logger.info(
-        "evaluation: %d persona(s) x %d variant(s) on %d held-out prompt(s) -> %s",
-        len(report.personas), len(report.variants), len(report.heldout_topics), folder,
-    )  # fmt: skip
-    return report, folder
-
-
-def _use_judge(config: FoundryConfig, judge: bool | None) -> bool:
-    return config.evaluation.judge if judge is None else judge
-
-
-def _judge_engine(config: FoundryConfig, settings: Settings | None) -> Provider:
-    """Claude for the judge; fails before any work when no key is set."""
-    from foundry.config import load_settings
-
-    settings = settings or load_settings()
-    resolve_provider_name(config, settings, "anthropic")
-    return make_provider("anthropic", config, settings)
-
-
-def _judge(
-    config: FoundryConfig,
-    setup: EvalSetup,
-    answers: list[dict[str, Any]],
-    engine: Provider,
-    report: EvalReport,
-) -> None:
-    cache = GenerationCache(config.cache_dir / JUDGE_DIRNAME / GENERATIONS_FILENAME)
-    budget = Budget(config.evaluation.judge_budget_usd)
-    for variant, verdict in judge_variants(setup, answers, engine, cache, budget).items():
-        if variant in report.metrics:
-            report.metrics[variant].judge = verdict
-    if budget.spent_usd:
-        report.notes.append(f"the judge cost ${budget.spent_usd:.4f}")
-
-
-def write_report(report: EvalReport, answers: list[dict[str, Any]], target: Path) -> Path:
-    """metrics.json, answers.jsonl, plots and report.md into `target`, swapped in at once."""
-    with staged_dir(target.parent, prefix=f".{target.name}-") as stage:
-        (stage / "metrics.json").write_text(report.model_dump_json(indent=2) + "\n")
-        (stage / "answers.jsonl").write_text(
-            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in answers)
-        )
-        plots = write_plots(report, stage / "plots")
-        relative = {name: f"plots/{path.name}" for name, path in plots.items()}
-        (stage / "report.md").write_text(render_markdown(report, relative))
-        replace_dir(stage, target)
-    return target
-
-
-def log_to_mlflow(report: EvalReport, folder: Path, run_id: str, tracking_uri: str) -> None:
-    """Every summary number as an MLflow metric (`eval.<variant>.<metric>`), the folder as
-    artifacts under `evaluation/`."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    for row in flat_metrics(report).items():
-        client.log_metric(run_id, row[0], row[1])
-    client.log_artifacts(run_id, str(folder), artifact_path="evaluation")
-
-
-def flat_metrics(report: EvalReport) -> dict[str, float]:
-    """`eval.<variant>.<metric>` -> value for every number of the summary that exists (a `+`
-    in a variant's name becomes `_`)."""
-    flat: dict[str, float] = {}
-    for variant, m in report.metrics.items():
-        values = {
-            "style_accuracy": m.attribution_style and m.attribution_style.accuracy,
-            "content_accuracy": m.attribution_content and m.attribution_content.accuracy,
-            "stance_accuracy": m.stance and m.stance.accuracy,
-            "stance_divergence": m.stance and m.stance.divergence,
-            "belief_dominance": m.belief and m.belief.diagonal_dominance,
-            "perplexity_dominance": m.perplexity and m.perplexity.diagonal_dominance,
-            "homogeneity_cosine": m.homogeneity and m.homogeneity.mean_pairwise_cosine,
-            "fluency_nll": m.fluency and m.fluency.nll_under_base,
-            "distinct_2": m.fluency and m.fluency.distinct_2,
-        }
-        name = variant.replace("+", "_")  # MLflow names allow no "+" (dpo+steer -> dpo_steer)
-        flat |= {f"eval.{name}.{k}": float(v) for k, v in values.items() if v is not None}
-    return flat
+    create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
+    create_table_artifact(key="evaluation-summary", table=summary_rows(report))
 
 
 @task(name="evaluate")
@@ -221,11 +48,7 @@ def evaluate_task(
 
     `adapters_dir` evaluates the adapters found there (e.g. the champions) instead of the ones
     trained last, and writes the report beside the usual one (`.foundry/eval-champions/`)."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    from foundry.config import load_config
-
-    config = load_config(Path(config_path) if config_path else None)
+    config = _config(config_path)
     out_dir = None
     if adapters_dir:
         config = config.with_adapters_dir(Path(adapters_dir))
@@ -233,10 +56,9 @@ def evaluate_task(
     report, folder = evaluate(
         config, personas=personas, variants=variants, data_rev=data_rev, out_dir=out_dir
     )
-    create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
-    create_table_artifact(key="evaluation-summary", table=summary_rows(report))
+    _publish(report, folder)
     if mlflow_run_id:
-        log_to_mlflow(report, folder, mlflow_run_id, tracking_uri(config))
+        log_eval_report(report, folder, mlflow_run_id, tracking_uri(config))
     return {"folder": str(folder), "metrics": flat_metrics(report)}
 
 
@@ -246,24 +68,11 @@ def evaluation_task(
 ) -> dict[str, Any]:
     """The retrain flow's evaluation: report artifacts, an MLflow `evaluation` run, and each
     persona's gate metrics for the registry."""
-    import time
-
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-    from foundry.config import load_config
-    from registry.promotion import persona_metrics
-    from registry.tracking import experiment_id, lineage_tags, open_client
-
     started = time.perf_counter()
-    config = load_config(Path(config_path) if config_path else None)
+    config = _config(config_path)
     report, folder = evaluate(config, personas=personas, data_rev=data_rev)
-    create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
-    create_table_artifact(key="evaluation-summary", table=summary_rows(report))
-    client = open_client(config)
-    tags = {"mlflow.runName": "evaluation", **lineage_tags(config, data_rev)}
-    run_id = client.create_run(experiment_id(client, config), tags=tags).info.run_id
-    log_to_mlflow(report, folder, run_id, tracking_uri(config))
-    client.set_terminated(run_id)
+    _publish(report, folder)
+    run_id = log_evaluation_run(config, report, folder, data_rev)
     stage = config.registry.stage
     per_persona = (
         {slug: persona_metrics(report, stage, slug) for slug in personas}

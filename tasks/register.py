@@ -1,204 +1,23 @@
-"""Registration: log a retrain's adapters and evaluation to MLflow, register each persona's adapter
-as a model version, and promote it by policy.
-
-Public entry points: `register_retrain(config, ...)` (a parent run, nested sft/dpo/eval runs, one
-model version per persona, challenger and champion aliases by `registry.promotion`) and the Prefect
-tasks `register_persona_task` and `promote_task`. Every decision, refusals included, is recorded on
-the version (tags) and in the run (`promotion.md`), beside the model card (`model_card.md`).
+"""The registration steps: `register_persona_task` registers one persona's adapter as a challenger
+and runs the promotion gate (`registry.registration.register_retrain`); `promote_task` promotes a
+registered version by policy (`registry.champions.promote_version`).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
-from foundry.config import FoundryConfig
-from foundry.evaluation.schema import EvalReport
+from foundry.config import load_config
 from foundry.logs import get_logger
-from foundry.training.artifacts import AdapterArtifact, TrainingError, TrainingSummary
-from registry.model_card import render_model_card
-from registry.models import (
-    get_alias_version,
-    metric_tags,
-    model_name,
-    promote,
-    record_refusal,
-    register_adapter,
-    set_alias,
-    version_metrics,
-)
-from registry.promotion import comparison_markdown, decide, persona_metrics
-from registry.tracking import (
-    experiment_id,
-    finish_run,
-    lineage_tags,
-    log_adapter_run,
-    log_eval_run,
-    log_vector,
-    open_client,
-    start_parent_run,
-)
+from registry.champions import promote_version
+from registry.registration import register_retrain
+from registry.tracking import open_client
 
 logger = get_logger(__name__)
-
-SUMMARY_FILE = "training_summary.json"
-
-
-def register_retrain(
-    config: FoundryConfig,
-    personas: Sequence[str],
-    *,
-    data_rev: str,
-    content_hashes: Mapping[str, str],
-    eval_folder: Path | None,
-    eval_metrics: Mapping[str, float] | None = None,
-    flow_run_id: str = "",
-    eval_run_id: str = "",
-) -> dict[str, dict[str, Any]]:
-    """Log and register every persona's adapters; promote those the policy lets through.
-
-    Args:
-        config: the project configuration (`registry:` section).
-        personas: slugs whose adapters were trained.
-        data_rev: the DVC data version they were trained on.
-        content_hashes: persona -> content hash of its data.
-        eval_folder: the evaluation report folder (`metrics.json`), if evaluation ran.
-        eval_metrics: the flat evaluation metrics, logged to the eval run.
-        flow_run_id: the Prefect flow run, for the lineage tags.
-        eval_run_id: an MLflow run that already holds this evaluation (tagged on the versions
-            instead of logging the evaluation again).
-
-    Returns:
-        persona -> {"version", "decision", "reasons", "champion", "run_id"}.
-
-    Raises:
-        TrackingError: the tracking server is unreachable (nothing is registered).
-        TrainingError: a persona has no trained adapter for `registry.stage`.
-    """
-    client = open_client(config)
-    report = _read_report(eval_folder)
-    tags = lineage_tags(config, data_rev, flow_run_id)
-    parent = start_parent_run(client, config, tags)
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        if report is not None and eval_folder is not None and not eval_run_id:
-            eval_run_id = log_eval_run(
-                client, config, parent, report, eval_folder, eval_metrics or {}, tags
-            )
-        for slug in personas:
-            persona_tags = {**tags, "persona": slug, "content_hash": content_hashes.get(slug, "")}
-            if eval_run_id:
-                persona_tags["eval_run_id"] = eval_run_id
-            results[slug] = _register_persona(config, client, parent, slug, persona_tags, report)
-            results[slug]["experiment_id"] = experiment_id(client, config)
-    except BaseException:
-        finish_run(client, parent, failed=True)
-        raise
-    finish_run(client, parent)
-    return results
-
-
-def _register_persona(
-    config: FoundryConfig,
-    client: Any,
-    parent: str,
-    slug: str,
-    tags: dict[str, str],
-    report: EvalReport | None,
-) -> dict[str, Any]:
-    runs = {
-        stage: log_adapter_run(client, config, parent, _artifact(config, slug, stage), tags)
-        for stage in ("sft", "dpo")
-        if (config.adapter_dir(slug, stage) / SUMMARY_FILE).is_file()
-    }
-    stage = config.registry.stage
-    if stage not in runs:
-        raise TrainingError(
-            f"persona {slug} has no {stage} adapter in {config.adapter_dir(slug, stage)} to "
-            f"register; train it (`foundry train --persona {slug}`)"
-        )
-    metrics = persona_metrics(report, stage, slug) if report and stage in report.metrics else {}
-    vector = log_vector(
-        client, runs[stage], config.vector_dir(slug), config.adapter_dir(slug, "dpo")
-    )
-    version = register_adapter(
-        client,
-        slug,
-        runs[stage],
-        tags={**tags, "stage": stage, **metric_tags(metrics), **vector},
-        description=f"{stage} adapter for persona {slug}, data {tags.get('data_rev', '?')}",
-    )
-    number = int(version.version)
-    champion = get_alias_version(client, slug, "champion")
-    champion_metrics = version_metrics(champion) if champion else None
-    champion_number = int(champion.version) if champion else None
-    policy = config.registry.promotion
-    decision = decide(metrics, champion_metrics, policy, champion_version=champion_number)
-    if decide(metrics, None, policy).promote:  # passed its own checks
-        set_alias(client, slug, "challenger", number)
-    if decision.promote:
-        promote(client, slug, number, decision)
-    else:
-        record_refusal(client, slug, number, decision)
-    client.log_text(
-        runs[stage],
-        comparison_markdown(slug, number, champion_number, decision),
-        "promotion.md",
-    )
-    card = _card(config, slug, number, tags, metrics)
-    client.log_text(runs[stage], card, "model_card.md")
-    client.update_model_version(model_name(slug), str(number), description=card)
-    logger.info(
-        "persona %s: %s v%d %s (%s)", slug, model_name(slug), number,
-        "promoted to champion" if decision.promote else "not promoted",
-        "; ".join(decision.reasons) or "all checks passed",
-    )  # fmt: skip
-    return {
-        "version": number,
-        "decision": "promoted" if decision.promote else "refused",
-        "reasons": decision.reasons,
-        "champion": number if decision.promote else champion_number,
-        "run_id": runs[stage],
-    }
-
-
-def _artifact(config: FoundryConfig, slug: str, stage: str) -> AdapterArtifact:
-    folder = config.adapter_dir(slug, stage)
-    summary = TrainingSummary.model_validate_json((folder / SUMMARY_FILE).read_text())
-    return AdapterArtifact(persona=slug, stage=stage, path=folder, summary=summary)
-
-
-def _read_report(folder: Path | None) -> EvalReport | None:
-    if folder is None or not (folder / "metrics.json").is_file():
-        return None
-    return EvalReport.model_validate_json((folder / "metrics.json").read_text())
-
-
-def _card(
-    config: FoundryConfig, slug: str, version: int, tags: Mapping[str, str], metrics: dict
-) -> str:
-    from foundry.data.personas import load_contract
-
-    contract, _ = load_contract(config.persona_dir(slug))
-    summary = _artifact(config, slug, config.registry.stage).summary
-    return render_model_card(
-        slug=slug,
-        persona_name=contract.name if contract else slug,
-        version=version,
-        base_model=summary.base_model,
-        data_rev=tags.get("data_rev", ""),
-        content_hash=tags.get("content_hash", ""),
-        git_commit=tags.get("git_commit", ""),
-        config_hash=tags.get("config_hash", ""),
-        training=json.loads(summary.model_dump_json(exclude={"train_losses", "eval_losses"})),
-        metrics=metrics,
-        summary=contract.summary if contract else "",
-    )
 
 
 @task(name="register-persona", task_run_name="register[{slug}]")
@@ -212,8 +31,6 @@ def register_persona_task(
 ) -> dict[str, Any]:
     """Register one persona's adapter as a challenger and run the promotion gate."""
     from prefect.runtime import flow_run
-
-    from foundry.config import load_config
 
     config = load_config(Path(config_path) if config_path else None)
     started = time.perf_counter()
@@ -230,9 +47,6 @@ def promote_task(
     config_path: str | None, slug: str, version: int | None = None, force: bool = False
 ) -> dict[str, Any]:
     """Promote `version` (default: the challenger) if the policy (or `force`) lets it through."""
-    from foundry.config import load_config
-    from registry.models import promote_version
-
     config = load_config(Path(config_path) if config_path else None)
     client = open_client(config)
     decision = promote_version(client, slug, version, config.registry.promotion, force=force)

@@ -51,8 +51,8 @@ def deploy(
         ctx.obj = {"config": config, "target": target, "persona": persona}
         return
     from deploy.release import NoChampion
+    from deploy.rollout import deploy_personas
     from foundry.data.personas import discover_personas, select_personas
-    from tasks.deploy import deploy_personas
 
     cfg = load_cli_config(config)
     name = target or cfg.deploy.target

@@ -47,7 +47,7 @@ def evaluate(
     from foundry.atomic import write_text_atomic
     from foundry.cli.models import read_data_rev
     from foundry.evaluation.report import summary_rows
-    from tasks.evaluate import evaluate as run_evaluation
+    from foundry.evaluation.run import evaluate as run_evaluation
 
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:

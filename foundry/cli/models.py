@@ -59,7 +59,8 @@ def train(
 ) -> None:
     """Train persona adapters: SFT on the persona's corpus, then DPO on preference pairs."""
     from foundry.data.validation import validate_personas
-    from tasks.train import ensure_base, train_dpo, train_sft
+    from foundry.training.adapter_training import train_sft
+    from foundry.training.base_model import ensure_base
 
     if stage not in STAGES:
         raise typer.BadParameter(f"use one of {', '.join(STAGES)}", param_hint="--stage")
@@ -73,7 +74,7 @@ def train(
     with user_errors(), progress_bars() as bar:
         ensure_base(cfg, progress=bar(f"base model ({cfg.base_model.name})"))
         for slug in slugs:
-            for name, fn in (("sft", train_sft), ("dpo", train_dpo)):
+            for name, fn in (("sft", train_sft), ("dpo", _train_dpo_on_pairs)):
                 if stage not in (name, "all"):
                     continue
                 artifact = fn(cfg, slug, progress=bar(f"{slug} {name}"), data_rev=data_rev)
@@ -94,6 +95,14 @@ def train(
     )
 
 
+def _train_dpo_on_pairs(cfg: FoundryConfig, slug: str, **kwargs: Any) -> Any:
+    """DPO on the persona's preference pairs (its `pairs.jsonl`, else cross-persona pairs)."""
+    from foundry.synthesis.pair_sets import load_pairs
+    from foundry.training.adapter_training import train_dpo
+
+    return train_dpo(cfg, slug, pairs=load_pairs(cfg, slug), **kwargs)
+
+
 def _trainable(cfg: FoundryConfig, persona: list[str] | None, validate: Callable) -> list[str]:
     summary = validate(cfg, persona)
     return [p.slug for p in summary.personas if p.contract is None or p.contract.trainable]
@@ -101,8 +110,8 @@ def _trainable(cfg: FoundryConfig, persona: list[str] | None, validate: Callable
 
 def read_data_rev(cfg: FoundryConfig) -> str:
     """The data version in data.dvc, or empty when the data was never versioned."""
+    from foundry.data.versions import read_data_version
     from foundry.errors import FoundryError
-    from tasks.versioning import read_data_version
 
     try:
         return read_data_version(cfg).data_rev

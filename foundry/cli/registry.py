@@ -93,7 +93,7 @@ def promote_cmd(
     ] = False,
 ) -> None:
     """Make a version the champion if the promotion policy (or --force) allows it."""
-    from registry.models import promote_version
+    from registry.champions import promote_version
     from registry.tracking import open_client
 
     cfg = load_cli_config(config)
@@ -112,7 +112,7 @@ def promote_cmd(
 @registry_app.command("rollback", epilog="Example: foundry registry rollback tobias-renn")
 def rollback_cmd(slug: SlugArgument, config: ConfigOption = None) -> None:
     """Put the previous champion back (the change is recorded on both versions)."""
-    from registry.models import rollback
+    from registry.champions import rollback
     from registry.tracking import open_client
 
     cfg = load_cli_config(config)

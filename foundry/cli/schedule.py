@@ -30,7 +30,7 @@ NameOption = Annotated[
 @schedule_app.command("list", epilog="Example: foundry schedule list")
 def list_cmd(config: ConfigOption = None) -> None:
     """The deployments in prefect.yaml, checked against their flows (no server needed)."""
-    from foundry.orchestration.schedules import PREFECT_FILE, load_deployments
+    from foundry.orchestration.prefect_file import PREFECT_FILE, load_deployments
 
     cfg = load_cli_config(config)
     with user_errors():

@@ -74,8 +74,8 @@ def synth(
 ) -> None:
     """Generate synthetic debate turns grounded in each persona's corpus and reasoning method."""
     from foundry.config import load_settings
-    from tasks.synth import synthesize
-    from tasks.train import ensure_base
+    from foundry.synthesis.turn_synthesis import synthesize
+    from foundry.training.base_model import ensure_base
 
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:
@@ -140,8 +140,9 @@ def pairs(
 ) -> None:
     """Build DPO preference pairs (chosen vs rejected) from the synthetic turns."""
     from foundry.config import load_settings
-    from tasks.preferences import build_pairs, export_pairs
-    from tasks.train import ensure_base
+    from foundry.synthesis.pair_building import build_pairs
+    from foundry.synthesis.pair_sets import export_pairs
+    from foundry.training.base_model import ensure_base
 
     if export and out is None:
         raise typer.BadParameter("--export needs --out FILE", param_hint="--out")
@@ -184,7 +185,7 @@ def prompts_export(
     ),
 ) -> None:
     """Write each persona's enhanced system prompt (contract, reasoning method, constitution)."""
-    from tasks.synth import export_system_prompts
+    from foundry.synthesis.system_prompts import export_system_prompts
 
     cfg = load_cli_config(config)
     with user_errors():

@@ -11,15 +11,9 @@ import typer
 from rich.markup import escape
 
 from foundry.cli.common import ConfigOption, console, err_console, load_cli_config, user_errors
-from foundry.orchestration.ui_servers import (
-    LABELS,
-    ServerStartError,
-    StartResult,
-    StopOutcome,
-    start_servers,
-    state_path,
-    stop_servers,
-)
+from foundry.orchestration.ui_processes import StopOutcome
+from foundry.orchestration.ui_records import LABELS, ServerStartError, state_path
+from foundry.orchestration.ui_servers import StartResult, start_servers, stop_servers
 
 
 def ui(

@@ -33,11 +33,11 @@ def extract(config: ConfigOption = None, persona: PersonaOption = None) -> None:
     `dpo+steer` strength is swept too when the persona's DPO adapter is trained.
     """
     from foundry.cli.models import read_data_rev
-    from tasks.steering import extract_vectors
+    from tasks.steering import extract_persona_vectors
 
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:
-        results = extract_vectors(cfg, persona, data_rev=read_data_rev(cfg), progress=bars)
+        results = extract_persona_vectors(cfg, persona, data_rev=read_data_rev(cfg), progress=bars)
     table = Table(
         title="Persona vectors",
         caption="alpha: steer / dpo+steer; attribution and NLL +: steer at its alpha vs none",
@@ -153,18 +153,15 @@ def monitor(
 
 
 def _monitor(cfg: Any, transcript: Path, drift: float, drop: float, window: int) -> Any:
-    from foundry.steering.monitoring import (
-        baselines,
-        monitor_transcript,
-        projection_matrix,
-        read_transcript,
-    )
+    from foundry.steering.inputs import read_steering_corpus
+    from foundry.steering.monitoring import monitor_transcript
+    from foundry.steering.projections import baselines, projection_matrix
     from foundry.steering.store import load_persona_vector
+    from foundry.steering.transcripts import read_transcript
     from foundry.training.base_model import load_base
-    from tasks.steering import heldout_rows
 
     base = load_base(cfg)
-    held = heldout_rows(cfg)
+    held = read_steering_corpus(cfg).heldout
     missing = [s for s in held if not (cfg.vector_dir(s) / "vector.json").is_file()]
     if missing:
         from foundry.errors import FoundryError

@@ -21,7 +21,8 @@ from foundry.training.artifacts import SUMMARY_FILENAME
 from foundry.training.config import TINY
 from foundry.training.datasets import SYNTHETIC_DIRNAME, TURNS_FILENAME, read_jsonl_records
 
-# Where `tasks.evaluate` writes its answers (EVAL_DIRNAME there; not imported: it loads Prefect).
+# Where `foundry.evaluation.run` writes its answers (EVAL_DIRNAME there; not imported: it
+# loads the whole evaluation stack).
 EVAL_ANSWERS = Path("eval") / "answers.jsonl"
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from foundry.data.schemas import DebateTopic, PersonaContract
+from foundry.data.schemas import CorpusItem, DebateTopic, PersonaContract
 
 TopicRole = Literal["train", "dev", "heldout"]
 
@@ -166,6 +166,12 @@ def move_prompt(topic: DebateTopic, move: str, opponent_quote: str = "") -> str:
         quote = " ".join(words[:MAX_QUOTE_WORDS]) + (" ..." if len(words) > MAX_QUOTE_WORDS else "")
         cue = f'{cue}: "{quote}"' if quote else "Challenge the conventional view."
     return debate_prompt(topic) + (f"\n{cue}" if cue else "")
+
+
+def item_prompts(items: Sequence[CorpusItem], topics: Sequence[DebateTopic]) -> dict[str, str]:
+    """Each item's debate prompt (its nearest topic), keyed by item id."""
+    nearest = nearest_topics([item.text for item in items], topics)
+    return {item.id: debate_prompt(topic) for item, topic in zip(items, nearest, strict=True)}
 
 
 def encode_completion(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import debate_prompt
+from foundry.data.framing import debate_prompt, item_prompts
 from foundry.data.schemas import DebateTopic, PersonaContract
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
@@ -28,7 +28,6 @@ from foundry.steering.variants import (
     register_variant_vectors,
     resolve_variant,
 )
-from foundry.training.datasets import item_prompts
 
 if TYPE_CHECKING:
     from foundry.data.validation import ValidationSummary
@@ -123,7 +122,7 @@ class LazyModel:
 
     def base_id(self) -> str:
         """The base model id `load_model` reports, without loading when it can."""
-        from foundry.training.base_model import latest_tiny
+        from foundry.training.tiny_cache import latest_tiny
 
         settings = self.setup.config.base_model
         if not settings.is_tiny:

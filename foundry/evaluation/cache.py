@@ -33,9 +33,9 @@ from foundry.steering.store import vector_digest
 from foundry.steering.variants import ResolvedVariant
 from foundry.synthesis.generation_cache import GenerationCache
 from foundry.synthesis.jobs import SynthesisError
-from foundry.training.adapters import CONFIG_FILE, WEIGHTS_FILE
-from foundry.training.base_model import latest_tiny
+from foundry.training.adapters import adapter_digest
 from foundry.training.datasets import file_digest
+from foundry.training.tiny_cache import latest_tiny
 
 logger = get_logger(__name__)
 
@@ -46,9 +46,13 @@ CACHE_FILENAME = "batches.jsonl"
 CODE_MODULES = (
     "foundry.training.adapters",
     "foundry.training.base_model",
+    "foundry.training.tiny_cache",
+    "foundry.training.tiny_model",
     "foundry.evaluation.embeddings",
     "foundry.evaluation.cache",
     "foundry.evaluation.scoring",
+    "foundry.training.scoring",
+    "foundry.data.framing",  # chat rows as token ids (`encode_completion`)
     "foundry.training.generation",
 )
 LIBRARIES = (
@@ -217,12 +221,6 @@ def open_eval_cache(
         r.steer: f"{r.variant}:{vector_digest(r.vector)}" for r in resolved if r.steer and r.vector
     }
     return cache
-
-
-def adapter_digest(folder: Path) -> str:
-    """sha256 over the adapter's config (rank, alpha, targets) and weights."""
-    parts = [f"{name}:{file_digest(folder / name)}" for name in (CONFIG_FILE, WEIGHTS_FILE)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def base_identity(config: FoundryConfig) -> str | None:

@@ -31,8 +31,9 @@ from foundry.evaluation.metrics import (
     stance_metrics,
 )
 from foundry.evaluation.schema import EvalReport, VariantMetrics
-from foundry.evaluation.scoring import ScoreRow, score_batches
+from foundry.evaluation.scoring import score_batches
 from foundry.steering.variants import ResolvedVariant
+from foundry.training.scoring import ScoreRow
 
 Tag = tuple[str, ...]
 

@@ -1,7 +1,7 @@
 """Cache keys of the `retrain` flow: what each persona's steps depend on, hashed.
 
 A step is redone when its key changes, so a key must cover everything the step's output depends
-on: the persona's own data (contract and corpus, `tasks.versioning.persona_content_hash`), the
+on: the persona's own data (contract and corpus, `foundry.data.versions.persona_content_hash`), the
 debate topics, the config sections the step reads, the base model and the code. What a persona
 borrows from the others (the real passages its challenges answer, the turns its cross-persona
 pairs reject) is taken as it is when the persona is rebuilt and is deliberately left out of its
@@ -67,7 +67,7 @@ def file_hash(path: Path) -> str:
 
 def base_key(config: FoundryConfig, pin: str) -> str:
     """The base model: a hub name, or the tiny base's pin
-    (`foundry.training.base_model.tiny_pin`)."""
+    (`foundry.training.tiny_cache.tiny_pin`)."""
     return digest("base", code_version(), config.base_model.model_dump(mode="json"), pin)
 
 

@@ -3,5 +3,5 @@ model variants a persona speaks through, transcript monitoring, and how a vector
 its layer and strength chosen (`extraction`, `sweep`).
 
 May import only data and the ground: the model a vector is read from and swept on is handed in
-(`foundry.steering.extraction.SteeringModel`), so training's loaders stay above it.
+(`foundry.steering.inputs.SteeringModel`), so training's loaders stay above it.
 """

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import contract_system_prompt
+from foundry.data.framing import BASE_ADAPTER, contract_system_prompt
 from foundry.data.schemas import PersonaContract
 from foundry.errors import FoundryError
 
 Variant = Literal["base", "prompt", "sft", "dpo", "steer", "dpo+steer"]
 VARIANTS: tuple[Variant, ...] = ("base", "prompt", "sft", "dpo", "steer", "dpo+steer")
-BASE_ADAPTER = "__base__"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from foundry.data.framing import item_prompts
 from foundry.data.schemas import CorpusItem, PreferencePair
 from foundry.errors import DataError
-from foundry.training.datasets import item_prompts
 
 if TYPE_CHECKING:
     from foundry.data.validation import ValidationSummary

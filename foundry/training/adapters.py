@@ -9,6 +9,7 @@ names; `use_adapter(model, name)` is the one-adapter-at-a-time path (PEFT's `set
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import Any
 from foundry.data.framing import BASE_ADAPTER
 from foundry.errors import FoundryError
 from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.training.datasets import file_digest
 
 logger = get_logger(__name__)
 
@@ -182,3 +184,9 @@ def use_adapter(model: Any, name: str) -> Iterator[Any]:
             yield model.get_base_model()
     finally:
         model.set_adapter(previous, inference_mode=not is_trainable)
+
+
+def adapter_digest(folder: Path) -> str:
+    """sha256 over the adapter's config (rank, alpha, targets) and weights."""
+    parts = [f"{name}:{file_digest(folder / name)}" for name in (CONFIG_FILE, WEIGHTS_FILE)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foundry.data.framing import conversation, debate_prompt, nearest_topics
-from foundry.data.schemas import CorpusItem, DebateTopic, PreferencePair
+from foundry.data.framing import conversation, item_prompts
+from foundry.data.schemas import DebateTopic, PreferencePair
 from foundry.errors import FoundryError
-from foundry.training.base_model import PretrainDoc
+from foundry.training.tiny_model import PretrainDoc
 
 if TYPE_CHECKING:
     from foundry.data.validation import PreparedPersona, ValidationSummary
@@ -34,12 +34,6 @@ SPLITS = ("train", "eval")
 
 class TrainingDataError(FoundryError):
     """The data a persona would be trained on is missing or malformed."""
-
-
-def item_prompts(items: Sequence[CorpusItem], topics: Sequence[DebateTopic]) -> dict[str, str]:
-    """Each item's debate prompt (its nearest topic), keyed by item id."""
-    nearest = nearest_topics([item.text for item in items], topics)
-    return {item.id: debate_prompt(topic) for item, topic in zip(items, nearest, strict=True)}
 
 
 def base_documents(summary: ValidationSummary) -> list[PretrainDoc]:

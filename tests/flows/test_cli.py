@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foundry.cli.main import app
-from tasks.versioning import read_data_version
+from foundry.data.versions import read_data_version
 from tests.conftest import FAULTLINE_FIXTURE, make_project
 
 pytestmark = pytest.mark.slow

@@ -33,7 +33,7 @@ def wide_console(monkeypatch):
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    from tasks.train import ensure_base
+    from foundry.training.base_model import ensure_base
 
     project = make_project(tmp_path_factory.mktemp("cli-eval") / "repo", config_text=SMALL)
     shutil.copytree(SAMPLE_DIR, project / "data")

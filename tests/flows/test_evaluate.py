@@ -8,8 +8,10 @@ import shutil
 import pytest
 
 from foundry.config import load_config
+from foundry.evaluation.run import EvaluationError, evaluate
 from foundry.evaluation.schema import EvalReport
-from tasks.evaluate import EvaluationError, evaluate, flat_metrics, log_to_mlflow
+from foundry.evaluation.summary import flat_metrics
+from registry.tracking import log_eval_report
 from tests.conftest import SAMPLE_DIR, make_project
 
 pytestmark = pytest.mark.slow
@@ -23,7 +25,7 @@ evaluation: {prompts_per_persona: 3, heldout_items: 4, max_new_tokens: 16, embed
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
-    from tasks.train import ensure_base
+    from foundry.training.base_model import ensure_base
 
     root = make_project(tmp_path_factory.mktemp("evaluate") / "project", config_text=SMALL)
     shutil.copytree(SAMPLE_DIR, root / "data")
@@ -102,7 +104,7 @@ def test_metrics_and_report_reach_an_mlflow_run(config, base_and_prompt, tmp_pat
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("eval-test", artifact_location=tmp_path.as_uri())
     run = client.create_run(experiment)
-    log_to_mlflow(report, folder, run.info.run_id, uri)
+    log_eval_report(report, folder, run.info.run_id, uri)
 
     logged = client.get_run(run.info.run_id).data.metrics
     assert logged == pytest.approx(flat_metrics(report))
@@ -192,7 +194,8 @@ def _write_adapter(config, slug: str, stage: str, seed: int) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from foundry.training.base_model import latest_tiny, load_tiny_folder
+    from foundry.training.tiny_cache import latest_tiny
+    from foundry.training.tiny_model import load_tiny_folder
 
     model, _ = load_tiny_folder(latest_tiny(config))
     torch.manual_seed(seed)

@@ -63,7 +63,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     from foundry.config import load_config
     from foundry.data.framing import debate_prompt, nearest_topics
     from foundry.data.validation import validate_personas
-    from foundry.training.base_model import PretrainDoc, load_base
+    from foundry.training.base_model import load_base
+    from foundry.training.tiny_model import PretrainDoc
 
     root = make_project(tmp_path_factory.mktemp("generation") / "project", config_text=SMALL_TINY)
     config = load_config(root / "foundry.yaml")
@@ -272,7 +273,7 @@ def test_generation_params_validate_ranges() -> None:
 def test_scores_of_a_mixed_batch_match_one_adapter_and_one_row_at_a_time(setup) -> None:
     import math
 
-    from foundry.evaluation.scoring import ScoreRow, score_completions
+    from foundry.training.scoring import ScoreRow, score_completions
 
     model, tokenizer = setup["model"], setup["base"].tokenizer
     names = [*NAMES, BASE_ADAPTER]
@@ -302,7 +303,7 @@ def test_scores_of_a_mixed_batch_match_one_adapter_and_one_row_at_a_time(setup) 
 def test_score_equals_the_models_own_loss_on_the_completion(setup) -> None:
     import torch
 
-    from foundry.evaluation.scoring import ScoreRow, score_completions
+    from foundry.training.scoring import ScoreRow, score_completions
 
     base, tokenizer = setup["base"].model, setup["base"].tokenizer
     row = ScoreRow(prompt=PROMPTS[1], completion="Nuclear power is worth it.", system="Be brief.")

@@ -42,8 +42,8 @@ def server(tmp_path_factory):
 
     from deploy.local import serve_in_thread
     from foundry.training.adapters import attach_adapters
-    from foundry.training.base_model import PretrainDoc, new_tiny_model, train_tokenizer
     from foundry.training.config import TinyModelConfig
+    from foundry.training.tiny_model import PretrainDoc, new_tiny_model, train_tokenizer
 
     torch.set_num_threads(1)
     rng = random.Random(0)

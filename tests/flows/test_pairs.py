@@ -11,9 +11,10 @@ from foundry.config import Settings, load_config
 from foundry.data.schemas import DebateTurn
 from foundry.data.validation import validate_personas
 from foundry.synthesis.jobs import SynthesisError
-from tasks.preferences import build_pairs, export_pairs, load_pairs
-from tasks.synth import synthesize
-from tasks.train import ensure_base
+from foundry.synthesis.pair_building import build_pairs
+from foundry.synthesis.pair_sets import export_pairs, load_pairs
+from foundry.synthesis.turn_synthesis import synthesize
+from foundry.training.base_model import ensure_base
 from tests.conftest import SAMPLE_DIR, make_project
 
 pytestmark = pytest.mark.slow

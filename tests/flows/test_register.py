@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from foundry.config import load_config
-from tasks.evaluate import evaluate, flat_metrics
-from tasks.register import register_retrain
+from foundry.evaluation.run import evaluate
+from foundry.evaluation.summary import flat_metrics
+from registry.registration import register_retrain
 from tests.conftest import SAMPLE_DIR, TINY_TRAINING, make_project
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,9 @@ registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50}}
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
-    from tasks.train import ensure_base, train_dpo, train_sft
+    from foundry.synthesis.pair_sets import load_pairs
+    from foundry.training.adapter_training import train_dpo, train_sft
+    from foundry.training.base_model import ensure_base
 
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
@@ -37,7 +40,7 @@ def registered(tmp_path_factory):
     ensure_base(config)
     for slug in PERSONAS:
         train_sft(config, slug, data_rev="rev-1")
-        train_dpo(config, slug, data_rev="rev-1")
+        train_dpo(config, slug, pairs=load_pairs(config, slug), data_rev="rev-1")
     report, folder = evaluate(config, personas=PERSONAS, data_rev="rev-1")
     first = register_retrain(
         config, PERSONAS, data_rev="rev-1", content_hashes={s: f"hash-{s}" for s in PERSONAS},
@@ -108,7 +111,8 @@ def test_the_champion_loads_with_identical_logits(registered, tmp_path):
 
 
 def test_a_second_retrain_is_compared_promoted_and_can_be_rolled_back(registered):
-    from registry.models import RegistryError, rollback
+    from registry.champions import rollback
+    from registry.models import RegistryError
 
     config, _, report = registered
     second = register_retrain(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from foundry.config import PromotionConfig
 from foundry.evaluation.schema import Attribution, EvalReport, Fluency, Matrix, VariantMetrics
+from registry.champions import promote_version, rollback
+from registry.config import PromotionConfig
 from registry.loading import download_adapter, load_adapter
 from registry.model_card import render_model_card
 from registry.models import (
@@ -16,9 +17,7 @@ from registry.models import (
     get_alias_version,
     metric_tags,
     model_name,
-    promote_version,
     register_adapter,
-    rollback,
     set_alias,
 )
 from registry.promotion import comparison_markdown, decide, persona_metrics

@@ -8,6 +8,7 @@ the task run states Prefect recorded, on the registry and on the artifacts, neve
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from foundry.config import load_config
-from tasks.versioning import init_project, read_data_version
+from foundry.data.versions import init_project, read_data_version
 from tests.conftest import TINY_TRAINING, make_project
 
 pytestmark = pytest.mark.slow
@@ -35,16 +36,27 @@ steering: {enabled: true, prompts: 2, sweep_prompts: 2, alphas: [0, 4], max_new_
 STEP_TASKS = ("synthesize", "pairs", "train", "vectors", "register")
 
 
-def _task_states(flow_run_id) -> dict[str, str]:
-    """task run name -> final state name, as Prefect recorded them."""
+def _task_states(flow_run_id, settle_s: float = 60.0) -> dict[str, str]:
+    """task run name -> final state name, as Prefect recorded them.
+
+    Task-run states reach the API through Prefect's event pipeline, after the flow has returned,
+    so a task run can still read `Running` for a moment under load: wait (bounded) until every
+    task run of the flow run is in a final state, then report what the API holds.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     async def read():
         async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
+            deadline = time.monotonic() + settle_s
+            while True:
+                runs = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+                )
+                settled = all(run.state is not None and run.state.is_final() for run in runs)
+                if (runs and settled) or time.monotonic() > deadline:
+                    return runs
+                await asyncio.sleep(0.2)
 
     return {run.name: run.state.name for run in asyncio.run(read())}
 

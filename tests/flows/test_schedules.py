@@ -17,17 +17,9 @@ import typer
 from typer.testing import CliRunner
 
 from foundry.cli.schedule import schedule_app
-from foundry.orchestration.schedules import (
-    LOCAL_POOL,
-    ScheduleError,
-    ScheduleSpec,
-    build_served_deployments,
-    load_deployments,
-    next_run,
-    register,
-    select_deployments,
-    serve,
-)
+from foundry.orchestration.prefect_file import LOCAL_POOL, load_deployments, select_deployments
+from foundry.orchestration.schedule_specs import ScheduleError, ScheduleSpec, next_run
+from foundry.orchestration.schedules import build_served_deployments, register, serve
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,8 @@ from foundry.data.schemas import DebateTurn
 from foundry.data.validation import validate_personas
 from foundry.synthesis.config import MOVES
 from foundry.synthesis.jobs import SynthesisError
-from tasks.synth import export_system_prompts, synthesize
+from foundry.synthesis.system_prompts import export_system_prompts
+from foundry.synthesis.turn_synthesis import synthesize
 from tests.conftest import SAMPLE_DIR, make_project
 
 NO_KEY = Settings(anthropic_api_key=None)

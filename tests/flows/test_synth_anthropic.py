@@ -9,8 +9,9 @@ import pytest
 
 from foundry.config import Settings, load_config
 from foundry.synthesis.jobs import ProviderAuthError, cost_usd
-from tasks.preferences import build_pairs, load_pairs
-from tasks.synth import synthesize
+from foundry.synthesis.pair_building import build_pairs
+from foundry.synthesis.pair_sets import load_pairs
+from foundry.synthesis.turn_synthesis import synthesize
 from tests.conftest import SAMPLE_DIR, make_project
 from tests.fakes.anthropic_server import FakeAnthropicServer
 

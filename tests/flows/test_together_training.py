@@ -12,12 +12,12 @@ import logging
 import pytest
 
 from foundry.data.validation import validate_personas
+from foundry.synthesis.pair_sets import load_pairs
+from foundry.training.adapter_training import train_dpo, train_sft
 from foundry.training.adapters import check_adapter_folder
 from foundry.training.artifacts import TrainingError, TrainingSummary
 from foundry.training.backends import resolve_backend
 from foundry.training.datasets import dpo_examples, sft_examples
-from tasks.preferences import load_pairs
-from tasks.train import train_dpo, train_sft
 from tests.fakes.together_finetune_server import (
     FAKE_BASE_MODEL,
     VALID_API_KEY,
@@ -82,7 +82,7 @@ def test_sft_then_dpo_install_adapters_and_upload_together_formats(config, serve
     steps: list[tuple[int, int]] = []
     sft = train_sft(config, SLUG, progress=lambda step, total, logs: steps.append((step, total)))
     server.archive_format = "zstd"  # Together's usual download format; SFT's came as tar.gz
-    dpo = train_dpo(config, SLUG, data_rev="rev-1")
+    dpo = train_dpo(config, SLUG, pairs=load_pairs(config, SLUG), data_rev="rev-1")
 
     # Adapter folders: the served LoRA, the summary, no pickle; they load onto the base.
     for artifact, job_id in ((sft, server.job_ids[0]), (dpo, server.job_ids[1])):

@@ -43,7 +43,9 @@ def _project(root: Path, config_text: str = CONFIG) -> Path:
 
 
 def _fresh_base(config):
-    from foundry.training.base_model import LoadedBase, latest_tiny, load_tiny_folder
+    from foundry.training.base_model import LoadedBase
+    from foundry.training.tiny_cache import latest_tiny
+    from foundry.training.tiny_model import load_tiny_folder
 
     folder = latest_tiny(config)
     model, tokenizer = load_tiny_folder(folder)
@@ -75,7 +77,10 @@ def trained(tmp_path_factory):
     """Both personas trained once (SFT then DPO); keeps in-memory models and outputs for checks."""
     import torch
 
-    from tasks.train import ensure_base, train_adapter_task, train_dpo, train_sft
+    from foundry.synthesis.pair_sets import load_pairs
+    from foundry.training.adapter_training import train_dpo, train_sft
+    from foundry.training.base_model import ensure_base
+    from tasks.train import train_adapter_task
 
     # One thread: the models are tiny, and two threads on a busy 2-core runner thrash (10x slower).
     threads = torch.get_num_threads()
@@ -96,7 +101,8 @@ def trained(tmp_path_factory):
             progress=lambda *a: progress_calls.append(a),
         )
     }
-    dpo = {first: train_dpo(config, first, base=dpo_base, data_rev="rev-1")}
+    pairs = load_pairs(config, first)
+    dpo = {first: train_dpo(config, first, pairs=pairs, base=dpo_base, data_rev="rev-1")}
     sft[second] = train_sft(config, second)
     dpo_dict = train_adapter_task.fn(str(root / "foundry.yaml"), second, "dpo", "rev-2")
     probe = _probe(sft_base.tokenizer)
@@ -196,7 +202,7 @@ def test_progress_reports_steps_and_a_fixed_shape_log_line(trained):
 def test_killed_run_resumes_and_never_touches_the_installed_adapter(trained, caplog):
     import torch
 
-    from tasks.train import train_sft
+    from foundry.training.adapter_training import train_sft
 
     config, slug = trained["config"], "tobias-renn"
     folder = config.adapter_dir(slug, "sft")
@@ -271,7 +277,7 @@ def test_synthetic_turns_join_train_and_a_bad_line_names_file_and_line(small_pro
 
 @pytest.mark.slow
 def test_unknown_target_module_lists_valid_names(trained):
-    from tasks.train import train_sft
+    from foundry.training.adapter_training import train_sft
 
     config = trained["config"].model_copy(deep=True)
     config.training.lora.target_modules = ["q_proj", "qkv_projection"]
@@ -311,11 +317,11 @@ def test_together_backend_refuses_the_tiny_base(small_project):
 
 
 def test_dpo_without_an_sft_adapter_says_to_train_sft_first(small_project):
-    from tasks.train import train_dpo
+    from foundry.training.adapter_training import train_dpo
 
     config = load_config(small_project / "foundry.yaml")
     with pytest.raises(TrainingError, match="has none at") as error:
-        train_dpo(config, "tobias-renn")
+        train_dpo(config, "tobias-renn", pairs=[])
     assert "foundry train --persona tobias-renn --stage sft" in str(error.value)
     assert not config.adapter_dir("tobias-renn", "dpo").exists()
 
@@ -327,7 +333,7 @@ def test_rank_zero_is_rejected_at_config_load(tmp_path):
 
 
 def test_base_documents_hold_train_items_only_plain_and_as_chat(small_project):
-    from tasks.train import base_documents
+    from foundry.training.datasets import base_documents
 
     config = load_config(small_project / "foundry.yaml")
     summary = validate_personas(config)

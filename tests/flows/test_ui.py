@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from foundry.cli import ui as cli_ui
 from foundry.config import FoundryConfig, load_config
-from foundry.orchestration import ui_servers
+from foundry.orchestration import ui_records, ui_servers
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def is_alive(pid: int) -> bool:
 
 
 def recorded_pids(config: FoundryConfig) -> dict[str, int]:
-    state = json.loads(ui_servers.state_path(config).read_text())
+    state = json.loads(ui_records.state_path(config).read_text())
     return {name: state[name]["pid"] for name in ("prefect", "mlflow")}
 
 
@@ -130,7 +130,7 @@ def test_ui_starts_both_servers_reports_them_once_and_stops_them(project_config)
     assert "stopped the Prefect server" in stopped.output
     assert "stopped the MLflow server" in stopped.output
     assert not any(is_alive(pid) for pid in pids.values())
-    assert not ui_servers.state_path(project_config).exists()
+    assert not ui_records.state_path(project_config).exists()
     assert ui_servers.running_prefect_api(project_config) is None
     assert all(ui_servers.is_port_free("127.0.0.1", int(args[i])) for i in (1, 3))
 
@@ -148,7 +148,7 @@ def test_port_held_by_another_program_starts_nothing(project_config):
     assert result.exit_code == 1
     assert f"port {args[3]} (MLflow server)" in result.output
     assert "--mlflow-port" in result.output and "Nothing was started" in result.output
-    assert not ui_servers.state_path(project_config).exists()
+    assert not ui_records.state_path(project_config).exists()
     assert child_pids() == children
 
 
@@ -162,7 +162,7 @@ def test_server_that_exits_stops_the_other_and_shows_its_log(project_config, mon
     assert result.exit_code == 1
     assert "MLflow server exited with status 3" in result.output
     assert "mlflow-server.log" in result.output and "backend store is broken" in result.output
-    assert not ui_servers.state_path(project_config).exists()
+    assert not ui_records.state_path(project_config).exists()
     assert child_pids() == children
 
 
@@ -171,7 +171,7 @@ def test_stop_cleans_up_a_record_of_dead_servers(project_config):
     dead.wait()
     record = {"pid": dead.pid, "host": "127.0.0.1", "port": 1, "url": "http://127.0.0.1:1",
               "log_path": "x.log", "started_at": "2025-01-01T00:00:00+00:00"}  # fmt: skip
-    state = ui_servers.state_path(project_config)
+    state = ui_records.state_path(project_config)
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"prefect": record, "mlflow": record}))
     assert ui_servers.running_prefect_api(project_config) is None
@@ -190,7 +190,7 @@ def test_recorded_server_that_does_not_answer_is_left_alone_until_stop(project_c
     record = {"pid": hung.pid, "host": "127.0.0.1", "port": free_port(),
               "log_path": "x.log", "started_at": "2025-01-01T00:00:00+00:00"}  # fmt: skip
     record["url"] = f"http://127.0.0.1:{record['port']}"
-    state = ui_servers.state_path(project_config)
+    state = ui_records.state_path(project_config)
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"prefect": record}))
     try:
@@ -210,9 +210,9 @@ def test_recorded_server_that_does_not_answer_is_left_alone_until_stop(project_c
 def test_servers_that_do_not_answer_in_time_are_both_stopped(project_config):
     args = ports()
     children = child_pids()
-    with pytest.raises(ui_servers.ServerStartError, match="did not answer .* within 0.5 s"):
+    with pytest.raises(ui_records.ServerStartError, match="did not answer .* within 0.5 s"):
         ui_servers.start_servers(
             project_config, prefect_port=int(args[1]), mlflow_port=int(args[3]), timeout_s=0.5
         )
-    assert not ui_servers.state_path(project_config).exists()
+    assert not ui_records.state_path(project_config).exists()
     assert child_pids() == children

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from foundry.cli.main import app
 from foundry.config import load_config
 from foundry.evaluation.cache import CacheStats
+from foundry.evaluation.run import evaluate
 from foundry.steering.store import VectorError
-from tasks.evaluate import evaluate
 from tests.conftest import SAMPLE_DIR, TINY_TRAINING, make_project
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,9 @@ steering: {prompts: 4, sweep_prompts: 3, alphas: [0, 2, 8], max_new_tokens: 12, 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """Two personas with SFT and DPO adapters, then their vectors extracted by the CLI."""
-    from tasks.train import ensure_base, train_dpo, train_sft
+    from foundry.synthesis.pair_sets import load_pairs
+    from foundry.training.adapter_training import train_dpo, train_sft
+    from foundry.training.base_model import ensure_base
 
     root = make_project(
         tmp_path_factory.mktemp("vectors") / "project", config_text=TINY_TRAINING + STEERING
@@ -38,7 +40,7 @@ def project(tmp_path_factory):
     ensure_base(config)
     for slug in PERSONAS:
         train_sft(config, slug)
-        train_dpo(config, slug)
+        train_dpo(config, slug, pairs=load_pairs(config, slug))
     args = ["vectors", "extract", "-c", str(root / "foundry.yaml")]
     result = CliRunner().invoke(app, [*args, *(f"--persona={s}" for s in PERSONAS)])
     assert result.exit_code == 0, result.output
@@ -98,12 +100,12 @@ def test_steer_variants_evaluate_the_same_from_cache_and_without(project, tmp_pa
     for report in (again, fresh):
         assert report.metrics == first.metrics
     # The steered variants' metrics are valid MLflow names.
-    from registry.tracking import open_client
-    from tasks.evaluate import flat_metrics, log_to_mlflow, tracking_uri
+    from foundry.evaluation.summary import flat_metrics
+    from registry.tracking import log_eval_report, open_client, tracking_uri
 
     client = open_client(config)
     run = client.create_run(client.create_experiment("steer-metrics"))
-    log_to_mlflow(first, tmp_path / "a", run.info.run_id, tracking_uri(config))
+    log_eval_report(first, tmp_path / "a", run.info.run_id, tracking_uri(config))
     logged = client.get_run(run.info.run_id).data.metrics
     assert (
         logged["eval.dpo_steer.style_accuracy"]
@@ -151,10 +153,11 @@ def test_a_vector_from_another_base_is_refused(project, tmp_path):
 
 
 def test_the_vector_is_registered_with_the_model_version_and_fetched(project, tmp_path):
+    from registry.champions import promote_version
     from registry.loading import fetch_champions
-    from registry.models import get_alias_version, promote_version
+    from registry.models import get_alias_version
+    from registry.registration import register_retrain
     from registry.tracking import open_client
-    from tasks.register import register_retrain
 
     _, config, _ = project
     result = register_retrain(
@@ -180,10 +183,10 @@ def test_the_vector_is_registered_with_the_model_version_and_fetched(project, tm
 
 
 def test_monitor_reports_turns_and_flags(project, tmp_path):
-    from tasks.steering import heldout_rows
+    from foundry.steering.inputs import read_steering_corpus
 
     root, config, _ = project
-    held = heldout_rows(config)
+    held = read_steering_corpus(config).heldout
     turns = [
         {"speaker": "tobias-renn", "text": held["tobias-renn"][0].response},
         {"speaker": "jonah-okafor", "text": held["jonah-okafor"][0].response},
@@ -213,24 +216,25 @@ def test_monitor_reports_turns_and_flags(project, tmp_path):
 
 def test_a_layer_out_of_range_is_refused_before_any_work(project):
     from foundry.steering.activations import LayerError
-    from tasks.steering import extract_vectors
+    from tasks.steering import extract_persona_vectors
 
     _, config, _ = project
     layers = config.base_model.tiny.num_layers
     bad = config.model_copy(update={"steering": config.steering.model_copy(update={"layer": 9})})
     with pytest.raises(LayerError, match=rf"layer 9 is out of range: .* 1\.\.{layers}"):
-        extract_vectors(bad, ["tobias-renn"])
+        extract_persona_vectors(bad, ["tobias-renn"])
 
 
 def test_one_persona_alone_has_nothing_to_contrast_with(tmp_path):
-    from tasks.steering import SteeringSetupError, extract_vectors
+    from foundry.steering.inputs import SteeringSetupError
+    from tasks.steering import extract_persona_vectors
 
     root = make_project(tmp_path / "project", config_text=TINY_TRAINING)
     shutil.copytree(SAMPLE_DIR, root / "data")
     for other in ("jonah-okafor", "marguerite-vale", "priya-castellanos"):
         shutil.rmtree(root / "data" / "personas" / other)
     with pytest.raises(SteeringSetupError, match="1 persona.*add another persona"):
-        extract_vectors(load_config(root / "foundry.yaml"))
+        extract_persona_vectors(load_config(root / "foundry.yaml"))
 
 
 def test_the_local_server_answers_as_each_persona_with_its_vector(project):
@@ -262,9 +266,9 @@ def test_deploy_local_then_the_openai_client_gets_each_persona(project):
     import openai
 
     from deploy.local import BASE_NAME, build_app, serve_in_thread, served_adapters
-    from registry.models import promote_version
+    from registry.champions import promote_version
+    from registry.registration import register_retrain
     from registry.tracking import open_client
-    from tasks.register import register_retrain
 
     _, config, _ = project
     client = open_client(config)

@@ -9,7 +9,12 @@ import pytest
 import yaml
 
 from foundry.config import load_config
-from tasks.versioning import init_project, persona_content_hash, read_data_version, version_data
+from foundry.data.versions import (
+    init_project,
+    persona_content_hash,
+    read_data_version,
+    version_data,
+)
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow

@@ -25,8 +25,9 @@ def trained(tmp_path_factory):
     two at a time in worker processes as the retrain flow does (one torch thread each)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from foundry.training.base_model import ensure_base
     from foundry.training.pool import plan_workers, run_in_pool, training_pool
-    from tasks.train import ensure_base, train_persona
+    from tasks.train import train_persona
 
     root = make_project(tmp_path_factory.mktemp("attribution") / "project")
     shutil.copytree(SAMPLE_DIR, root / "data")
@@ -97,7 +98,7 @@ def test_generations_are_text_not_copies_of_one_answer(generations):
 
 @pytest.fixture(scope="module")
 def evaluation(trained, tmp_path_factory):
-    from tasks.evaluate import evaluate
+    from foundry.evaluation.run import evaluate
 
     config, _ = trained
     return evaluate(config, out_dir=tmp_path_factory.mktemp("eval") / "report")
@@ -139,7 +140,7 @@ def test_evaluation_writes_a_report_a_schema_valid_json_and_plots(evaluation):
 @pytest.fixture(scope="module")
 def steered(trained, tmp_path_factory):
     """Every persona's vector extracted (a shorter sweep), beside a copy of the adapters."""
-    from tasks.steering import extract_vectors
+    from tasks.steering import extract_persona_vectors
 
     config, summary = trained
     folder = tmp_path_factory.mktemp("steered") / "adapters"
@@ -148,12 +149,11 @@ def steered(trained, tmp_path_factory):
         update={"alphas": [0.0, 2.0, 4.0, 8.0], "prompts": 8, "sweep_prompts": 6}
     )
     config = config.with_adapters_dir(folder).model_copy(update={"steering": settings})
-    return config, summary, {r.persona: r for r in extract_vectors(config)}
+    return config, summary, {r.persona: r for r in extract_persona_vectors(config)}
 
 
 def test_steering_at_the_chosen_strength_raises_attribution_and_stays_fluent(steered, classifier):
     """Checked on held-out topics the sweep never saw, by another classifier than the sweep's."""
-    from foundry.evaluation.scoring import ScoreRow, score_completions
     from foundry.steering.variants import resolve_variant
     from foundry.training.generation import (
         GenerationParams,
@@ -161,6 +161,7 @@ def test_steering_at_the_chosen_strength_raises_attribution_and_stays_fluent(ste
         generate,
         load_for_generation,
     )
+    from foundry.training.scoring import ScoreRow, score_completions
 
     config, summary, results = steered
     tolerance = config.steering.fluency_tolerance

@@ -8,7 +8,9 @@ import pytest
 
 from foundry.config import load_config
 from foundry.errors import ConfigError
-from foundry.training.base_model import BaseModelError, PretrainDoc, load_base, tiny_cache_dir
+from foundry.training.base_model import load_base
+from foundry.training.tiny_cache import tiny_cache_dir
+from foundry.training.tiny_model import BaseModelError, PretrainDoc
 
 SMALL = """
 base_model: {tiny: {pretrain_steps: 3, hidden_size: 32, num_heads: 2, intermediate_size: 64,
@@ -118,7 +120,7 @@ def test_four_bit_tiny_is_a_config_error(tmp_path):
 
 
 def test_a_pinned_base_survives_a_corpus_edit_but_not_a_new_persona_set(tmp_path):
-    from foundry.training.base_model import tiny_pin
+    from foundry.training.tiny_cache import tiny_pin
 
     config = _config(tmp_path)
     edited = [*DOCS[:1], PretrainDoc("Count the players before the payoffs, twice.")]
@@ -137,7 +139,7 @@ def test_a_pinned_base_survives_a_corpus_edit_but_not_a_new_persona_set(tmp_path
 
 
 def test_rebuild_corpus_ties_the_base_to_the_documents(tmp_path):
-    from foundry.training.base_model import tiny_pin
+    from foundry.training.tiny_cache import tiny_pin
 
     config = _config(
         tmp_path,

@@ -176,7 +176,7 @@ def test_evaluation_answers_give_turn_lengths_when_nothing_was_synthesized(
 
 def test_eval_answers_path_is_where_evaluation_writes_them() -> None:
     from foundry.costs.estimate import EVAL_ANSWERS
-    from tasks.evaluate import EVAL_DIRNAME
+    from foundry.evaluation.run import EVAL_DIRNAME
 
     assert EVAL_ANSWERS.parts == (EVAL_DIRNAME, "answers.jsonl")
 

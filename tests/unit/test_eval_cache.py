@@ -7,13 +7,8 @@ import logging
 
 import pytest
 
-from foundry.evaluation.cache import (
-    BatchJob,
-    CacheStats,
-    EvalCache,
-    adapter_digest,
-    open_eval_cache,
-)
+from foundry.evaluation.cache import BatchJob, CacheStats, EvalCache, open_eval_cache
+from foundry.training.adapters import adapter_digest
 
 CONTEXT = {"runtime": "cpu", "model": {"base": "tiny:tiny-0123"}}
 ADAPTERS = {"ana-sft": "digest-a"}

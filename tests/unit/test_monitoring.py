@@ -12,18 +12,15 @@ import pytest
 from foundry.errors import FoundryError
 from foundry.steering.activations import ResponseRow, response_activations
 from foundry.steering.hooks import SteerVector
-from foundry.steering.monitoring import (
+from foundry.steering.monitoring import flags_from_scores, monitor_transcript
+from foundry.steering.projections import (
     Baseline,
     ProjectionMatrix,
-    Turn,
     baselines,
-    flags_from_scores,
-    monitor_transcript,
     project_rows,
     projection_matrix,
-    read_transcript,
-    transcript_rows,
 )
+from foundry.steering.transcripts import Turn, read_transcript, transcript_rows
 
 PROMPT = "What do you say?"
 # Each persona speaks its own words, so mean activations differ by persona even in a random model.
@@ -50,8 +47,8 @@ def planted():
     """
     import torch
 
-    from foundry.training.base_model import PretrainDoc, new_tiny_model, train_tokenizer
     from foundry.training.config import TinyModelConfig
+    from foundry.training.tiny_model import PretrainDoc, new_tiny_model, train_tokenizer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -8,11 +8,13 @@ import shutil
 import pytest
 
 from foundry.config import load_config
+from foundry.data.framing import item_prompts
 from foundry.data.schemas import PreferencePair
 from foundry.data.validation import validate_personas
 from foundry.errors import DataError
-from foundry.training.datasets import TrainingDataError, item_prompts
-from tasks.preferences import cross_persona_pairs, load_pairs
+from foundry.synthesis.corpus_pairs import cross_persona_pairs
+from foundry.synthesis.pair_sets import load_pairs
+from foundry.training.datasets import TrainingDataError
 from tests.conftest import SAMPLE_DIR, make_project
 
 SLUG = "tobias-renn"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.retrain import _worth_retrying
 from foundry.errors import DataError
+from foundry.orchestration.retries import is_worth_retrying
 from foundry.synthesis.jobs import ProviderAuthError, RequestsFailedError, SynthesisError
 
 
@@ -28,4 +28,4 @@ class _State:
     ],
 )
 def test_only_transient_failures_are_retried(error, retry):
-    assert _worth_retrying(None, None, _State(error)) is retry
+    assert is_worth_retrying(None, None, _State(error)) is retry

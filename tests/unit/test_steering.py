@@ -9,7 +9,6 @@ import random
 import numpy as np
 import pytest
 
-from foundry.evaluation.scoring import ScoreRow, score_completions
 from foundry.steering.activations import (
     LayerError,
     ResponseRow,
@@ -18,6 +17,7 @@ from foundry.steering.activations import (
     response_activations,
 )
 from foundry.steering.algebra import add, away_from, cosine, projection, scale, subtract
+from foundry.steering.directions import layer_auc
 from foundry.steering.hooks import SteeringError, SteerVector, register_vectors, steering
 from foundry.steering.store import (
     PersonaVector,
@@ -25,8 +25,9 @@ from foundry.steering.store import (
     load_persona_vector,
     save_persona_vector,
 )
+from foundry.steering.sweep import choose_alpha
 from foundry.training.generation import GenerationParams, GenerationRequest, generate
-from tasks.steering import choose_alpha, layer_auc
+from foundry.training.scoring import ScoreRow, score_completions
 
 HIDDEN, LAYERS = 32, 3
 PROMPT = "What do you say?"
@@ -37,8 +38,8 @@ WORDS = "apple banana cherry mango zinc quartz volt iron river ocean lake stream
 def tiny():
     import torch
 
-    from foundry.training.base_model import PretrainDoc, new_tiny_model, train_tokenizer
     from foundry.training.config import TinyModelConfig
+    from foundry.training.tiny_model import PretrainDoc, new_tiny_model, train_tokenizer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,0 +1,81 @@
+"""Turn requests and their cache rows: what synthesis asks a provider for, and what it keeps.
+
+Public entry points: `persona_request(...)` builds one persona's `TurnRequest` for a slot (its
+passages retrieved for the topic and, for a challenge, another persona's best-fitting passage),
+`turn_row` is the cache row of a generated turn, `collect_turns` reads back the turns the caches
+hold, and `synthesis_cache(config, slug)` opens a persona's `generations.jsonl`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from foundry.config import FoundryConfig
+from foundry.data.retrieval import PassageIndex
+from foundry.data.schemas import DebateTurn
+from foundry.data.validation import ValidationSummary
+from foundry.synthesis.generation_cache import GENERATIONS_FILENAME, GenerationCache, generation_row
+from foundry.synthesis.jobs import GenerationResult, Provider
+from foundry.synthesis.plan import Slot, TurnRequest, choose_opponent, turn_request
+from foundry.training.datasets import SYNTHETIC_DIRNAME
+
+
+def synthesis_cache(config: FoundryConfig, slug: str) -> GenerationCache:
+    """The persona's generation cache, `data/synthetic/<slug>/generations.jsonl`."""
+    return GenerationCache(config.data_dir / SYNTHETIC_DIRNAME / slug / GENERATIONS_FILENAME)
+
+
+def persona_request(
+    config: FoundryConfig,
+    summary: ValidationSummary,
+    slug: str,
+    slot: Slot,
+    indexes: dict[str, PassageIndex],
+    template: Any,
+    engine: Provider,
+) -> TurnRequest:
+    """The request for `slug`'s turn in `slot`, grounded in its passages for the topic."""
+    contracts = {p.slug: p.contract for p in summary.personas if p.contract is not None}
+    opponent = None
+    if slot.move == "challenge":
+        opponent = choose_opponent(slug, slot, sorted(contracts), indexes)
+        if opponent is not None:
+            opponent = (contracts[opponent[0]].name, opponent[1])
+    return turn_request(
+        slot=slot,
+        contract=contracts[slug],
+        passages=indexes[slug].top(slot.topic.prompt, config.synthesis.passages),
+        template=template,
+        config=config.synthesis,
+        provider=engine.name,
+        model=engine.model,
+        opponent=opponent,
+        plain=engine.name == "local",
+    )
+
+
+def turn_row(request: TurnRequest, generated: GenerationResult) -> dict[str, Any]:
+    """The cache row of a generated turn: the `DebateTurn` fields plus `kind`."""
+    return generation_row(request.job, generated) | {
+        "kind": "turn",
+        "topic_id": request.slot.topic.id,
+        "prompt": request.prompt,
+        "move": request.slot.move,
+        "split": request.slot.split,
+        "template": request.job.meta.get("template", ""),
+        "passage_ids": list(request.passage_ids),
+        "opponent": request.opponent,
+    }
+
+
+def collect_turns(
+    requests: list[TurnRequest],
+    caches: dict[str, GenerationCache],
+    turns: dict[str, list[DebateTurn]],
+) -> None:
+    """Add the turn of every request that has one in its cache (made now or by an earlier run)."""
+    for request in requests:
+        row = caches[request.persona].get(request.job.key)
+        if row is not None:
+            fields = {k: v for k, v in row.items() if k in DebateTurn.model_fields}
+            turns[request.persona].append(DebateTurn.model_validate(fields))

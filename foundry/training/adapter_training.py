@@ -1,0 +1,218 @@
+"""Adapter training runs: SFT on the persona's framed corpus, then DPO on preference pairs.
+
+Public entry points: `train_sft(config, slug)` and `train_dpo(config, slug, pairs=...)`. Each
+trains a fresh LoRA adapter in `<cache_dir>/work/<slug>/<stage>-<key>/` (TRL checkpoints: a killed
+run resumes) and installs it at `config.adapter_dir(slug, stage)` only on success
+(`foundry.training.trainers`). The backend (`peft`, `unsloth` or `together`) comes from
+`foundry.training.backends`; the preference pairs come from the caller, since finding them (the
+persona's `pairs.jsonl`, else cross-persona pairs) is synthesis's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from foundry.config import FoundryConfig
+from foundry.data.schemas import PreferencePair
+from foundry.data.validation import validate_personas
+from foundry.errors import raise_for_errors
+from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.training.artifacts import AdapterArtifact, Backend, Stage, TrainingError, TrainProgress
+from foundry.training.backends import resolve_backend
+from foundry.training.base_model import LoadedBase, ensure_base
+from foundry.training.datasets import (
+    SYNTHETIC_DIRNAME,
+    TURNS_FILENAME,
+    dpo_examples,
+    examples_key,
+    file_digest,
+    sft_examples,
+)
+from foundry.training.together import train_on_together
+from foundry.training.trainers import (
+    ADAPTER_WEIGHTS,
+    check_target_modules,
+    fit_and_install,
+    lora_config,
+    trainer_callbacks,
+    trainer_config,
+)
+from foundry.training.unsloth_backend import add_unsloth_lora, load_unsloth_base
+
+logger = get_logger(__name__)
+
+
+def train_sft(
+    config: FoundryConfig,
+    slug: str,
+    *,
+    base: LoadedBase | None = None,
+    progress: TrainProgress | None = None,
+    data_rev: str = "",
+) -> AdapterArtifact:
+    """Train persona `slug`'s SFT LoRA adapter on its framed corpus (+ synthetic turns).
+
+    Args:
+        config: the project configuration.
+        slug: the persona.
+        base: a freshly loaded base (its model receives the LoRA layers); loaded when None.
+        progress: called as `progress(step, total, logs)` while training.
+        data_rev: the data version recorded in the summary.
+
+    Returns:
+        The installed adapter at `config.adapter_dir(slug, "sft")`.
+
+    Raises:
+        TrainingDataError: empty train split or a malformed synthetic turns line.
+        TrainingError: unknown LoRA target module, or an unusable backend setting.
+    """
+    backend = resolve_backend(config)
+    summary = validate_personas(config, [slug])
+    raise_for_errors(summary.problems, f"persona {slug}")
+    synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
+    train, evaluation = sft_examples(summary.personas[0], summary.topic_split.framing, synthetic)
+    if backend == "together":
+        return train_on_together(
+            config, slug, "sft", train, evaluation, progress=progress, data_rev=data_rev
+        )
+    model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
+    check_target_modules(model, config.training.lora.target_modules, base_id)
+    if backend == "unsloth":
+        model = add_unsloth_lora(model, config)
+    key = examples_key(config.config_hash(), "sft", base_id, train, evaluation)
+    return _fit(
+        config, slug, "sft", backend, model, tokenizer, train, evaluation, key, is_tiny,
+        base_id=base_id, progress=progress, data_rev=data_rev,
+    )  # fmt: skip
+
+
+def train_dpo(
+    config: FoundryConfig,
+    slug: str,
+    *,
+    pairs: Sequence[PreferencePair],
+    base: LoadedBase | None = None,
+    progress: TrainProgress | None = None,
+    data_rev: str = "",
+) -> AdapterArtifact:
+    """Continue persona `slug`'s SFT adapter with DPO on preference pairs.
+
+    Args:
+        config: the project configuration.
+        slug: the persona; its SFT adapter must exist.
+        pairs: the persona's preference pairs (`foundry.synthesis.pair_sets.load_pairs`).
+        base: a freshly loaded base (its model receives the LoRA layers); loaded when None.
+        progress: called as `progress(step, total, logs)` while training.
+        data_rev: the data version recorded in the summary.
+
+    Returns:
+        The installed adapter at `config.adapter_dir(slug, "dpo")` (no `ref/` copy).
+
+    Raises:
+        TrainingError: the SFT adapter is missing, or an unusable backend setting.
+        TrainingDataError: no train pairs.
+    """
+    from peft import PeftModel
+
+    backend = resolve_backend(config)
+    sft_dir = config.adapter_dir(slug, "sft")
+    if not (sft_dir / ADAPTER_WEIGHTS).is_file():
+        raise TrainingError(
+            f"DPO continues the SFT adapter, and persona {slug} has none at {sft_dir}; train it "
+            f"first: `foundry train --persona {slug} --stage sft` (or `--stage all`)"
+        )
+    train, evaluation = dpo_examples(slug, pairs)
+    if backend == "together":
+        return train_on_together(
+            config, slug, "dpo", train, evaluation, progress=progress, data_rev=data_rev
+        )
+    model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
+    with quiet_peft_deprecations():
+        model = PeftModel.from_pretrained(model, sft_dir, is_trainable=True)
+    key = examples_key(
+        config.config_hash(), "dpo", base_id, file_digest(sft_dir / ADAPTER_WEIGHTS), train,
+        evaluation,
+    )  # fmt: skip
+    return _fit(
+        config, slug, "dpo", backend, model, tokenizer, train, evaluation, key, is_tiny,
+        base_id=base_id, progress=progress, data_rev=data_rev,
+    )  # fmt: skip
+
+
+def _base_for_training(
+    config: FoundryConfig, backend: Backend, base: LoadedBase | None
+) -> tuple[Any, Any, str, bool]:
+    """(model, tokenizer, base id, is_tiny) for one training call; the model is consumed."""
+    if backend == "unsloth":
+        model, tokenizer = load_unsloth_base(config)
+        return model, tokenizer, config.base_model.name, False
+    base = base or ensure_base(config)
+    # The tiny cache folder is named by a hash of its corpus and settings: it identifies the base.
+    return base.model, base.tokenizer, base.identity, base.is_tiny
+
+
+def _fit(
+    config: FoundryConfig,
+    slug: str,
+    stage: Stage,
+    backend: Backend,
+    model: Any,
+    tokenizer: Any,
+    train: list[dict],
+    evaluation: list[dict],
+    key: str,
+    is_tiny: bool,
+    *,
+    base_id: str,
+    progress: TrainProgress | None,
+    data_rev: str,
+) -> AdapterArtifact:
+    """Build the TRL trainer for `stage`, train with resume, install the adapter."""
+    from datasets import Dataset
+    from trl import DPOTrainer, SFTTrainer
+
+    settings = config.training.resolved(stage, is_tiny)
+    work_dir = config.cache_dir / "work" / slug / f"{stage}-{key}"
+    has_eval = bool(evaluation)
+    if not has_eval:
+        logger.warning("persona %s %s: no eval examples, so no early stopping", slug, stage)
+    logger.info(
+        "persona %s %s (%s): %d train / %d eval examples, effective batch %d x %d, lr %.1e",
+        slug, stage, backend, len(train), len(evaluation), settings.batch_size,
+        settings.gradient_accumulation, config.training.learning_rate(stage, is_tiny),
+    )  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "args": trainer_config(config, stage, work_dir, is_tiny=is_tiny, has_eval=has_eval),
+        "train_dataset": Dataset.from_list(train),
+        "eval_dataset": Dataset.from_list(evaluation) if has_eval else None,
+        "processing_class": tokenizer,
+        "callbacks": trainer_callbacks(config, stage, progress, has_eval=has_eval, is_tiny=is_tiny),
+    }
+    with quiet_peft_deprecations():
+        if stage == "dpo":  # the SFT adapter, frozen, is the reference
+            trainer = DPOTrainer(ref_model=None, **kwargs)
+        elif backend == "peft":
+            trainer = SFTTrainer(peft_config=lora_config(config.training.lora), **kwargs)
+        else:
+            trainer = SFTTrainer(**kwargs)  # Unsloth has already added the LoRA layers
+    fields = {
+        "persona": slug,
+        "stage": stage,
+        "backend": backend,
+        "base_model": base_id,
+        "learning_rate": config.training.learning_rate(stage, is_tiny),
+        "lora": config.training.lora,
+        "examples_train": len(train),
+        "examples_eval": len(evaluation),
+        "data_rev": data_rev,
+        "config_hash": config.config_hash(),
+    }
+    return fit_and_install(
+        trainer,
+        work_dir=work_dir,
+        target=config.adapter_dir(slug, stage),
+        tokenizer=tokenizer if is_tiny else None,
+        summary_fields=fields,
+    )
