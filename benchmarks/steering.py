@@ -177,7 +177,8 @@ def time_extraction(
             (scratch.adapter_dir(s, "dpo") / "adapter_config.json").is_file() for s in slugs
         )
     out["extract_label"] = (
-        "tasks.steering.extract_persona_vectors(config, [slug]) alone (with its shared setup: base load, "
+        "tasks.steering.extract_persona_vectors(config, [slug]) alone (with its shared setup: "
+        "base load, "
         "classifiers, every persona's means, neutral answers), and all personas in one call; "
         f"{swept} of {len(slugs)} personas have a DPO adapter, so a dpo+steer sweep too"
     )
