@@ -5,28 +5,27 @@ optional `worldviews/<Name>.json` and optional `personas.json` (decks, display n
 converts each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus
 bytes kept as they were) in a staging folder, validates everything, and only then moves the
 personas into `data/personas/`. A failure anywhere leaves `data/` as it was. It returns an
-`ImportReport` with one `ImportedPersona` per persona; the field mapping itself lives in
-`foundry.data.faultline_mapping`.
+`ImportReport` with one `ImportedPersona` per persona; reading the folder lives in
+`foundry.data.faultline_sources` and the field mapping in `foundry.data.faultline_mapping`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig
-from foundry.data.corpus_formats import decode_utf8, read_corpus_file
-from foundry.data.faultline_mapping import CONTRACT_KEYS, contract_fields, read_positions
+from foundry.data.corpus_formats import read_corpus_file
+from foundry.data.faultline_mapping import CONTRACT_KEYS, contract_fields
+from foundry.data.faultline_sources import FaultlineSource, find_sources, read_json, read_worldview
 from foundry.data.personas import CONTRACT_FILENAME, CORPUS_DIRNAME, describe_validation_errors
 from foundry.data.schemas import PersonaContract
-from foundry.errors import DataError, Problem, raise_for_errors
+from foundry.errors import Problem, raise_for_errors
 from foundry.logs import get_logger
 from foundry.slugs import slugify
 
@@ -49,17 +48,6 @@ class ImportReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-class _Source(BaseModel):
-    """One persona as found in the Faultline folder."""
-
-    stem: str
-    name: str
-    handle: str = ""
-    contract_path: Path
-    corpus_path: Path | None
-    worldview_path: Path | None
-
-
 def import_faultline(
     source: Path,
     config: FoundryConfig,
@@ -76,11 +64,11 @@ def import_faultline(
         DataError: the folder, a deck, a contract, corpus or worldview is invalid, or an import
             would overwrite a persona that was not imported from Faultline (unless `force`).
     """
-    sources, problems = _find_sources(source, deck)
+    sources, problems = find_sources(source, deck)
     raise_for_errors(problems, f"Faultline import from {source}")
     report = ImportReport(source=str(source), deck=deck, personas=[])
     with staged_dir(config.personas_dir, prefix=".import-") as stage:
-        staged: list[tuple[Path, ImportedPersona, _Source]] = []
+        staged: list[tuple[Path, ImportedPersona, FaultlineSource]] = []
         for src in sources:
             result = _stage_persona(src, stage, config, problems)
             if result is not None:
@@ -115,7 +103,7 @@ def _problem_key(problem: Problem) -> tuple[str, str, str, str]:
     return problem.level, str(problem.path), problem.where, problem.message
 
 
-def _unstaged(problem: Problem, folder: Path, src: _Source, target: Path) -> Problem:
+def _unstaged(problem: Problem, folder: Path, src: FaultlineSource, target: Path) -> Problem:
     """`problem` re-pointed from the staged copy to the Faultline corpus or the final folder."""
     if problem.path is None or not problem.path.is_relative_to(folder):
         return problem
@@ -129,93 +117,10 @@ def _unstaged(problem: Problem, folder: Path, src: _Source, target: Path) -> Pro
     )
 
 
-def _find_sources(source: Path, deck: str | None) -> tuple[list[_Source], list[Problem]]:
-    contracts_dir = source / "contracts"
-    if not contracts_dir.is_dir():
-        raise DataError(
-            f"{source}: no contracts/ folder; point at the Faultline persona folder "
-            "that holds contracts/, corpus/ and personas.json"
-        )
-    names, handles, deck_ids, problems = _read_personas_index(source, deck)
-    sources = []
-    for path in sorted(contracts_dir.glob("*.json")):
-        raw, problem = _read_json(path)
-        if problem:
-            problems.append(problem)
-            continue
-        persona_id = str(raw.get("personaId") or path.stem) if isinstance(raw, dict) else path.stem
-        if deck_ids is not None and persona_id not in deck_ids and path.stem not in deck_ids:
-            continue
-        corpus = source / "corpus" / path.name
-        worldview = source / "worldviews" / path.name
-        sources.append(
-            _Source(
-                stem=path.stem,
-                name=names.get(persona_id, path.stem),
-                handle=handles.get(persona_id, ""),
-                contract_path=path,
-                corpus_path=corpus if corpus.is_file() else None,
-                worldview_path=worldview if worldview.is_file() else None,
-            )
-        )
-    if not sources and not problems:
-        what = f"deck {deck!r}" if deck else str(contracts_dir)
-        problems.append(
-            Problem(
-                "error",
-                contracts_dir,
-                "",
-                f"no persona contracts found for {what}",
-                "add contracts/<Name>.json files",
-            )
-        )
-    return sources, problems
-
-
-def _read_personas_index(
-    source: Path, deck: str | None
-) -> tuple[dict[str, str], dict[str, str], set[str] | None, list[Problem]]:
-    """Display names and handles by persona id, and the ids of `deck` (None: every persona)."""
-    path = source / "personas.json"
-    if not path.is_file():
-        if deck:
-            raise DataError(
-                f"{path} not found, so deck {deck!r} cannot be resolved; "
-                "drop --deck or add personas.json"
-            )
-        return {}, {}, None, []
-    raw, problem = _read_json(path)
-    if problem or not isinstance(raw, dict):
-        fix = problem or Problem(
-            "error",
-            path,
-            "",
-            "expected an object with `decks` and `personas`",
-            'write {"decks": [...], "personas": [...]}',
-        )
-        return {}, {}, None, [fix]
-    names = {
-        str(p.get("id")): str(p.get("name") or p.get("id"))
-        for p in raw.get("personas", [])
-        if isinstance(p, dict) and p.get("id")
-    }
-    handles = {
-        str(p.get("id")): str(p.get("twitterHandle"))
-        for p in raw.get("personas", [])
-        if isinstance(p, dict) and p.get("id") and p.get("twitterHandle")
-    }
-    if deck is None:
-        return names, handles, None, []
-    decks = {str(d.get("id")): d for d in raw.get("decks", []) if isinstance(d, dict)}
-    if deck not in decks:
-        raise DataError(f"{path}: no deck {deck!r}; decks: {', '.join(sorted(decks)) or 'none'}")
-    return names, handles, {str(i) for i in decks[deck].get("personaIds", [])}, []
-
-
 def _stage_persona(
-    src: _Source, stage: Path, config: FoundryConfig, problems: list[Problem]
+    src: FaultlineSource, stage: Path, config: FoundryConfig, problems: list[Problem]
 ) -> tuple[Path, ImportedPersona] | None:
-    raw, problem = _read_json(src.contract_path)
+    raw, problem = read_json(src.contract_path)
     if problem or not isinstance(raw, dict):
         problems.append(
             problem
@@ -241,7 +146,7 @@ def _stage_persona(
         return None
     items = _check_corpus(src, config, problems)
     fields = contract_fields(raw, src.name, src.handle, slug, trainable=items > 0)
-    fields["positions"] = _read_worldview(src.worldview_path, problems)
+    fields["positions"] = read_worldview(src.worldview_path, problems)
     try:
         contract = PersonaContract.model_validate(fields)
     except ValidationError as exc:
@@ -259,7 +164,7 @@ def _stage_persona(
     )
 
 
-def _check_corpus(src: _Source, config: FoundryConfig, problems: list[Problem]) -> int:
+def _check_corpus(src: FaultlineSource, config: FoundryConfig, problems: list[Problem]) -> int:
     if src.corpus_path is None:
         problems.append(
             Problem(
@@ -287,17 +192,6 @@ def _check_corpus(src: _Source, config: FoundryConfig, problems: list[Problem]) 
                 )
             )
     return len(records)
-
-
-def _read_worldview(path: Path | None, problems: list[Problem]) -> list[dict[str, Any]]:
-    """The contract positions of the worldview file at `path`; none if absent or unreadable."""
-    if path is None:
-        return []
-    raw, problem = _read_json(path)
-    if problem:
-        problems.append(problem)
-        return []
-    return read_positions(raw, path, problems)
 
 
 def _check_collisions(
@@ -350,19 +244,3 @@ def _write_persona(folder: Path, contract: PersonaContract, corpus_path: Path | 
     corpus_dir.mkdir(parents=True, exist_ok=True)
     if corpus_path is not None:
         (corpus_dir / "faultline.json").write_bytes(corpus_path.read_bytes())
-
-
-def _read_json(path: Path) -> tuple[Any, Problem | None]:
-    text, problem = decode_utf8(path)
-    if problem:
-        return None, problem
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        return None, Problem(
-            "error",
-            path,
-            f"line {exc.lineno}",
-            f"not valid JSON ({exc.msg})",
-            "fix the JSON syntax",
-        )
