@@ -43,7 +43,8 @@ def init(config: ConfigOption = None) -> None:
         "remote": f"pulled {cfg.data_dir} from the DVC remote",
         "": f"kept the personas already in {cfg.data_dir}",
     }[result.seeded_from]
-    console.print(f"[green]✓[/] {seeded}")
+    note = f" ({result.pull_note}, as in a fresh clone)" if result.pull_note else ""
+    console.print(f"[green]✓[/] {seeded}{note}")
     console.print(
         f"[green]✓[/] DVC {'initialised' if result.dvc_initialised else 'ready'}; "
         f"remote {result.remote_url}"

@@ -10,6 +10,7 @@ cache per persona. The repository itself (set-up, remote, quiet output) is `foun
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class DataVersion(BaseModel):
 
 class InitResult(BaseModel):
     seeded_from: str  # "examples", "remote" or "" when data/ already had personas
+    pull_note: str = ""  # why data.dvc's version was not pulled, when it was not
     dvc_initialised: bool
     remote_url: str
     version: DataVersion
@@ -66,19 +68,36 @@ def seed_data(config: FoundryConfig) -> bool:
     return True
 
 
-def pull_data(config: FoundryConfig) -> bool:
-    """Fetch `data/` from the remote as recorded in data.dvc; False when the remote lacks it."""
-    from dvc.exceptions import DvcException
+def pull_data(config: FoundryConfig) -> tuple[bool, str]:
+    """Fetch `data/` from the remote as recorded in data.dvc.
 
-    if not (config.root / DVC_FILE).is_file():
-        return False
+    Returns:
+        (whether personas arrived, why not when they did not). A data.dvc whose version neither
+        the DVC cache nor the remote holds is the normal case in a fresh clone: said calmly.
+    """
+    from dvc.exceptions import CheckoutError, DvcException
+
+    dvc_file = config.root / DVC_FILE
+    if not dvc_file.is_file():
+        return False, ""
+    # DVC's own missing-cache WARNING (from dvc_data) is the fresh-clone case, said below in one
+    # line instead.
+    data_logger = logging.getLogger("dvc_data")
+    saved_level = data_logger.level
+    data_logger.setLevel(logging.ERROR)
     try:
         with dvc_repo(config) as repo:
-            repo.pull(targets=[str(config.root / DVC_FILE)])
+            repo.pull(targets=[str(dvc_file)])
+    except CheckoutError:
+        out = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs", [{}])[0]
+        rev = str(out.get("md5", "")).removesuffix(".dir")[:8]
+        return False, f"data.dvc's version {rev} is not in the DVC cache or remote yet"
     except DvcException as exc:
         logger.warning("could not pull data from the DVC remote (%s); seeding from the sample", exc)
-        return False
-    return bool(discover_personas(config.personas_dir))
+        return False, "the DVC remote could not be read"
+    finally:
+        data_logger.setLevel(saved_level)
+    return bool(discover_personas(config.personas_dir)), ""
 
 
 def version_data(config: FoundryConfig, push: bool | None = None) -> DataVersion:
@@ -141,14 +160,16 @@ def persona_content_hash(persona_dir: Path) -> str:
 def init_project(config: FoundryConfig) -> InitResult:
     """Make a project ready: data present (pulled or seeded), DVC set up, data versioned."""
     created = ensure_dvc(config)
-    seeded_from = ""
+    seeded_from, pull_note = "", ""
     if not discover_personas(config.personas_dir):
-        seeded_from = "remote" if pull_data(config) else ""
+        pulled, pull_note = pull_data(config)
+        seeded_from = "remote" if pulled else ""
         if not seeded_from and seed_data(config):
             seeded_from = "examples"
     version = version_data(config)
     return InitResult(
         seeded_from=seeded_from,
+        pull_note=pull_note,
         dvc_initialised=created,
         remote_url=configured_remote(config),
         version=version,

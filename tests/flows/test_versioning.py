@@ -105,6 +105,22 @@ def test_init_in_a_fresh_clone_pulls_data_from_the_remote(git_config, tmp_path):
     )
 
 
+def test_init_in_a_fresh_clone_of_the_repository_seeds_calmly(git_config, tmp_path, capfd):
+    init_project(git_config)
+    # The repository's own case: data.dvc committed, but no DVC cache and an empty remote.
+    clone = make_project(tmp_path / "clone", git=True)
+    (clone / "data.dvc").write_bytes((git_config.root / "data.dvc").read_bytes())
+    capfd.readouterr()
+
+    result = init_project(load_config(clone / "foundry.yaml"))
+
+    assert result.seeded_from == "examples"
+    rev = result.version.data_rev
+    assert result.pull_note == f"data.dvc's version {rev[:8]} is not in the DVC cache or remote yet"
+    out, err = capfd.readouterr()
+    assert "WARNING" not in out + err and "cache files do not exist" not in out + err
+
+
 def test_persona_hash_depends_on_paths_and_bytes(tmp_path):
     persona = tmp_path / "p"
     (persona / "corpus").mkdir(parents=True)
