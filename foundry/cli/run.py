@@ -11,6 +11,8 @@ from contextlib import contextmanager, nullcontext
 from typing import Annotated, Any
 
 import typer
+from rich import box
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -76,19 +78,28 @@ def run(
         raise typer.Exit(1)
 
 
+SUMMARY_WIDTH = 160  # columns of the summary table when the output is not a terminal
+
+
 def print_summary(result: dict[str, Any], seconds: float) -> None:
     from flows.retrain_summary import persona_rows
 
-    table = Table(title=f"Retrain: data {result['data_rev']}")
-    for column in (
-        "persona", "data hash", "status", "content recall", "style recall", "fluency NLL",
-        "champion", "time (s)",
-    ):  # fmt: skip
-        table.add_column(column, no_wrap=column == "persona")
+    # Short headers, no outer edge and the data hash's first 8 characters, so a row of the
+    # sample's personas stays one line in an 80-column terminal; the caption names the columns.
+    table = Table(
+        title=f"Retrain: data {result['data_rev']}",
+        caption="content, style: attribution recall; NLL: fluency, lower is better",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("persona", "data", "status", "content", "style", "NLL", "champion", "s"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "s" else "left")
     for row in persona_rows(result):
         table.add_row(
             row["persona"],
-            row["data hash"],
+            row["data hash"][:8],
             STATUS_STYLE.get(row["status"], row["status"]) if row["status"] != "retrained"
             else "[green]retrained[/]",
             _cell(row["content recall"]),
@@ -97,7 +108,10 @@ def print_summary(result: dict[str, Any], seconds: float) -> None:
             f"v{row['champion']}" if row["champion"] else "-",
             _cell(row["seconds"]),
         )  # fmt: skip
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a file or a CI log: rich would cut the table at 80 columns, so give it room
+        Console(file=console.file, width=SUMMARY_WIDTH, color_system=None).print(table)
     for slug, why in result["failed"].items():
         err_console.print(f"[bold red]{slug} failed[/] at {why}; its champion is unchanged")
     for slug, row in result["personas"].items():
@@ -112,10 +126,7 @@ def print_summary(result: dict[str, Any], seconds: float) -> None:
         console.print(f"  evaluation report  {evaluation['folder']}/report.md")
     console.print("  registry           foundry registry list")
     console.print("  serve champions    foundry deploy --target local, then foundry serve")
-    console.print(
-        "  Prefect and MLflow UIs  foundry ui  (this run's summary is the `retrain-summary` "
-        "artifact)"
-    )
+    console.print("  Prefect and MLflow UIs  foundry ui  (the run's `retrain-summary` artifact)")
 
 
 class _StepView:
