@@ -8,9 +8,9 @@ the task run states Prefect recorded, on the registry and on the artifacts, neve
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
