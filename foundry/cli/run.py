@@ -70,6 +70,8 @@ def run(
                 return_state=True,
             )
             live.update(view.render())
+        if not console.is_terminal:  # rich ends a live display's last line only on a terminal
+            console.line()
         result = state.result(raise_on_failure=False)
         if isinstance(result, BaseException):
             raise result
