@@ -29,6 +29,14 @@ class PromotionConfig(_Section):
     max_fluency_nll: float = Field(
         8.0, gt=0, description="Most mean token NLL of the answers under the base model."
     )
+    max_copy_rate: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Most share of the persona's answers that may repeat its training text "
+        "(`evaluation.copy_run_words` words in a row): an adapter that scores by copying is "
+        "refused.",
+    )
     compare: list[str] = Field(
         default_factory=lambda: ["content_recall", "style_recall", "belief_margin"],
         description="Metrics a challenger must not regress against the champion.",

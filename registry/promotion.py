@@ -22,6 +22,7 @@ METRIC_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
     "belief_margin": "higher",
     "perplexity_own": "lower",
     "fluency_nll": "lower",
+    "copy_rate": "lower",
 }
 
 # Float noise (0.70 - 0.05 = 0.6499999...) must not turn an exact-tolerance tie into a refusal.
@@ -60,7 +61,8 @@ def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, fl
         `style_recall` (the persona's confusion row: diagonal / row sum), `belief_margin` (own
         belief minus the best other persona's, after removing each column's mean),
         `perplexity_own` (own held-out perplexity) and `fluency_nll` (the variant's mean NLL
-        under the base model).
+        under the base model), `copy_rate` (share of the persona's answers that repeat its
+        training text, the memorisation guard).
 
     Raises:
         ValueError: `variant` is not in the report.
@@ -77,6 +79,9 @@ def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, fl
         "belief_margin": _belief_margin(metrics.belief, slug),
         "perplexity_own": _diagonal(metrics.perplexity, slug),
         "fluency_nll": metrics.fluency.nll_under_base if metrics.fluency else None,
+        "copy_rate": (
+            metrics.memorisation.copy_rate_by_persona.get(slug) if metrics.memorisation else None
+        ),
     }
     return {name: float(value) for name, value in found.items() if value is not None}
 
@@ -120,7 +125,8 @@ def decide(
     """Decide whether a candidate adapter replaces the champion.
 
     Absolute gates first (`content_recall >= min_content_recall`, `style_recall >=
-    min_style_recall`, `fluency_nll <= max_fluency_nll`; a missing gated metric fails), then,
+    min_style_recall`, `fluency_nll <= max_fluency_nll`, `copy_rate <= max_copy_rate`; a missing
+    gated metric fails), then,
     when there is a champion, every metric of `policy.compare` present on both sides must not be
     worse than the champion's by more than `policy.tolerance` (direction from
     `METRIC_DIRECTIONS`).
@@ -148,6 +154,7 @@ def decide(
         "content_recall": policy.min_content_recall,
         "style_recall": policy.min_style_recall,
         "fluency_nll": policy.max_fluency_nll,
+        "copy_rate": policy.max_copy_rate,
     }
     compared = policy.compare if champion is not None else []
     rows: list[ComparisonRow] = []

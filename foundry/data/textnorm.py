@@ -2,6 +2,8 @@
 
 Near duplicates are found with word 3-gram shingles and an inverted index, so only pairs that share
 a shingle are compared (linear in practice instead of all pairs; see benchmarks/dedupe.py).
+Copying is measured as the longest run of consecutive words two texts share
+(`longest_common_run`, `longest_copied_run`).
 """
 
 from __future__ import annotations
@@ -128,3 +130,30 @@ def find_duplicates_naive(texts: Sequence[str], threshold: float) -> dict[int, t
         else:
             duplicates[i] = match
     return duplicates
+
+
+def longest_copied_run(text: str, sources: Sequence[str]) -> int:
+    """The longest run of consecutive words (`textnorm.words`) `text` shares with any source.
+
+    Args:
+        text: The text that may copy.
+        sources: The texts it may copy from.
+
+    Returns:
+        The run length in words (0 when no word is shared).
+    """
+    tokens = words(text)
+    return max((longest_common_run(tokens, words(source)) for source in sources), default=0)
+
+
+def longest_common_run(a: list[str], b: list[str]) -> int:
+    """Longest common substring of two token lists (dynamic programming, O(len(a) * len(b)))."""
+    best, previous = 0, [0] * (len(b) + 1)
+    for token in a:
+        current = [0] * (len(b) + 1)
+        for j, other in enumerate(b, start=1):
+            if token == other:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best

@@ -32,6 +32,12 @@ class EvaluationConfig(_Section):
     temperature: float = Field(0.7, gt=0, description="Sampling temperature of the answers.")
     seed: int = Field(0, ge=0, description="Seed of the sampled answers.")
     batch_size: int = Field(16, ge=1, description="Rows per generation and scoring batch.")
+    copy_run_words: int = Field(
+        12,
+        ge=4,
+        description="An answer that shares this many consecutive words with its persona's "
+        "training texts counts as copying (the memorisation guard).",
+    )
     judge: bool = Field(
         False,
         description="Ask Claude which of two answers is more like the persona (needs "

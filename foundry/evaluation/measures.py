@@ -23,6 +23,7 @@ from foundry.data.framing import BASE_ADAPTER, GENERIC_PROMPT
 from foundry.evaluation.answers import EvalSetup, LoadModel
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.embeddings import embed_texts, minilm_identity
+from foundry.evaluation.memorisation import memorisation
 from foundry.evaluation.metrics import (
     attribution_scores,
     fluency,
@@ -93,6 +94,12 @@ def measure_variant(
         metrics.perplexity = _matrix(mean_nll, "ppl", list(by_persona), math.exp, True)
         metrics.belief = _matrix(mean_nll, "belief", list(by_persona), lambda x: -x, False)
     metrics.stance = _stance(setup, mean_nll, list(by_persona))
+    metrics.memorisation = memorisation(
+        mine,
+        setup.train_texts,
+        setup.config.evaluation.copy_run_words,
+        _classifiers(setup) if len(by_persona) >= 2 else None,
+    )
     return metrics
 
 

@@ -17,6 +17,7 @@ REAL_CORPUS = "real corpus"
 COLUMNS = (
     "style acc",
     "content acc",
+    "copy rate",
     "stance acc",
     "stance divergence",
     "belief dominance",
@@ -32,6 +33,13 @@ HOW_TO_READ = """\
 wrote each answer. *Style* sees only how things are said (function words, punctuation, rhythm); \
 *content* sees only what is said (topic words, claims). Chance is 1/personas = {chance}; the \
 "{real}" row is the same classifier on real held-out text, the best to hope for.
+
+**Copy rate guards attribution.** A recited training paragraph is attributed to its persona \
+perfectly, so every answer is checked against its persona's training texts: *copy rate* is the \
+share of answers that share a long run of consecutive words with one of them (the run length is \
+`evaluation.copy_run_words`). A variant with a high copy rate scores by memory, not by persona; \
+its attribution without the copying answers is in its section below, and promotion refuses an \
+adapter above `registry.promotion.max_copy_rate`.
 
 **Stance and belief measure reasoning, not style.** *Stance acc* is the share of a persona's \
 contested positions where its variant prefers the persona's side over the counterclaim (chance \
@@ -90,6 +98,7 @@ def metric_values(metrics: VariantMetrics | None) -> dict[str, float | None]:
     values = (
         style.accuracy if style else None,
         content.accuracy if content else None,
+        m.memorisation.copy_rate if m.memorisation else None,
         stance.accuracy if stance else None,
         stance.divergence if stance else None,
         m.belief.diagonal_dominance if m.belief else None,
@@ -189,6 +198,15 @@ def _variant_lines(name: str, m: VariantMetrics, chance: float | None) -> list[s
         lines += [
             f"- Stance: accuracy {format_number(s.accuracy)} over {s.positions} positions, "
             f"divergence {format_number(s.divergence)}"
+        ]
+    if m.memorisation:
+        c = m.memorisation
+        lines += [
+            f"- Copying: {c.copied} of {m.answers} answers share {c.run_words}+ words in a row "
+            f"with their persona's training texts (copy rate {format_number(c.copy_rate)}; "
+            f"longest run {c.max_run} words; 8-gram share {format_number(c.mean_ngram_share)}); "
+            f"attribution without them: style {format_number(c.style_accuracy_without_copies)}, "
+            f"content {format_number(c.content_accuracy_without_copies)}"
         ]
     if m.judge:
         j = m.judge

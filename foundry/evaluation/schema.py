@@ -72,6 +72,27 @@ class Stance(_Record):
     )
 
 
+class Memorisation(_Record):
+    """Whether the answers repeat the persona's training text (the memorisation guard)."""
+
+    run_words: int = Field(description="An answer sharing this many consecutive words copies.")
+    copy_rate: float = Field(description="Share of answers that copy a training text.")
+    copied: int = Field(description="Answers that copy.")
+    copy_rate_by_persona: dict[str, float] = Field(
+        default_factory=dict, description="The copy rate of each persona's answers."
+    )
+    max_run: int = Field(description="The longest run of words any answer shares.")
+    mean_ngram_share: float = Field(
+        description="Mean share of an answer's word 8-grams found in its persona's training texts."
+    )
+    style_accuracy_without_copies: float | None = Field(
+        None, description="Style attribution accuracy on the answers that do not copy."
+    )
+    content_accuracy_without_copies: float | None = Field(
+        None, description="Content attribution accuracy on the answers that do not copy."
+    )
+
+
 class Judge(_Record):
     """Claude's pairwise verdicts: is this variant's answer more like the persona than the
     baseline's answer to the same prompt?"""
@@ -97,6 +118,7 @@ class VariantMetrics(_Record):
         None, description="Mean log-likelihood of column persona's positions under row's variant."
     )
     stance: Stance | None = None
+    memorisation: Memorisation | None = None
     judge: Judge | None = None
 
 

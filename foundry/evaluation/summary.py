@@ -25,6 +25,7 @@ def flat_metrics(report: EvalReport) -> dict[str, float]:
             "homogeneity_cosine": m.homogeneity and m.homogeneity.mean_pairwise_cosine,
             "fluency_nll": m.fluency and m.fluency.nll_under_base,
             "distinct_2": m.fluency and m.fluency.distinct_2,
+            "copy_rate": m.memorisation and m.memorisation.copy_rate,
         }
         name = variant.replace("+", "_")  # MLflow names allow no "+" (dpo+steer -> dpo_steer)
         flat |= {f"eval.{name}.{k}": float(v) for k, v in values.items() if v is not None}

@@ -1,9 +1,9 @@
 """Quality gates for generated debate turns: length, duplicates, copying, refusals, attribution.
 
 `filter_turns` returns every candidate's rejection reasons (an empty list keeps it). Each reason is
-a short machine-friendly tag plus detail, e.g. `"copies-corpus: 23 words verbatim"`. Helpers the
-composer and tests share: `longest_copied_run` (exact longest run of words shared with any source
-text) and `find_refusal` (the refusal phrase a text opens with or contains, if any).
+a short machine-friendly tag plus detail, e.g. `"copies-corpus: 23 words verbatim"`. Also
+`find_refusal` (the refusal phrase a text opens with or contains, if any); the longest shared run
+of words is `foundry.data.textnorm.longest_copied_run`.
 
 Near duplicates use `foundry.data.textnorm`'s word 3-gram shingles and inverted index; verbatim
 copying indexes the corpora's (max_copied_words + 1)-word n-grams, so only corpus texts that share
@@ -18,7 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from foundry.data.attribution import AttributionClassifier
-from foundry.data.textnorm import best_match, exact_key, find_duplicates, shingles, words
+from foundry.data.textnorm import (
+    best_match,
+    exact_key,
+    find_duplicates,
+    longest_common_run,
+    shingles,
+    words,
+)
 from foundry.synthesis.config import FilterConfig
 
 # Phrases that only mean a refusal; checked anywhere in the text.
@@ -71,33 +78,6 @@ def find_refusal(text: str) -> str | None:
     return None
 
 
-def longest_copied_run(text: str, sources: Sequence[str]) -> int:
-    """The longest run of consecutive words (`textnorm.words`) `text` shares with any source.
-
-    Args:
-        text: The text that may copy.
-        sources: The texts it may copy from.
-
-    Returns:
-        The run length in words (0 when no word is shared).
-    """
-    tokens = words(text)
-    return max((_common_run(tokens, words(source)) for source in sources), default=0)
-
-
-def _common_run(a: list[str], b: list[str]) -> int:
-    """Longest common substring of two token lists (dynamic programming, O(len(a) * len(b)))."""
-    best, previous = 0, [0] * (len(b) + 1)
-    for token in a:
-        current = [0] * (len(b) + 1)
-        for j, other in enumerate(b, start=1):
-            if token == other:
-                current[j] = previous[j - 1] + 1
-                best = max(best, current[j])
-        previous = current
-    return best
-
-
 class _CorpusIndex:
     """Exact keys, shingles and long n-grams of every persona's corpus, built once per call."""
 
@@ -134,7 +114,9 @@ class _CorpusIndex:
         for gram in shingles(text, self.settings.max_copied_words + 1):
             hits |= self.copy_index.get(gram, set())
         tokens = words(text)
-        runs = [(_common_run(tokens, words(self.texts[i][1])), self.texts[i][0]) for i in hits]
+        runs = [
+            (longest_common_run(tokens, words(self.texts[i][1])), self.texts[i][0]) for i in hits
+        ]
         return max(runs, default=(0, ""))
 
 

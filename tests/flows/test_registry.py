@@ -23,7 +23,13 @@ from registry.models import (
 from registry.promotion import comparison_markdown, decide, persona_metrics
 from registry.views import list_personas, show_persona
 
-GOOD = {"content_recall": 0.8, "style_recall": 0.7, "belief_margin": 0.3, "fluency_nll": 4.0}
+GOOD = {
+    "content_recall": 0.8,
+    "style_recall": 0.7,
+    "belief_margin": 0.3,
+    "fluency_nll": 4.0,
+    "copy_rate": 0.0,
+}
 POLICY = PromotionConfig(min_content_recall=0.5, min_style_recall=0.2, max_fluency_nll=8.0)
 
 

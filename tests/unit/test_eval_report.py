@@ -118,15 +118,15 @@ def test_markdown_summary_has_exact_cells_for_each_variant():
     header = _row(markdown, "variant")
     assert header == ["variant", *COLUMNS]
     assert _row(markdown, "base") == [
-        "base", "0.31", "-", "-", "-", "-", "-", "0.81", "2.25", "0.81",
+        "base", "0.31", "-", "-", "-", "-", "-", "-", "0.81", "2.25", "0.81",
     ]  # fmt: skip
     assert _row(markdown, "prompt") == ["prompt"] + ["-"] * len(COLUMNS)
     assert _row(markdown, "sft") == [
-        "sft", "0.88", "0.60", "0.80", "0.67", "0.67", "1.00", "0.41", "-", "0.71",
+        "sft", "0.88", "0.60", "-", "0.80", "0.67", "0.67", "1.00", "0.41", "-", "0.71",
     ]  # fmt: skip
-    assert _row(markdown, "dpo") == ["dpo", "-", "-", "-", "-", "0.33", "-", "-", "-", "-"]
+    assert _row(markdown, "dpo") == ["dpo", "-", "-", "-", "-", "-", "0.33", "-", "-", "-", "-"]
     assert _row(markdown, "real corpus") == [
-        "real corpus", "0.96", "-", "-", "-", "-", "-", "0.25", "-", "-",
+        "real corpus", "0.96", "-", "-", "-", "-", "-", "-", "0.25", "-", "-",
     ]  # fmt: skip
 
 
