@@ -10,12 +10,11 @@ from foundry.config import load_config
 from foundry.data.attribution import fit_attribution
 from foundry.data.retrieval import PassageIndex
 from foundry.data.schemas import PersonaContract
-from foundry.data.textnorm import words
+from foundry.data.textnorm import longest_copied_run, words
 from foundry.data.validation import validate_personas
 from foundry.synthesis.config import MOVES, FilterConfig
 from foundry.synthesis.offline_composer import compose_turn
 from foundry.synthesis.turn_filters import TurnCandidate, filter_turns, find_refusal
-from foundry.data.textnorm import longest_copied_run
 from tests.conftest import SAMPLE_DIR, make_project
 
 TOPICS = ["ai-capex-returns", "ev-adoption-pace", "inflation-next-decade", "chip-controls-delay"]

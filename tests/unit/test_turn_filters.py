@@ -7,9 +7,9 @@ import re
 import pytest
 
 from foundry.data.attribution import fit_attribution
+from foundry.data.textnorm import longest_copied_run
 from foundry.synthesis.config import FilterConfig
 from foundry.synthesis.turn_filters import TurnCandidate, filter_turns, find_refusal
-from foundry.data.textnorm import longest_copied_run
 
 GARDEN = [
     "The roses in my garden need pruning before the first frost arrives.",
