@@ -32,7 +32,7 @@ def _publish(report: EvalReport, folder: Path) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
-    create_table_artifact(key="evaluation-summary", table=summary_rows(report))
+    create_table_artifact(key="evaluation-summary", table=summary_rows(report, with_intervals=True))
 
 
 @task(name="evaluate")

@@ -23,6 +23,7 @@ from foundry.data.framing import BASE_ADAPTER, GENERIC_PROMPT
 from foundry.evaluation.answers import EvalSetup, LoadModel
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.embeddings import embed_texts, minilm_identity
+from foundry.evaluation.intervals import bootstrap_interval
 from foundry.evaluation.memorisation import memorisation
 from foundry.evaluation.metrics import (
     attribution_scores,
@@ -99,6 +100,7 @@ def measure_variant(
         setup.train_texts,
         setup.config.evaluation.copy_run_words,
         _classifiers(setup) if len(by_persona) >= 2 else None,
+        seed=setup.config.evaluation.seed,
     )
     return metrics
 
@@ -162,8 +164,20 @@ def _attribution(
 ) -> None:
     true = [row["persona"] for row in answers]
     texts = [row["answer"] or " " for row in answers]
+    topics = [row["topic_id"] for row in answers]
+    seed = setup.config.evaluation.seed
     for kind, classifier in _classifiers(setup).items():
-        scores = attribution_scores(true, classifier.predict(texts), setup.slugs)
+        predicted = classifier.predict(texts)
+        scores = attribution_scores(true, predicted, setup.slugs)
+        right = [float(p == t) for p, t in zip(predicted, true, strict=True)]
+        scores.accuracy_interval = bootstrap_interval(right, topics, seed=seed)
+        for slug in setup.slugs:
+            own = [i for i, persona in enumerate(true) if persona == slug]
+            interval = bootstrap_interval(
+                [right[i] for i in own], [topics[i] for i in own], seed=seed
+            )
+            if interval is not None:
+                scores.recall_intervals[slug] = interval
         setattr(metrics, f"attribution_{kind}", scores)
 
 

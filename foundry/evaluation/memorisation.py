@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from foundry.data.textnorm import longest_common_run, shingles, words
+from foundry.evaluation.intervals import bootstrap_interval
 from foundry.evaluation.schema import Memorisation
 
 NGRAM_WORDS = 8  # the n of the n-gram share
@@ -58,6 +59,7 @@ def memorisation(
     train_texts: Mapping[str, Sequence[str]],
     run_words: int,
     classifiers: Mapping[str, Any] | None = None,
+    seed: int = 0,
 ) -> Memorisation:
     """The copy rate of one variant's answers, and attribution without the copies.
 
@@ -68,6 +70,7 @@ def memorisation(
         classifiers: `style` and `content` attribution classifiers, when attribution is
             measured (two personas or more): accuracy is recomputed on the answers that do not
             copy.
+        seed: the seed of the copy rate's bootstrap interval (over the rows' `topic_id`).
 
     Returns:
         The variant's `Memorisation` record.
@@ -91,6 +94,11 @@ def memorisation(
         run_words=run_words,
         copy_rate=sum(copied) / len(copied) if copied else 0.0,
         copied=sum(copied),
+        copy_rate_interval=bootstrap_interval(
+            [float(c) for c in copied],
+            [row.get("topic_id", i) for i, row in enumerate(answers)],
+            seed=seed,
+        ),
         copy_rate_by_persona={s: sum(v) / len(v) for s, v in by_persona.items()},
         max_run=max((c.longest_run for c in checks), default=0),
         mean_ngram_share=sum(c.ngram_share for c in checks) / len(checks) if checks else 0.0,

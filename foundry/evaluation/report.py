@@ -34,6 +34,10 @@ wrote each answer. *Style* sees only how things are said (function words, punctu
 *content* sees only what is said (topic words, claims). Chance is 1/personas = {chance}; the \
 "{real}" row is the same classifier on real held-out text, the best to hope for.
 
+**Numbers in brackets** are 95 % bootstrap intervals: the prompts are resampled with \
+replacement (all answers to one prompt together), so they show how far a figure could move with \
+other prompts of the same kind. Two variants whose intervals overlap are not shown to differ.
+
 **Copy rate guards attribution.** A recited training paragraph is attributed to its persona \
 perfectly, so every answer is checked against its persona's training texts: *copy rate* is the \
 share of answers that share a long run of consecutive words with one of them (the run length is \
@@ -63,6 +67,12 @@ NLL jumps or its distinct-2 collapses is probably producing degenerate text, not
 def format_number(value: float | None, digits: int = 2) -> str:
     """`value` with `digits` decimals, or `"-"` when it was not computed."""
     return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def _with_interval(cell: str, interval: list[float] | None) -> str:
+    if interval is None or cell == MISSING:
+        return cell
+    return f"{cell} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def _cell(text: object) -> str:
@@ -122,11 +132,24 @@ def real_values(report: EvalReport) -> dict[str, float | None] | None:
     return values
 
 
-def summary_rows(report: EvalReport) -> list[dict[str, str]]:
+def metric_intervals(metrics: VariantMetrics | None) -> dict[str, list[float]]:
+    """One variant's 95 % bootstrap intervals, keyed by `COLUMNS`, where they were computed."""
+    m = metrics or VariantMetrics(personas=[], answers=0)
+    found = {
+        "style acc": m.attribution_style.accuracy_interval if m.attribution_style else None,
+        "content acc": m.attribution_content.accuracy_interval if m.attribution_content else None,
+        "copy rate": m.memorisation.copy_rate_interval if m.memorisation else None,
+    }
+    return {column: interval for column, interval in found.items() if interval}
+
+
+def summary_rows(report: EvalReport, with_intervals: bool = False) -> list[dict[str, str]]:
     """The summary table: one row per variant, then the real corpus row when it has data.
 
     Args:
         report: The evaluation report.
+        with_intervals: follow each number that has one by its 95 % interval, `0.62 [0.50,
+            0.75]` (the report does; the terminal table keeps to points).
 
     Returns:
         One dict per row with the key `variant` and then every name in `COLUMNS`, in order;
@@ -136,7 +159,11 @@ def summary_rows(report: EvalReport) -> list[dict[str, str]]:
     judged = any(m.judge for m in report.metrics.values())
     for name in variant_names(report):
         values = metric_values(report.metrics.get(name))
-        rows.append({"variant": name} | {k: format_number(v) for k, v in values.items()})
+        intervals = metric_intervals(report.metrics.get(name)) if with_intervals else {}
+        rows.append(
+            {"variant": name}
+            | {k: _with_interval(format_number(v), intervals.get(k)) for k, v in values.items()}
+        )
         if judged:
             judge = report.metrics[name].judge if name in report.metrics else None
             rows[-1][JUDGE_COLUMN] = format_number(judge.win_rate if judge else None)
@@ -268,7 +295,7 @@ def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) 
     """
     chance = persona_chance(report)
     chance_text = f"1/{len(report.personas)} = {format_number(chance)}" if chance else MISSING
-    rows = summary_rows(report)
+    rows = summary_rows(report, with_intervals=True)
     lines = _header_lines(report)
     lines += ["## Summary", ""]
     if rows:

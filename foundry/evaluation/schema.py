@@ -25,6 +25,13 @@ class Attribution(_Record):
     macro_f1: float
     labels: list[str] = Field(description="Persona slugs, the order of the confusion matrix.")
     confusion: list[list[int]] = Field(description="Rows: true persona; columns: predicted.")
+    accuracy_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval of the accuracy, resampling prompts."
+    )
+    recall_intervals: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="Per persona: 95 % bootstrap interval of its recall, resampling its prompts.",
+    )
 
 
 class Fluency(_Record):
@@ -78,6 +85,9 @@ class Memorisation(_Record):
     run_words: int = Field(description="An answer sharing this many consecutive words copies.")
     copy_rate: float = Field(description="Share of answers that copy a training text.")
     copied: int = Field(description="Answers that copy.")
+    copy_rate_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval of the copy rate, resampling prompts."
+    )
     copy_rate_by_persona: dict[str, float] = Field(
         default_factory=dict, description="The copy rate of each persona's answers."
     )
