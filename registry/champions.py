@@ -23,6 +23,7 @@ from registry.models import (
     is_not_found,
     list_versions,
     model_name,
+    version_intervals,
     version_metrics,
 )
 from registry.promotion import Decision, decide
@@ -163,6 +164,8 @@ def promote_version(
         policy,
         force,
         champion_version=int(champion.version) if champion is not None else None,
+        intervals=version_intervals(candidate),
+        champion_intervals=version_intervals(champion) if champion is not None else None,
     )
     if decision.promote:
         promote(client, slug, int(candidate.version), decision)

@@ -13,7 +13,7 @@ Entry points: `register_adapter`, `set_alias`, `get_alias_version`, and the shar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from foundry.errors import FoundryError
@@ -28,6 +28,7 @@ logger = get_logger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 METRIC_PREFIX = "metric."
+INTERVAL_PREFIX = "interval."
 
 
 class RegistryError(FoundryError):
@@ -42,6 +43,14 @@ def model_name(slug: str) -> str:
 def metric_tags(metrics: Mapping[str, float]) -> dict[str, str]:
     """Version tags that carry metrics for `promote_version`: `metric.<name>` -> float string."""
     return {f"{METRIC_PREFIX}{name}": repr(float(value)) for name, value in metrics.items()}
+
+
+def interval_tags(intervals: Mapping[str, Sequence[float]]) -> dict[str, str]:
+    """Version tags that carry 95 % intervals: `interval.<name>` -> `"low,high"`."""
+    return {
+        f"{INTERVAL_PREFIX}{name}": f"{float(low)!r},{float(high)!r}"
+        for name, (low, high) in intervals.items()
+    }
 
 
 def register_adapter(
@@ -129,6 +138,20 @@ def list_versions(client: MlflowClient, slug: str) -> list[ModelVersion]:
     """Every version of the persona's model, oldest first."""
     found = client.search_model_versions(f"name = '{model_name(slug)}'")
     return sorted(found, key=lambda v: int(v.version))
+
+
+def version_intervals(version: ModelVersion) -> dict[str, list[float]]:
+    """A version's 95 % intervals from its `interval.<name>` tags (unparseable ones are skipped)."""
+    intervals = {}
+    for key, value in version.tags.items():
+        if key.startswith(INTERVAL_PREFIX):
+            try:
+                low, high = (float(part) for part in value.split(","))
+            except ValueError:
+                logger.warning("ignoring tag %s=%r: not two numbers", key, value)
+                continue
+            intervals[key.removeprefix(INTERVAL_PREFIX)] = [low, high]
+    return intervals
 
 
 def version_metrics(version: ModelVersion) -> dict[str, float]:

@@ -8,7 +8,7 @@ and the no-regression rule of `PromotionConfig` and returns a `Decision` that li
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel
@@ -37,6 +37,8 @@ class ComparisonRow(BaseModel):
     champion: float | None
     ok: bool
     rule: str = ""
+    candidate_interval: list[float] | None = None
+    champion_interval: list[float] | None = None
 
 
 class Decision(BaseModel):
@@ -86,6 +88,23 @@ def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, fl
     return {name: float(value) for name, value in found.items() if value is not None}
 
 
+def persona_intervals(report: EvalReport, variant: str, slug: str) -> dict[str, list[float]]:
+    """One persona's 95 % bootstrap intervals (over prompts) of its promotion metrics, where the
+    report has them: `content_recall` and `style_recall`."""
+    metrics = report.metrics.get(variant)
+    if metrics is None:
+        return {}
+    found = {
+        "content_recall": metrics.attribution_content,
+        "style_recall": metrics.attribution_style,
+    }
+    return {
+        name: list(attribution.recall_intervals[slug])
+        for name, attribution in found.items()
+        if attribution is not None and slug in attribution.recall_intervals
+    }
+
+
 def _recall(attribution: Attribution | None, slug: str) -> float | None:
     if attribution is None or slug not in attribution.labels:
         return None
@@ -121,6 +140,8 @@ def decide(
     force: bool = False,
     *,
     champion_version: int | None = None,
+    intervals: Mapping[str, Sequence[float]] | None = None,
+    champion_intervals: Mapping[str, Sequence[float]] | None = None,
 ) -> Decision:
     """Decide whether a candidate adapter replaces the champion.
 
@@ -129,7 +150,10 @@ def decide(
     gated metric fails), then,
     when there is a champion, every metric of `policy.compare` present on both sides must not be
     worse than the champion's by more than `policy.tolerance` (direction from
-    `METRIC_DIRECTIONS`).
+    `METRIC_DIRECTIONS`). A metric that comes with a 95 % interval is judged on it, not on its
+    point: the gate fails only when the whole interval is on the wrong side of the limit, and a
+    regression only when the candidate's interval lies wholly below (or above, for lower-is-better)
+    the champion's, so a difference within the prompts' noise refuses nothing.
 
     Args:
         candidate: The candidate's metrics.
@@ -137,6 +161,8 @@ def decide(
         policy: The promotion policy.
         force: Promote even if checks fail (`forced` is set, reasons still list the failures).
         champion_version: The champion's version number, named in the reasons.
+        intervals: The candidate's 95 % intervals by metric, where known.
+        champion_intervals: The champion's, where known.
 
     Returns:
         The decision, with one row per gated or compared metric.
@@ -162,13 +188,18 @@ def decide(
     for metric in dict.fromkeys([*gates, *compared]):
         value = candidate.get(metric)
         previous = champion.get(metric) if champion is not None else None
+        interval = _interval(intervals, metric)
+        previous_interval = _interval(champion_intervals, metric) if champion is not None else None
         failures, rules = [], []
         if metric in gates:
-            rule, failure = _gate(metric, value, gates[metric])
+            rule, failure = _gate(metric, value, gates[metric], interval)
             rules.append(rule)
             failures += [failure] if failure else []
         if metric in compared:
-            rule, failure = _regression(metric, value, previous, policy.tolerance, champion_version)
+            rule, failure = _regression(
+                metric, value, previous, policy.tolerance, champion_version,
+                interval, previous_interval,
+            )  # fmt: skip
             rules.append(rule)
             failures += [failure] if failure else []
         reasons += failures
@@ -178,6 +209,8 @@ def decide(
             champion=previous,
             ok=not failures,
             rule="; ".join(rules),
+            candidate_interval=interval,
+            champion_interval=previous_interval,
         )
         rows.append(row)
     return Decision(
@@ -185,16 +218,36 @@ def decide(
     )
 
 
-def _gate(metric: str, value: float | None, limit: float) -> tuple[str, str | None]:
+def _gate(
+    metric: str, value: float | None, limit: float, interval: list[float] | None = None
+) -> tuple[str, str | None]:
     """The gate's rule text and, when it fails, the reason."""
     higher = METRIC_DIRECTIONS[metric] == "higher"
     sign, broken = (">=", "<") if higher else ("<=", ">")
     rule = f"{sign} {limit:.2f}"
     if value is None:
         return rule, f"{metric} is missing (needs {sign} {limit:.2f}); evaluate the version first"
-    failed = value < limit - _EPSILON if higher else value > limit + _EPSILON
     word = "required" if higher else "allowed"
+    if interval is not None:
+        bound = interval[1] if higher else interval[0]
+        failed = bound < limit - _EPSILON if higher else bound > limit + _EPSILON
+        which = "upper" if higher else "lower"
+        reason = (
+            f"{metric} {value:.2f} {_span(interval)}: even its {which} bound {bound:.2f} "
+            f"{broken} {limit:.2f} {word}"
+        )
+        return f"{rule} (on the 95 % interval)", reason if failed else None
+    failed = value < limit - _EPSILON if higher else value > limit + _EPSILON
     return rule, f"{metric} {value:.2f} {broken} {limit:.2f} {word}" if failed else None
+
+
+def _interval(intervals: Mapping[str, Sequence[float]] | None, metric: str) -> list[float] | None:
+    found = (intervals or {}).get(metric)
+    return [float(found[0]), float(found[1])] if found is not None and len(found) == 2 else None
+
+
+def _span(interval: Sequence[float]) -> str:
+    return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def _regression(
@@ -203,13 +256,27 @@ def _regression(
     previous: float | None,
     tolerance: float,
     champion_version: int | None,
+    interval: list[float] | None = None,
+    previous_interval: list[float] | None = None,
 ) -> tuple[str, str | None]:
     """The no-regression rule's text and, when the candidate regresses, the reason."""
     name = f"champion v{champion_version}" if champion_version is not None else "champion"
+    higher = METRIC_DIRECTIONS[metric] == "higher"
+    if interval is not None and previous_interval is not None and value is not None:
+        rule = f"95 % interval not wholly {'below' if higher else 'above'} {name}'s"
+        if higher:
+            failed = interval[1] < previous_interval[0] - _EPSILON
+        else:
+            failed = interval[0] > previous_interval[1] + _EPSILON
+        reason = (
+            f"{metric} {value:.2f} {_span(interval)} is wholly {'below' if higher else 'above'} "
+            f"{name}'s {_span(previous_interval)}"
+        )
+        return rule, reason if failed else None
     rule = f"within {tolerance:.2f} of {name}"
     if value is None or previous is None:
         return f"{rule} (skipped: missing on one side)", None
-    if METRIC_DIRECTIONS[metric] == "higher":
+    if higher:
         failed = value < previous - tolerance - _EPSILON
     else:
         failed = value > previous + tolerance + _EPSILON
@@ -244,7 +311,8 @@ def comparison_markdown(
     for row in decision.rows:
         verdict = "yes" if row.ok else "**no**"
         lines.append(
-            f"| {row.metric} | {_number(row.candidate)} | {_number(row.champion)} | "
+            f"| {row.metric} | {_number(row.candidate, row.candidate_interval)} | "
+            f"{_number(row.champion, row.champion_interval)} | "
             f"{row.rule} | {verdict} |"
         )
     if decision.forced:
@@ -259,5 +327,7 @@ def comparison_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+def _number(value: float | None, interval: Sequence[float] | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" + (f" {_span(interval)}" if interval is not None else "")

@@ -23,13 +23,21 @@ from registry.champions import promote, record_refusal
 from registry.model_card import render_model_card
 from registry.models import (
     get_alias_version,
+    interval_tags,
     metric_tags,
     model_name,
     register_adapter,
     set_alias,
+    version_intervals,
     version_metrics,
 )
-from registry.promotion import Decision, comparison_markdown, decide, persona_metrics
+from registry.promotion import (
+    Decision,
+    comparison_markdown,
+    decide,
+    persona_intervals,
+    persona_metrics,
+)
 from registry.tracking import (
     experiment_id,
     finish_run,
@@ -120,6 +128,7 @@ def _register_persona(
             f"register; train it (`foundry train --persona {slug}`)"
         )
     metrics = persona_metrics(report, stage, slug) if report and stage in report.metrics else {}
+    intervals = persona_intervals(report, stage, slug) if report else {}
     vector = log_vector(
         client, runs[stage], config.vector_dir(slug), config.adapter_dir(slug, "dpo")
     )
@@ -127,11 +136,11 @@ def _register_persona(
         client,
         slug,
         runs[stage],
-        tags={**tags, "stage": stage, **metric_tags(metrics), **vector},
+        tags={**tags, "stage": stage, **metric_tags(metrics), **interval_tags(intervals), **vector},
         description=f"{stage} adapter for persona {slug}, data {tags.get('data_rev', '?')}",
     )
     number = int(version.version)
-    decision, champion_number = _gate(config, client, slug, number, metrics)
+    decision, champion_number = _gate(config, client, slug, number, metrics, intervals)
     client.log_text(
         runs[stage],
         comparison_markdown(slug, number, champion_number, decision),
@@ -155,15 +164,23 @@ def _register_persona(
 
 
 def _gate(
-    config: FoundryConfig, client: Any, slug: str, number: int, metrics: dict[str, float]
+    config: FoundryConfig,
+    client: Any,
+    slug: str,
+    number: int,
+    metrics: dict[str, float],
+    intervals: dict[str, list[float]],
 ) -> tuple[Decision, int | None]:
     """Compare version `number` with the champion, move the aliases and tag the decision."""
     champion = get_alias_version(client, slug, "champion")
     champion_metrics = version_metrics(champion) if champion else None
     champion_number = int(champion.version) if champion else None
     policy = config.registry.promotion
-    decision = decide(metrics, champion_metrics, policy, champion_version=champion_number)
-    if decide(metrics, None, policy).promote:  # passed its own checks
+    decision = decide(
+        metrics, champion_metrics, policy, champion_version=champion_number,
+        intervals=intervals, champion_intervals=version_intervals(champion) if champion else None,
+    )  # fmt: skip
+    if decide(metrics, None, policy, intervals=intervals).promote:  # passed its own checks
         set_alias(client, slug, "challenger", number)
     if decision.promote:
         promote(client, slug, number, decision)
