@@ -71,6 +71,27 @@ def show_cmd(slug: SlugArgument, config: ConfigOption = None) -> None:
             str(version.get("created", "")),
         )
     console.print(table)
+    for version in info["versions"]:
+        tags = version.get("tags", {})
+        console.print(f"v{version['version']}: {_figures(tags) or 'no metrics'}")
+        if "promotion.reasons" in tags:
+            console.print(f"  decision: {tags['promotion.reasons']}")
+
+
+def _figures(tags: dict[str, str]) -> str:
+    """The metrics the gates read, each with its 95 % interval where it has one."""
+    from types import SimpleNamespace
+
+    from registry.models import version_intervals, version_metrics
+
+    version = SimpleNamespace(tags=tags)
+    intervals = version_intervals(version)
+    figures = []
+    for name, value in sorted(version_metrics(version).items()):
+        bounds = intervals.get(name)
+        span = f" [{bounds[0]:.2f}, {bounds[1]:.2f}]" if bounds else ""
+        figures.append(f"{name} {value:.2f}{span}")
+    return ", ".join(figures)
 
 
 def _vector(tags: dict[str, str]) -> str:

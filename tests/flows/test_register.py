@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -186,6 +187,10 @@ def test_registry_commands_list_show_promote_and_roll_back(registered, monkeypat
 
     shown = invoke("show", "tobias-renn")
     assert shown.exit_code == 0 and "refused" in shown.output and "champion" in shown.output
+    # The gates' figures, with the 95 % intervals they were judged on, and each decision.
+    first = next(line for line in shown.output.splitlines() if line.startswith("v1: "))
+    assert re.search(r"content_recall \d\.\d\d \[\d\.\d\d, \d\.\d\d\]", first), first
+    assert "decision: all gates and comparisons passed" in shown.output
 
     refused = invoke("promote", "tobias-renn", "--version", "2")
     assert refused.exit_code == 1 and "content_recall is missing" in refused.output
