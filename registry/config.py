@@ -23,8 +23,13 @@ class PromotionConfig(_Section):
         description="Least share of the persona's answers the content "
         "classifier attributes to it (chance is 1 / personas).",
     )
-    min_style_recall: float = Field(
-        0.0, ge=0, le=1, description="Least share the style classifier attributes to it."
+    min_style_recall: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Least share the style classifier attributes to it; empty means chance "
+        "(1 / personas evaluated), so a persona whose voice is not recognised above chance is "
+        "refused.",
     )
     max_fluency_nll: float = Field(
         8.0, gt=0, description="Most mean token NLL of the answers under the base model."

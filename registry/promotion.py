@@ -64,7 +64,8 @@ def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, fl
         belief minus the best other persona's, after removing each column's mean),
         `perplexity_own` (own held-out perplexity) and `fluency_nll` (the variant's mean NLL
         under the base model), `copy_rate` (share of the persona's answers that repeat its
-        training text, the memorisation guard).
+        training text, the memorisation guard) and `chance` (1 / personas evaluated: the default
+        style gate).
 
     Raises:
         ValueError: `variant` is not in the report.
@@ -84,6 +85,7 @@ def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, fl
         "copy_rate": (
             metrics.memorisation.copy_rate_by_persona.get(slug) if metrics.memorisation else None
         ),
+        "chance": 1 / len(report.personas) if report.personas else None,
     }
     return {name: float(value) for name, value in found.items() if value is not None}
 
@@ -146,10 +148,10 @@ def decide(
     """Decide whether a candidate adapter replaces the champion.
 
     Absolute gates first (`content_recall >= min_content_recall`, `style_recall >=
-    min_style_recall`, `fluency_nll <= max_fluency_nll`, `copy_rate <= max_copy_rate`; a missing
-    gated metric fails), then,
-    when there is a champion, every metric of `policy.compare` present on both sides must not be
-    worse than the champion's by more than `policy.tolerance` (direction from
+    min_style_recall` (default: the candidate's `chance`), `fluency_nll <= max_fluency_nll`,
+    `copy_rate <= max_copy_rate`; a missing gated metric fails), then, when there is a champion,
+    every metric of `policy.compare` present on both sides must not be worse than the
+    champion's by more than `policy.tolerance` (direction from
     `METRIC_DIRECTIONS`). A metric that comes with a 95 % interval is judged on it, not on its
     point: the gate fails only when the whole interval is on the wrong side of the limit, and a
     regression only when the candidate's interval lies wholly below (or above, for lower-is-better)
@@ -178,7 +180,12 @@ def decide(
         )
     gates = {
         "content_recall": policy.min_content_recall,
-        "style_recall": policy.min_style_recall,
+        # Chance (1 / personas) unless set; 0 for versions evaluated before chance was recorded.
+        "style_recall": (
+            policy.min_style_recall
+            if policy.min_style_recall is not None
+            else candidate.get("chance", 0.0)
+        ),
         "fluency_nll": policy.max_fluency_nll,
         "copy_rate": policy.max_copy_rate,
     }

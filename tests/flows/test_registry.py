@@ -237,11 +237,18 @@ def test_persona_metrics_reads_rows_diagonals_and_centred_belief_margin():
     metrics = persona_metrics(report, "adapter", "x")
     # Column means: -1.5, -1.5, -2.5 -> row x centred: 0.5, -0.5, -0.5 -> margin 1.0.
     assert metrics == pytest.approx(
-        {"content_recall": 0.6, "belief_margin": 1.0, "perplexity_own": 10.0, "fluency_nll": 3.5}
+        {
+            "content_recall": 0.6,
+            "belief_margin": 1.0,
+            "perplexity_own": 10.0,
+            "fluency_nll": 3.5,
+            "chance": 1 / 3,
+        }
     )
     assert "style_recall" not in metrics  # no style attribution in this report
     assert "content_recall" not in persona_metrics(report, "adapter", "z")  # empty row
-    assert persona_metrics(report, "prompt", "x") == {}
+    # Nothing measured for `prompt`: only the chance level, which every report knows.
+    assert persona_metrics(report, "prompt", "x") == {"chance": pytest.approx(1 / 3)}
     with pytest.raises(ValueError, match="variant 'lora' is not in the evaluation report"):
         persona_metrics(report, "lora", "x")
 

@@ -61,3 +61,13 @@ def test_intervals_round_trip_through_version_tags():
         "content_recall": [0.125, 0.75],
         "style_recall": [0.0, 0.5],
     }
+
+
+def test_the_default_style_gate_is_chance():
+    policy = PromotionConfig(min_content_recall=0.5)
+    assert policy.min_style_recall is None
+    at_chance = {**GOOD, "style_recall": 0.2, "chance": 0.25}
+    assert decide(at_chance, None, policy).reasons == ["style_recall 0.20 < 0.25 required"]
+    noisy = decide(at_chance, None, policy, intervals={"style_recall": [0.1, 0.3]})
+    assert noisy.promote  # its interval reaches chance
+    assert decide({**GOOD, "style_recall": 0.3, "chance": 0.25}, None, policy).promote
