@@ -21,7 +21,7 @@ SECRET = "fake-anthropic-key-for-lineage-test-0042"
 SMALL = (
     TINY_TRAINING
     + """
-registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50}}
+registry: {promotion: {min_content_recall: 0.0, min_style_recall: 0.0, max_fluency_nll: 50}}
 """
 )
 

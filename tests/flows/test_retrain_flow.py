@@ -27,7 +27,8 @@ SMALL = (
     TINY_TRAINING
     + """
 synthesis: {turns_per_persona: 20}
-registry: {promotion: {min_content_recall: 0.0, max_fluency_nll: 50, compare: []}}
+registry:
+  promotion: {min_content_recall: 0.0, min_style_recall: 0.0, max_fluency_nll: 50, compare: []}
 orchestration: {workers: 2}
 steering: {enabled: true, prompts: 2, sweep_prompts: 2, alphas: [0, 4], max_new_tokens: 8,
   max_texts: 8}
