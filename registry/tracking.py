@@ -20,7 +20,7 @@ from typing import Any
 from foundry.config import FoundryConfig
 from foundry.errors import FoundryError
 from foundry.evaluation.schema import EvalReport
-from foundry.evaluation.summary import flat_metrics
+from foundry.evaluation.summary import flat_intervals, flat_metrics
 from foundry.logs import get_logger
 from foundry.training.artifacts import AdapterArtifact
 
@@ -186,13 +186,16 @@ def log_eval_run(
 
 
 def log_eval_report(report: EvalReport, folder: Path, run_id: str, uri: str) -> None:
-    """Every summary number as an MLflow metric (`eval.<variant>.<metric>`), the folder as
-    artifacts under `evaluation/`, into run `run_id` of the store at `uri`."""
+    """Every summary number as an MLflow metric (`eval.<variant>.<metric>`), each 95 % interval
+    as a tag (`interval.eval.<variant>.<metric>`: `"low,high"`), the folder as artifacts under
+    `evaluation/`, into run `run_id` of the store at `uri`."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     for name, value in flat_metrics(report).items():
         client.log_metric(run_id, name, value)
+    for name, (low, high) in flat_intervals(report).items():
+        client.set_tag(run_id, f"interval.{name}", f"{low!r},{high!r}")
     client.log_artifacts(run_id, str(folder), artifact_path="evaluation")
 
 

@@ -1,7 +1,8 @@
 """The evaluation summary as flat numbers: `eval.<variant>.<metric>` -> value.
 
-Public entry point: `flat_metrics(report)`, the names and values the flows return and
-`registry.tracking` logs as MLflow metrics. Kept apart from `foundry.evaluation.run` so reading a
+Public entry points: `flat_metrics(report)`, the names and values the flows return and
+`registry.tracking` logs as MLflow metrics, and `flat_intervals(report)`, their 95 % intervals
+(logged as `interval.<name>` tags). Kept apart from `foundry.evaluation.run` so reading a
 report's numbers loads no model or numeric library.
 """
 
@@ -29,4 +30,18 @@ def flat_metrics(report: EvalReport) -> dict[str, float]:
         }
         name = variant.replace("+", "_")  # MLflow names allow no "+" (dpo+steer -> dpo_steer)
         flat |= {f"eval.{name}.{k}": float(v) for k, v in values.items() if v is not None}
+    return flat
+
+
+def flat_intervals(report: EvalReport) -> dict[str, list[float]]:
+    """`eval.<variant>.<metric>` -> its 95 % bootstrap interval, for the numbers that have one."""
+    flat: dict[str, list[float]] = {}
+    for variant, m in report.metrics.items():
+        values = {
+            "style_accuracy": m.attribution_style and m.attribution_style.accuracy_interval,
+            "content_accuracy": m.attribution_content and m.attribution_content.accuracy_interval,
+            "copy_rate": m.memorisation and m.memorisation.copy_rate_interval,
+        }
+        name = variant.replace("+", "_")
+        flat |= {f"eval.{name}.{k}": list(v) for k, v in values.items() if v}
     return flat

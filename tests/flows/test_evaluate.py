@@ -109,6 +109,10 @@ def test_metrics_and_report_reach_an_mlflow_run(config, base_and_prompt, tmp_pat
     logged = client.get_run(run.info.run_id).data.metrics
     assert logged == pytest.approx(flat_metrics(report))
     assert "eval.prompt.style_accuracy" in logged
+    tags = client.get_run(run.info.run_id).data.tags
+    low, high = (float(x) for x in tags["interval.eval.prompt.style_accuracy"].split(","))
+    assert low <= logged["eval.prompt.style_accuracy"] <= high
+    assert "interval.eval.prompt.copy_rate" in tags
     names = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/metrics.json", "evaluation/report.md"} <= names
 
