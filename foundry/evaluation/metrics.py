@@ -16,6 +16,7 @@ from itertools import combinations
 import numpy as np
 
 from foundry.data.textnorm import words
+from foundry.evaluation.intervals import bootstrap_interval
 from foundry.evaluation.schema import Attribution, Fluency, Homogeneity, Matrix, Stance
 
 STANCES = ("agree", "disagree")
@@ -246,7 +247,8 @@ def stance_metrics(
 
     Returns:
         accuracy: the share of positions where (pref > 0) matches (stance == "agree"); a pref of
-            exactly 0 counts as wrong; None without positions.
+            exactly 0 counts as wrong; None without positions. Its 95 % bootstrap interval
+            resamples the positions.
         divergence: over every pair of positions from two personas with the same claim and
             opposite stances, the share whose prefs have opposite signs (both non-zero); None
             when there is no such pair.
@@ -273,5 +275,6 @@ def stance_metrics(
     return Stance(
         accuracy=sum(correct) / len(correct) if correct else None,
         positions=len(prefs),
+        accuracy_interval=bootstrap_interval([float(c) for c in correct], list(prefs)),
         divergence=sum(diverged) / len(diverged) if diverged else None,
     )

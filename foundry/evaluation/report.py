@@ -139,6 +139,7 @@ def metric_intervals(metrics: VariantMetrics | None) -> dict[str, list[float]]:
         "style acc": m.attribution_style.accuracy_interval if m.attribution_style else None,
         "content acc": m.attribution_content.accuracy_interval if m.attribution_content else None,
         "copy rate": m.memorisation.copy_rate_interval if m.memorisation else None,
+        "stance acc": m.stance.accuracy_interval if m.stance else None,
     }
     return {column: interval for column, interval in found.items() if interval}
 

@@ -73,6 +73,9 @@ class Stance(_Record):
         description="Share of positions where the preferred side is the contract's."
     )
     positions: int = Field(description="Positions with a counterclaim that were scored.")
+    accuracy_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval of the accuracy, resampling positions."
+    )
     divergence: float | None = Field(
         description="On claims the contracts disagree about, the share of persona pairs whose "
         "variants also prefer opposite sides (0 when every persona is alike)."

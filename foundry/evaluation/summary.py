@@ -41,6 +41,7 @@ def flat_intervals(report: EvalReport) -> dict[str, list[float]]:
             "style_accuracy": m.attribution_style and m.attribution_style.accuracy_interval,
             "content_accuracy": m.attribution_content and m.attribution_content.accuracy_interval,
             "copy_rate": m.memorisation and m.memorisation.copy_rate_interval,
+            "stance_accuracy": m.stance and m.stance.accuracy_interval,
         }
         name = variant.replace("+", "_")
         flat |= {f"eval.{name}.{k}": list(v) for k, v in values.items() if v}

@@ -145,11 +145,15 @@ def test_stance_accuracy_and_divergence_on_hand_made_prefs():
     assert record.accuracy == pytest.approx(2 / 4)
     # Opposite-stance pairs on the shared claim: ada-bo (signs differ: 1), ada-cy (same sign: 0).
     assert record.divergence == pytest.approx(1 / 2)
+    # Four positions, two right: the interval resamples positions and spans most of [0, 1].
+    low, high = record.accuracy_interval
+    assert low < 0.5 < high and low >= 0.0 and high <= 1.0
 
 
 def test_stance_metrics_are_none_without_positions_or_disagreement():
     empty = stance_metrics({}, {}, {})
     assert (empty.accuracy, empty.positions, empty.divergence) == (None, 0, None)
+    assert empty.accuracy_interval is None
     alike = stance_metrics(
         {("ada", "p1"): 1.0, ("bo", "p1"): 1.0},
         dict.fromkeys([("ada", "p1"), ("bo", "p1")], "agree"),
