@@ -24,7 +24,7 @@ from foundry.evaluation.answers import EvalSetup, LoadModel
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.embeddings import embed_texts, minilm_identity
 from foundry.evaluation.intervals import bootstrap_interval
-from foundry.evaluation.memorisation import memorisation
+from foundry.evaluation.memorisation import memorisation, training_indexes
 from foundry.evaluation.metrics import (
     attribution_scores,
     fluency,
@@ -95,9 +95,11 @@ def measure_variant(
         metrics.perplexity = _matrix(mean_nll, "ppl", list(by_persona), math.exp, True)
         metrics.belief = _matrix(mean_nll, "belief", list(by_persona), lambda x: -x, False)
     metrics.stance = _stance(setup, mean_nll, list(by_persona))
+    if "copy_indexes" not in setup.cache:  # built once, shared by every variant
+        setup.cache["copy_indexes"] = training_indexes(setup.train_texts)
     metrics.memorisation = memorisation(
         mine,
-        setup.train_texts,
+        setup.cache["copy_indexes"],
         setup.config.evaluation.copy_run_words,
         _classifiers(setup) if len(by_persona) >= 2 else None,
         seed=setup.config.evaluation.seed,

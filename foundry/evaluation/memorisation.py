@@ -54,9 +54,14 @@ class TrainingTextIndex:
         return CopyCheck(run, share)
 
 
+def training_indexes(train_texts: Mapping[str, Sequence[str]]) -> dict[str, TrainingTextIndex]:
+    """Every persona's training texts indexed once, for all the variants an evaluation checks."""
+    return {slug: TrainingTextIndex(texts) for slug, texts in train_texts.items()}
+
+
 def memorisation(
     answers: Sequence[Mapping[str, Any]],
-    train_texts: Mapping[str, Sequence[str]],
+    indexes: Mapping[str, TrainingTextIndex],
     run_words: int,
     classifiers: Mapping[str, Any] | None = None,
     seed: int = 0,
@@ -65,7 +70,8 @@ def memorisation(
 
     Args:
         answers: rows with `persona` and `answer`.
-        train_texts: every persona's training texts (an answer is checked against its own).
+        indexes: every persona's training texts (`training_indexes`); an answer is checked
+            against its own persona's.
         run_words: an answer that shares a run of this many words or more copies.
         classifiers: `style` and `content` attribution classifiers, when attribution is
             measured (two personas or more): accuracy is recomputed on the answers that do not
@@ -75,7 +81,6 @@ def memorisation(
     Returns:
         The variant's `Memorisation` record.
     """
-    indexes = {slug: TrainingTextIndex(texts) for slug, texts in train_texts.items()}
     empty = TrainingTextIndex([])
     checks = [indexes.get(r["persona"], empty).check(r["answer"] or "") for r in answers]
     copied = [c.longest_run >= run_words for c in checks]

@@ -6,7 +6,7 @@ import pytest
 
 from foundry.data.attribution import fit_content_classifier, fit_style_classifier
 from foundry.data.validation import validate_personas
-from foundry.evaluation.memorisation import TrainingTextIndex, memorisation
+from foundry.evaluation.memorisation import TrainingTextIndex, memorisation, training_indexes
 from foundry.evaluation.metrics import attribution_scores
 from foundry.evaluation.schema import EvalReport, VariantMetrics
 from registry.config import PromotionConfig
@@ -35,7 +35,7 @@ def _measure(answers, train, classifiers):
     for kind, classifier in classifiers.items():
         predicted = classifier.predict([row["answer"] for row in answers])
         setattr(metrics, f"attribution_{kind}", attribution_scores(truth, predicted, slugs))
-    metrics.memorisation = memorisation(answers, train, RUN_WORDS, classifiers)
+    metrics.memorisation = memorisation(answers, training_indexes(train), RUN_WORDS, classifiers)
     return EvalReport(
         created_at="now", base_model="tiny", personas=slugs, variants=["dpo"],
         heldout_topics=[], metrics={"dpo": metrics},
@@ -97,7 +97,7 @@ def test_copy_rate_is_counted_per_persona_against_its_own_texts():
             "answer": "one two three four five six seven eight nine ten eleven twelve",
         },
     ]
-    result = memorisation(answers, train, RUN_WORDS)
+    result = memorisation(answers, training_indexes(train), RUN_WORDS)
     assert result.copy_rate_by_persona == {"a": 0.5, "b": 0.0}
     assert (result.copied, result.max_run) == (1, 12)
     assert result.copy_rate == pytest.approx(1 / 3)
