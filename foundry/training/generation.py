@@ -31,7 +31,6 @@ from foundry.training.adapters import (
 )
 
 __all__ = [
-    "BASE_ADAPTER",
     "AdapterError",
     "GenerationParams",
     "GenerationRequest",
