@@ -46,7 +46,7 @@ def heldout_rows(items_per_persona: int) -> list[tuple[str, str]]:
 
     rows = []
     for persona in summary.personas:
-        held = [i for i in persona.items if i.split == "eval"][:items_per_persona]
+        held = [i for i in persona.items if i.split == "test"][:items_per_persona]
         prompts = item_prompts(held, summary.topic_split.framing)
         rows += [(prompts[i.id], i.text) for i in held]
     return rows

@@ -169,7 +169,7 @@ def _failures(result: dict[str, Any]) -> str:
 
 def _pair_count(pairs: dict[str, Any] | None) -> int | None:
     counts = (pairs or {}).get("pairs") or {}
-    return sum(v for k, v in counts.items() if k != "eval") or None
+    return sum(v for k, v in counts.items() if k != "validation") or None
 
 
 def _loss(artifact: dict[str, Any] | None) -> float | None:

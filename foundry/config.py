@@ -112,6 +112,11 @@ class FoundryConfig(_Section):
         return self.data_dir / "topics.yaml"
 
     @property
+    def conflicts_file(self) -> Path:
+        """Optional: pairs of personas who disagree, with the question that would settle it."""
+        return self.data_dir / "conflicts.yaml"
+
+    @property
     def cache_dir(self) -> Path:
         return self.resolve(self.paths.cache_dir)
 

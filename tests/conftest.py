@@ -29,7 +29,8 @@ training:
   lora: {r: 4, alpha: 8}
   sft: {max_steps: 2, eval_steps: 2, batch_size: 4, max_length: 96}
   dpo: {max_steps: 2, eval_steps: 2, batch_size: 2, max_length: 96}
-evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
+evaluation: {prompts_per_persona: 2, max_conflicts: 2, heldout_items: 3, max_new_tokens: 12,
+  embeddings: tfidf}
 """
 
 

@@ -7,6 +7,7 @@ Registered on the app in `foundry.cli.main`: `init` and `validate` as commands, 
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -67,8 +68,15 @@ def validate(config: ConfigOption = None, persona: PersonaOption = None) -> None
         console.print(persona_table(prepared))
     if summary.topic_problems or not summary.topics:
         console.print(problem_table("topics", summary.topic_problems))
+    if summary.conflict_problems:
+        console.print(problem_table("conflicts", summary.conflict_problems))
     errors = summary.error_count
     warnings = len(summary.problems) - errors
+    kinds = Counter(c.kind for c in summary.conflicts)
+    console.print(
+        f"{len(summary.conflicts)} conflict(s) (test data)"
+        + (f": {', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}" if kinds else "")
+    )
     console.print(
         f"{len(summary.personas)} persona(s), {len(summary.topics)} topic(s): "
         f"{errors} error(s), {warnings} warning(s)"

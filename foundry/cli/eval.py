@@ -1,6 +1,7 @@
 """`foundry eval`: the evaluation of every variant, as a table, a report folder and JSON.
 
-Registered on the app in `foundry.cli.main`.
+The table is the report's headline (each metric with its 95 % interval), then each variant's
+verdict against the prompt-only baseline. Registered on the app in `foundry.cli.main`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from foundry.cli.common import ConfigOption, PersonaOption, console, load_cli_config, user_errors
 from foundry.cli.synth import phase_bars
+
+TABLE_WIDTH = 240  # columns of the table when the output is not a terminal (a file, a CI log)
 
 
 def evaluate(
@@ -46,8 +50,8 @@ def evaluate(
     """Measure persona fidelity and differentiation of each variant on held-out prompts."""
     from foundry.atomic import write_text_atomic
     from foundry.cli.models import read_data_rev
-    from foundry.evaluation.report import summary_rows
     from foundry.evaluation.run import evaluate as run_evaluation
+    from foundry.evaluation.verdict import Guards, headline_rows, verdicts
 
     cfg = load_cli_config(config)
     with user_errors(), phase_bars() as bars:
@@ -55,13 +59,21 @@ def evaluate(
             cfg, personas=persona, variants=variant, out_dir=out, progress=bars,
             data_rev=read_data_rev(cfg), judge=judge,
         )  # fmt: skip
-    rows = summary_rows(report)
-    table = Table(title=f"evaluation on {len(report.heldout_topics)} held-out prompts")
+    rows = headline_rows(report)
+    table = Table(
+        title=f"evaluation on {len(report.heldout_topics)} held-out prompts "
+        "(95 % intervals in brackets)"
+    )
     for column in rows[0] if rows else []:
         table.add_column(column, justify="left" if column == "variant" else "right")
     for row in rows:
         table.add_row(*row.values())
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:  # rich would cut the table at 80 columns, so give it room
+        Console(file=console.file, width=TABLE_WIDTH, color_system=None).print(table)
+    for verdict in verdicts(report, Guards.from_config(cfg)):
+        console.print(verdict.text, soft_wrap=True, markup=False, highlight=False)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/] {skipped.persona} {skipped.variant}: {skipped.reason}")
     for note in report.notes:

@@ -23,9 +23,11 @@ def persona_table(prepared: PreparedPersona) -> Table:
     table = Table(title=f"{prepared.slug}: {name}", title_justify="left", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
+    table.add_row("items", f"{stats.items} from {stats.files} file(s)")
     table.add_row(
-        "items",
-        f"{stats.items} ({stats.train} train, {stats.eval} eval) from {stats.files} file(s)",
+        "splits",
+        f"{stats.train} train, {stats.validation} validation, {stats.test} test "
+        f"({stats.test_by_topic} of them about held-out topics); by document",
     )
     table.add_row("kinds", ", ".join(f"{k} {v}" for k, v in sorted(stats.by_kind.items())) or "-")
     table.add_row("~tokens", str(stats.approx_tokens))

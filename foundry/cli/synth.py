@@ -153,15 +153,15 @@ def pairs(
             load_base=lambda: ensure_base(cfg), progress=bars,
         )  # fmt: skip
         exported = export_pairs(cfg, list(result.personas), export, out) if export and out else 0
-    strategies = sorted({k for row in result.personas.values() for k in row if k != "eval"})
+    strategies = sorted({k for row in result.personas.values() for k in row if k != "validation"})
     table = Table(title=f"preference pairs (negatives by {result.provider})")
     table.add_column("persona")
-    for name in [*strategies, "eval split", "file"]:
+    for name in [*strategies, "validation split", "file"]:
         table.add_column(name, justify="right" if name != "file" else "left")
     for slug, row in result.personas.items():
         cells = [str(row.get(name, 0)) for name in strategies]
         table.add_row(
-            slug, *cells, str(row.get("eval", 0)), _relative(result.paths[slug], cfg.root)
+            slug, *cells, str(row.get("validation", 0)), _relative(result.paths[slug], cfg.root)
         )
     console.print(table)
     console.print(f"spent ${result.cost_usd:.4f}")

@@ -121,7 +121,7 @@ def monitor(
     """Score each turn of a debate transcript on every persona's vector and flag drift and
     convergence.
 
-    Scores are calibrated per vector on the personas' held-out texts: 1 reads like the persona's
+    Scores are calibrated per vector on the personas' validation texts: 1 reads like the persona's
     own writing, 0 like the others'. Drift: a speaker below --drift-threshold on its own vector
     for --window turns in a row. Convergence: two speakers whose separation fell by more than
     --converge-drop between their first and last --window turns.
@@ -161,7 +161,7 @@ def _monitor(cfg: Any, transcript: Path, drift: float, drop: float, window: int)
     from foundry.training.base_model import load_base
 
     base = load_base(cfg)
-    held = read_steering_corpus(cfg).heldout
+    held = read_steering_corpus(cfg).validation
     missing = [s for s in held if not (cfg.vector_dir(s) / "vector.json").is_file()]
     if missing:
         from foundry.errors import FoundryError

@@ -17,13 +17,26 @@ class PersonasConfig(_Section):
     include: list[str] = Field(
         default_factory=list, description="Persona slugs to use; empty means every persona found."
     )
-    eval_fraction: float = Field(
-        0.15, gt=0.0, lt=1.0, description="Share of each persona's items held out for evaluation."
+    test_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        lt=0.5,
+        description="Share of each persona's items (newest documents first) kept for the test "
+        "split, besides the documents about held-out topics.",
+    )
+    validation_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        lt=0.5,
+        description="Share of each persona's items (the next newest) that choices are made on.",
+    )
+    min_split_items: int = Field(
+        5, ge=1, description="`foundry validate` warns when a persona's split is smaller."
     )
     min_items: int = Field(
         2,
         ge=2,
-        description="Fewest corpus items a trainable persona may have (one train, one eval).",
+        description="Fewest corpus items a trainable persona may have (one train, one test).",
     )
     max_chunk_chars: int = Field(
         1200, ge=200, description="Longest chunk a Markdown or text document is split into."

@@ -228,7 +228,8 @@ def _chunk_documents(
         for chunk_index, chunk in enumerate(_merge_short(pieces, min_chars, max_chars), start=1):
             where = f"document {doc_index} ({title or 'untitled'}), chunk {chunk_index}"
             source = f"{path.name}#{title}" if title else path.name
-            records.append(RawRecord({"text": chunk, "source": source}, path, where, "essay"))
+            fields = {"text": chunk, "source": source, "document": f"{path.name}#{doc_index}"}
+            records.append(RawRecord(fields, path, where, "essay"))
     return records
 
 

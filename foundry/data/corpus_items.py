@@ -1,11 +1,9 @@
-"""Corpus records to corpus items: normalise, fill in ids and kinds, drop duplicates, split.
+"""Corpus records to corpus items: normalise, fill in ids and kinds, drop duplicates.
 
-Public entry points: `records_to_items(records, slug, stats, problems)`,
-`drop_duplicate_items(items, threshold, stats, problems)`, `assign_splits(items, eval_fraction)`
-and `split_score(persona, item_id)`, plus the `CorpusStats` counters they fill in. The split is
-deterministic: an item goes to `eval` when a hash of its persona and id falls under
-`eval_fraction`, and each persona keeps at least one item on each side. Problems are appended to
-the `problems` list given; nothing here raises on bad data.
+Public entry points: `records_to_items(records, slug, stats, problems)` and
+`drop_duplicate_items(items, threshold, stats, problems)`, plus the `CorpusStats` counters they
+fill in (the split is `foundry.data.splits`). Problems are appended to the `problems` list given;
+nothing here raises on bad data.
 """
 
 from __future__ import annotations
@@ -25,14 +23,16 @@ logger = get_logger(__name__)
 
 TWEET_MAX_CHARS = 280
 _KINDS = {"tweet", "essay", "transcript", "turn", "other"}
-_KNOWN_FIELDS = ("source", "date", "platform")
+_KNOWN_FIELDS = ("source", "date", "platform", "document")
 
 
 class CorpusStats(BaseModel):
     files: int = 0
     items: int = 0
     train: int = 0
-    eval: int = 0
+    validation: int = 0
+    test: int = 0
+    test_by_topic: int = Field(0, description="Test items held out because of their topic.")
     approx_tokens: int = Field(0, description="Characters / 4, a rough count for planning.")
     exact_duplicates: int = 0
     near_duplicates: int = 0
@@ -193,24 +193,3 @@ def drop_duplicate_items(
             )
         )
     return [item for i, item in enumerate(items) if i not in duplicates]
-
-
-def split_score(persona: str, item_id: str) -> float:
-    """A stable number in [0, 1) from persona and id: the item's place in the split."""
-    digest = hashlib.sha256(f"{persona}/{item_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def assign_splits(items: list[CorpusItem], eval_fraction: float) -> list[CorpusItem]:
-    """Deterministic train/eval split by id hash; at least one item on each side if possible."""
-    if not items:
-        return []
-    scores = [split_score(i.persona, i.id) for i in items]
-    splits = ["eval" if s < eval_fraction else "train" for s in scores]
-    if "eval" not in splits:
-        splits[scores.index(min(scores))] = "eval"
-    if "train" not in splits and len(items) > 1:
-        splits[scores.index(max(scores))] = "train"
-    return [
-        item.model_copy(update={"split": split}) for item, split in zip(items, splits, strict=True)
-    ]

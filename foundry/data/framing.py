@@ -78,15 +78,22 @@ def split_topics(
 
 def nearest_topics(texts: Sequence[str], topics: Sequence[DebateTopic]) -> list[DebateTopic | None]:
     """Each text's most similar topic by TF-IDF cosine (None when there are no topics)."""
+    return [topic for topic, _ in nearest_topic_scores(texts, topics)]
+
+
+def nearest_topic_scores(
+    texts: Sequence[str], topics: Sequence[DebateTopic]
+) -> list[tuple[DebateTopic | None, float]]:
+    """Each text's most similar topic and its TF-IDF cosine (0 when they share no word)."""
     if not topics or not texts:
-        return [None] * len(texts)
+        return [(None, 0.0)] * len(texts)
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True)
     matrix = vectorizer.fit_transform([t.prompt for t in topics] + list(texts))
-    similarity = matrix[len(topics) :] @ matrix[: len(topics)].T
-    best = similarity.toarray().argmax(axis=1)
-    return [topics[int(i)] for i in best]
+    similarity = (matrix[len(topics) :] @ matrix[: len(topics)].T).toarray()
+    best = similarity.argmax(axis=1)
+    return [(topics[int(i)], float(similarity[row, i])) for row, i in enumerate(best)]
 
 
 def conversation(prompt: str, text: str, system: str | None = None) -> dict[str, list[dict]]:

@@ -77,7 +77,7 @@ def load_contract(persona_dir: Path) -> tuple[PersonaContract | None, list[Probl
                 "add contract.yaml (see examples/sample/personas/*/contract.yaml)",
             )
         ]
-    raw, problem = _read_yaml(path)
+    raw, problem = read_yaml(path)
     if problem:
         return None, [problem]
     if not isinstance(raw, dict):
@@ -158,7 +158,7 @@ def load_topics(path: Path) -> tuple[list, list[Problem]]:
                 "add topics.yaml with `topics: [{id, prompt, tags}]`",
             )
         ]
-    raw, problem = _read_yaml(path)
+    raw, problem = read_yaml(path)
     if problem:
         return [], [problem]
     try:
@@ -176,7 +176,8 @@ def require_contract(persona_dir: Path) -> PersonaContract:
     return contract
 
 
-def _read_yaml(path: Path) -> tuple[Any, Problem | None]:
+def read_yaml(path: Path) -> tuple[Any, Problem | None]:
+    """The parsed YAML file, or a `Problem` naming the line when it is not UTF-8 or not YAML."""
     text, problem = decode_utf8(path)
     if problem:
         return None, problem

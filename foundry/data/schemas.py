@@ -12,8 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from foundry.slugs import check_slug, slugify
 from foundry.synthesis.config import Move
 
-Split = Literal["train", "eval"]
+Split = Literal["train", "validation", "test"]
+ConflictKind = Literal["empirical", "causal", "temporal", "value", "boundary"]
 ItemKind = Literal["tweet", "essay", "transcript", "turn", "other"]
+
+
+def legacy_split(value: object) -> object:
+    """Files written before the three-way split name the validation split `eval`."""
+    return "validation" if value == "eval" else value
 
 
 Slug = Annotated[str, Field(description="Lowercase letters, digits and dashes: `[a-z0-9-]+`.")]
@@ -114,6 +120,9 @@ class CorpusItem(_Strict):
     date: str = ""
     platform: str = ""
     kind: ItemKind = "other"
+    document: str = Field(
+        "", description="The document the item is part of (an essay, a thread); empty: itself."
+    )
     split: Split | None = None
 
     @field_validator("persona")
@@ -178,6 +187,11 @@ class PreferencePair(_Strict):
     def _persona_is_slug(cls, value: str) -> str:
         return check_slug(value)
 
+    @field_validator("split", mode="before")
+    @classmethod
+    def _legacy_split(cls, value: object) -> object:
+        return legacy_split(value)
+
 
 class DebateTurn(_Strict):
     """A generated debate turn with its provenance: who made it, from what, and at what cost."""
@@ -188,7 +202,9 @@ class DebateTurn(_Strict):
     prompt: str = Field(min_length=1, description="The debate prompt (the user turn in training).")
     move: Move
     text: str = Field(min_length=1)
-    split: Split = Field("train", description="`eval` for turns on dev topics (never trained on).")
+    split: Split = Field(
+        "train", description="`validation` for turns on dev topics (never trained on)."
+    )
     provider: str
     model: str
     template: str = Field(description="Prompt template name and version.")
@@ -209,3 +225,48 @@ class DebateTurn(_Strict):
     @classmethod
     def _persona_is_slug(cls, value: str) -> str:
         return check_slug(value)
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _legacy_split(cls, value: object) -> object:
+        return legacy_split(value)
+
+
+class Conflict(_Strict):
+    """Two personas who disagree, and the question whose answer would settle it (test data only).
+
+    Written in a neutral analyst's voice: each assumption is what that persona takes for granted,
+    stated so that the other would deny it.
+    """
+
+    id: str
+    persona_a: str
+    assumption_a: str = Field(min_length=1)
+    persona_b: str
+    assumption_b: str = Field(min_length=1)
+    question: str = Field(min_length=1, description="A debate question that would settle it.")
+    kind: ConflictKind
+
+    @field_validator("id", "persona_a", "persona_b")
+    @classmethod
+    def _slugs(cls, value: str) -> str:
+        return check_slug(value)
+
+    @model_validator(mode="after")
+    def _two_personas(self) -> Conflict:
+        if self.persona_a == self.persona_b:
+            raise ValueError(f"persona_a and persona_b are both {self.persona_a!r}; name two")
+        return self
+
+
+class ConflictFile(_Strict):
+    conflicts: list[Conflict] = Field(default_factory=list)
+
+    @field_validator("conflicts")
+    @classmethod
+    def _unique_ids(cls, conflicts: list[Conflict]) -> list[Conflict]:
+        ids = [c.id for c in conflicts]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"conflict ids must be unique, repeated: {', '.join(repeated)}")
+        return conflicts

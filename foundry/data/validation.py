@@ -2,8 +2,8 @@
 
 Public entry points: `prepare_persona(config, slug)` (contract, items with their split, stats and
 problems), `validate_personas(config, slugs)` (the retrain flow's `plan` step calls it). Turning
-records into items (ids, kinds, duplicates, the deterministic train/eval split) lives in
-`foundry.data.corpus_items`.
+records into items (ids, kinds, duplicates) lives in `foundry.data.corpus_items`; the
+train/validation/test split by document in `foundry.data.splits`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from foundry.config import FoundryConfig
+from foundry.data.conflicts import load_conflicts
 from foundry.data.corpus_formats import RawRecord, read_corpus_file
-from foundry.data.corpus_items import (
-    CorpusStats,
-    assign_splits,
-    drop_duplicate_items,
-    records_to_items,
-)
+from foundry.data.corpus_items import CorpusStats, drop_duplicate_items, records_to_items
 from foundry.data.framing import TopicSplit, split_topics
 from foundry.data.personas import (
     CORPUS_DIRNAME,
@@ -29,7 +25,8 @@ from foundry.data.personas import (
     load_topics,
     select_personas,
 )
-from foundry.data.schemas import CorpusItem, DebateTopic, PersonaContract
+from foundry.data.schemas import Conflict, CorpusItem, DebateTopic, PersonaContract
+from foundry.data.splits import SplitRule, assign_splits, topic_heldout_documents
 from foundry.errors import Problem
 from foundry.logs import get_logger
 from foundry.slugs import SLUG_PATTERN
@@ -56,10 +53,15 @@ class ValidationSummary(BaseModel):
     topic_split: TopicSplit = Field(
         default_factory=TopicSplit, description="Train, dev and held-out topics (by group)."
     )
+    conflicts: list[Conflict] = Field(
+        default_factory=list, description="Conflicts among the selected personas (test data)."
+    )
+    conflict_problems: list[Any] = Field(default_factory=list)
 
     @property
     def problems(self) -> list[Problem]:
-        return [p for persona in self.personas for p in persona.problems] + self.topic_problems
+        personas = [p for persona in self.personas for p in persona.problems]
+        return personas + self.topic_problems + self.conflict_problems
 
     @property
     def error_count(self) -> int:
@@ -67,11 +69,16 @@ class ValidationSummary(BaseModel):
 
 
 def prepare_persona(
-    config: FoundryConfig, slug: str, persona_dir: Path | None = None
+    config: FoundryConfig,
+    slug: str,
+    persona_dir: Path | None = None,
+    topic_split: TopicSplit | None = None,
 ) -> PreparedPersona:
     """Read, normalise, de-duplicate and split one persona's corpus; never raises on bad data.
 
-    `persona_dir` overrides the folder (an import validates personas while they are staged).
+    `persona_dir` overrides the folder (an import validates personas while they are staged);
+    `topic_split` is the project's (read from the topics file when not given): documents about a
+    held-out topic go to test.
     """
     if persona_dir is None and not SLUG_PATTERN.fullmatch(slug):
         # A folder under data/ named like `Ada_Quill`: report it instead of raising, read nothing.
@@ -91,11 +98,18 @@ def prepare_persona(
     stats = CorpusStats(files=files)
     items = records_to_items(records, slug, stats, problems)
     items = drop_duplicate_items(items, config.personas.near_duplicate_threshold, stats, problems)
-    items = assign_splits(items, config.personas.eval_fraction)
+    topic_split = topic_split if topic_split is not None else project_topic_split(config)[1]
+    rule = SplitRule(config.personas.test_fraction, config.personas.validation_fraction)
+    topics = topic_split.framing + topic_split.heldout
+    items = assign_splits(items, rule, topic_split.heldout, topics)
     _check_size(items, contract, config.personas.min_items, persona_dir, problems)
     stats.items = len(items)
     stats.train = sum(i.split == "train" for i in items)
-    stats.eval = stats.items - stats.train
+    stats.validation = sum(i.split == "validation" for i in items)
+    stats.test = sum(i.split == "test" for i in items)
+    on_topic = topic_heldout_documents(items, topics, topic_split.heldout)
+    stats.test_by_topic = sum(i.split == "test" and (i.document or i.id) in on_topic for i in items)
+    _check_splits(stats, contract, config.personas.min_split_items, persona_dir, problems)
     stats.approx_tokens = sum(len(i.text) for i in items) // 4
     for item in items:
         stats.by_kind[item.kind] = stats.by_kind.get(item.kind, 0) + 1
@@ -121,6 +135,44 @@ def _read_records(
         records.extend(found)
         problems.extend(file_problems)
     return records, len(paths)
+
+
+def project_topic_split(
+    config: FoundryConfig,
+) -> tuple[list[DebateTopic], TopicSplit, list[Problem]]:
+    """The topics file read and split by group into train, dev (validation) and held-out (test)."""
+    topics, problems = load_topics(config.topics_file)
+    split = split_topics(
+        topics, config.evaluation.heldout_topic_fraction, config.synthesis.dev_topic_fraction
+    )
+    return topics, split, problems
+
+
+def _check_splits(
+    stats: CorpusStats,
+    contract: PersonaContract | None,
+    minimum: int,
+    persona_dir: Path,
+    problems: list[Problem],
+) -> None:
+    """Warn when a split is too small to measure or choose anything on."""
+    if contract is not None and not contract.trainable or not stats.items:
+        return
+    small = [
+        f"{name} {count}"
+        for name, count in (("validation", stats.validation), ("test", stats.test))
+        if count < minimum
+    ]
+    if small:
+        problems.append(
+            Problem(
+                "warning",
+                persona_dir / CORPUS_DIRNAME,
+                "",
+                f"split too small to measure: {', '.join(small)} item(s) (fewer than {minimum})",
+                "add documents, or raise `personas.test_fraction` / `validation_fraction`",
+            )
+        )
 
 
 def _check_size(
@@ -165,24 +217,29 @@ def _check_size(
 
 
 def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> ValidationSummary:
-    """Prepare every selected persona and read the topics, collecting all problems."""
+    """Prepare every selected persona and read the topics and conflicts, collecting all
+    problems."""
     available = discover_personas(config.personas_dir)
     selected = select_personas(available, slugs or config.personas.include, config.personas_dir)
-    prepared = [prepare_persona(config, slug) for slug in selected]
-    topics, topic_problems = load_topics(config.topics_file)
-    topic_split = split_topics(
-        topics, config.evaluation.heldout_topic_fraction, config.synthesis.dev_topic_fraction
-    )
+    topics, topic_split, topic_problems = project_topic_split(config)
+    prepared = [prepare_persona(config, slug, topic_split=topic_split) for slug in selected]
+    conflicts, conflict_problems = load_conflicts(config.conflicts_file, available, selected)
     for persona in prepared:
         logger.info(
-            "persona %s: %d items (%d train, %d eval), ~%d tokens, %d problem(s)",
+            "persona %s: %d items (%d train, %d validation, %d test), ~%d tokens, %d problem(s)",
             persona.slug,
             persona.stats.items,
             persona.stats.train,
-            persona.stats.eval,
+            persona.stats.validation,
+            persona.stats.test,
             persona.stats.approx_tokens,
             len(persona.problems),
         )
     return ValidationSummary(
-        personas=prepared, topics=topics, topic_problems=topic_problems, topic_split=topic_split
+        personas=prepared,
+        topics=topics,
+        topic_problems=topic_problems,
+        topic_split=topic_split,
+        conflicts=conflicts,
+        conflict_problems=conflict_problems,
     )

@@ -2,11 +2,12 @@
 the variants' answers.
 
 `EvalSetup.build(config, summary)` gathers the selected personas' contracts, their real train and
-held-out texts and the held-out debate prompts; `resolve_variants` maps (persona, variant) to an
-adapter and system prompt, noting what is missing; `LazyModel` loads the model with every adapter
-on first use only; `generate_answers` has every variant of every persona answer every held-out
-prompt, in batches of one (persona, variant) each, so a persona's new adapter redoes only its own
-batches (`foundry.evaluation.cache`).
+held-out texts and the held-out debate prompts (the test topics, then one question per conflict
+among the personas: `foundry.evaluation.conflicts`); `resolve_variants` maps (persona, variant)
+to an adapter and system prompt, noting what is missing; `LazyModel` loads the model with every
+adapter on first use only; `generate_answers` has every variant of every persona answer every
+held-out prompt, in batches of one (persona, variant) each, so a persona's new adapter redoes
+only its own batches (`foundry.evaluation.cache`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from foundry.config import FoundryConfig
 from foundry.data.framing import debate_prompt, item_prompts
-from foundry.data.schemas import DebateTopic, PersonaContract
+from foundry.data.schemas import Conflict, DebateTopic, PersonaContract
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
+from foundry.evaluation.conflicts import conflict_topic
 from foundry.evaluation.schema import Skipped
 from foundry.steering.variants import (
     VARIANTS,
@@ -43,7 +45,13 @@ class EvalSetup:
     prompts: list[DebateTopic]
     train_texts: dict[str, list[str]]
     heldout: dict[str, list[tuple[str, str]]] = field(
-        default_factory=dict, metadata={"doc": "persona -> (debate prompt, real held-out text)"}
+        default_factory=dict, metadata={"doc": "persona -> (debate prompt, real test text)"}
+    )
+    classifier_texts: dict[str, list[str]] = field(
+        default_factory=dict, metadata={"doc": "persona -> train + validation texts"}
+    )
+    conflicts: list[Conflict] = field(
+        default_factory=list, metadata={"doc": "conflicts whose questions are among the prompts"}
     )
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -51,14 +59,22 @@ class EvalSetup:
     def build(cls, config: FoundryConfig, summary: ValidationSummary) -> EvalSetup:
         personas = [p for p in summary.personas if p.contract is not None]
         limit = config.evaluation.prompts_per_persona or None
+        slugs = {p.slug for p in personas}
+        conflicts = [c for c in summary.conflicts if {c.persona_a, c.persona_b} <= slugs]
+        conflicts = conflicts[: config.evaluation.max_conflicts or None]
         setup = cls(
             config=config,
             contracts={p.slug: p.contract for p in personas},  # type: ignore[misc]
-            prompts=summary.topic_split.heldout[:limit],
+            prompts=summary.topic_split.heldout[:limit] + [conflict_topic(c) for c in conflicts],
+            conflicts=conflicts,
             train_texts={p.slug: [i.text for i in p.items if i.split == "train"] for p in personas},
+            classifier_texts={
+                p.slug: [i.text for i in p.items if i.split in ("train", "validation")]
+                for p in personas
+            },
         )
         for persona in personas:
-            held = [i for i in persona.items if i.split == "eval"][
+            held = [i for i in persona.items if i.split == "test"][
                 : config.evaluation.heldout_items
             ]
             prompts = item_prompts(held, summary.topic_split.framing)

@@ -25,6 +25,12 @@ class EvaluationConfig(_Section):
     prompts_per_persona: int = Field(
         0, ge=0, description="Held-out debate prompts each persona answers (0: all of them)."
     )
+    max_conflicts: int = Field(
+        0,
+        ge=0,
+        description="Conflicts (`data/conflicts.yaml`) whose question every persona answers, in "
+        "file order (0: all of them); fewer make a quick run.",
+    )
     heldout_items: int = Field(
         20, ge=1, description="Held-out corpus items per persona in the perplexity matrix."
     )

@@ -22,8 +22,9 @@ from foundry.data.attribution import fit_content_classifier, fit_style_classifie
 from foundry.data.framing import BASE_ADAPTER, GENERIC_PROMPT
 from foundry.evaluation.answers import EvalSetup, LoadModel
 from foundry.evaluation.cache import BatchJob, EvalCache
+from foundry.evaluation.conflicts import conflict_fidelity, conflict_rows, stance_items
 from foundry.evaluation.embeddings import embed_texts, minilm_identity
-from foundry.evaluation.intervals import bootstrap_interval
+from foundry.evaluation.intervals import bootstrap_interval, dominance_interval
 from foundry.evaluation.memorisation import memorisation, training_indexes
 from foundry.evaluation.metrics import (
     attribution_scores,
@@ -38,6 +39,15 @@ from foundry.steering.variants import ResolvedVariant
 from foundry.training.scoring import ScoreRow
 
 Tag = tuple[str, ...]
+# Tags that end in an item part (a prompt, a text, a position): the metric cell is the tag's
+# first N parts, and the items are what its bootstrap interval resamples.
+ITEM_KINDS = {"fluency": 1, "ppl": 3, "belief": 3}
+# A matrix's cell from its mean NLL (exactly as the point estimate always was) and the same on
+# arrays (for the interval's draws), and whether lower is better.
+CELLS: dict[str, tuple[Callable[[float], float], Callable[[Any], Any], bool]] = {
+    "ppl": (math.exp, np.exp, True),
+    "belief": (lambda x: -x, np.negative, False),
+}
 
 
 def real_corpus_baselines(setup: EvalSetup, report: EvalReport, cache: EvalCache) -> None:
@@ -81,20 +91,22 @@ def measure_variant(
     ]
     hook = progress(f"{variant}: scoring", len(tags)) if progress else None
     scores = score_batches(load, batches, cache, hook=hook)
-    totals: dict[Tag, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for tag, score in zip(tags, scores, strict=True):
-        totals[tag][0] += score.nll
-        totals[tag][1] += score.tokens
+    totals, items = _nll_totals(tags, scores)
     mean_nll = {tag: nll / max(tokens, 1) for tag, (nll, tokens) in totals.items()}
+    seed = setup.config.evaluation.seed
     metrics = VariantMetrics(personas=list(by_persona), answers=len(mine))
     texts = [row["answer"] for row in mine]
-    metrics.fluency = fluency(texts, mean_nll.get(("fluency",)))
+    metrics.fluency = fluency(texts, mean_nll.get(("fluency",)), _fluency_interval(items, seed))
     if len(by_persona) >= 2:
         _attribution(setup, mine, metrics)
         metrics.homogeneity = _homogeneity(setup, _answer_groups(mine, list(by_persona)), cache)
-        metrics.perplexity = _matrix(mean_nll, "ppl", list(by_persona), math.exp, True)
-        metrics.belief = _matrix(mean_nll, "belief", list(by_persona), lambda x: -x, False)
+        metrics.perplexity = _matrix(mean_nll, items, "ppl", list(by_persona), seed)
+        metrics.belief = _matrix(mean_nll, items, "belief", list(by_persona), seed)
     metrics.stance = _stance(setup, mean_nll, list(by_persona))
+    backend = setup.config.evaluation.embeddings
+    metrics.conflicts = conflict_fidelity(
+        setup.conflicts, mine, totals, lambda texts: _embed(texts, backend, cache), seed
+    )
     if "copy_indexes" not in setup.cache:  # built once, shared by every variant
         setup.cache["copy_indexes"] = training_indexes(setup.train_texts)
     metrics.memorisation = memorisation(
@@ -114,8 +126,10 @@ def _scoring_groups(
 
     A persona's group holds the corpus and belief rows under its adapter (the same for every
     persona of the base variant, so first: their batches are equal and scored once), then its
-    stance rows and the base model's rows on its answers (fluency). Each part is sorted by length
-    so that a batch pads little (scoring ran 6% faster).
+    stance rows (contract and conflicts) and the base model's rows on its answers (fluency,
+    conflicts). Each part is sorted by length so that a batch pads little (scoring ran 6%
+    faster). Tags only name rows: they never change which rows a batch holds or their order (the
+    cache keys batches by their rows).
     """
     groups = []
     for slug, variant in by_persona.items():
@@ -123,12 +137,12 @@ def _scoring_groups(
         steer = (variant.steer,) if variant.steer else ()
         matrix: list[tuple[Tag, ScoreRow]] = []
         for other in by_persona:
-            for prompt, text in setup.heldout.get(other, []):
+            for k, (prompt, text) in enumerate(setup.heldout.get(other, [])):
                 row = ScoreRow(prompt, text, adapter, system, steer)
-                matrix.append((("ppl", slug, other), row))
-            for statement in _held_beliefs(setup, other):
+                matrix.append((("ppl", slug, other, str(k)), row))
+            for k, statement in enumerate(_held_beliefs(setup, other)):
                 row = ScoreRow(GENERIC_PROMPT, statement, adapter, system, steer)
-                matrix.append((("belief", slug, other), row))
+                matrix.append((("belief", slug, other, str(k)), row))
         own: list[tuple[Tag, ScoreRow]] = []
         for index, position in enumerate(setup.contracts[slug].positions):
             if position.counterclaim:
@@ -137,12 +151,42 @@ def _scoring_groups(
                     row = ScoreRow(GENERIC_PROMPT, text, adapter, system, steer)
                     own.append((("stance", slug, key, side), row))
         own += [
-            (("fluency",), ScoreRow(row["prompt"], row["answer"] or " ", BASE_ADAPTER))
+            (
+                ("fluency", str(row["topic_id"]), slug),
+                ScoreRow(row["prompt"], row["answer"] or " ", BASE_ADAPTER),
+            )
             for row in answers
             if row["persona"] == slug
         ]
+        own += conflict_rows(setup.conflicts, variant, answers)
         groups.append((slug, sorted(matrix, key=_length) + sorted(own, key=_length)))
     return groups
+
+
+def _nll_totals(
+    tags: Sequence[Tag], scores: Sequence[Any]
+) -> tuple[dict[Tag, list[float]], dict[Tag, list[float]]]:
+    """Summed [NLL, tokens] per metric cell (a tag of `ITEM_KINDS` cut to its cell), summed in
+    row order as the point estimates always were, and per full tag (one item: for intervals)."""
+    totals: dict[Tag, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    items: dict[Tag, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for tag, score in zip(tags, scores, strict=True):
+        cell = tag[: ITEM_KINDS[tag[0]]] if tag[0] in ITEM_KINDS else tag
+        for total in [totals[cell]] + ([items[tag]] if cell != tag else []):
+            total[0] += score.nll
+            total[1] += score.tokens
+    return totals, items
+
+
+def _fluency_interval(items: dict[Tag, list[float]], seed: int) -> list[float] | None:
+    """The token-weighted mean NLL's interval, resampling prompts (tags `fluency`, topic, slug)."""
+    rows = [(tag[1], nll, tokens) for tag, (nll, tokens) in items.items() if tag[0] == "fluency"]
+    return bootstrap_interval(
+        [nll / max(tokens, 1) for _, nll, tokens in rows],
+        [topic for topic, _, _ in rows],
+        weights=[tokens for _, _, tokens in rows],
+        seed=seed,
+    )
 
 
 def _length(tagged: tuple[Tag, ScoreRow]) -> int:
@@ -184,10 +228,11 @@ def _attribution(
 
 
 def _classifiers(setup: EvalSetup) -> dict[str, Any]:
-    """Style and content classifiers on the personas' real train splits (fitted once)."""
+    """Style and content classifiers on the personas' real train + validation texts (fitted once;
+    the test texts they are measured on for the ceiling are never among them)."""
     if "classifiers" not in setup.cache:
-        texts = [t for slug in setup.slugs for t in setup.train_texts[slug]]
-        labels = [slug for slug in setup.slugs for _ in setup.train_texts[slug]]
+        texts = [t for slug in setup.slugs for t in setup.classifier_texts[slug]]
+        labels = [slug for slug in setup.slugs for _ in setup.classifier_texts[slug]]
         seed = setup.config.training.seed
         setup.cache["classifiers"] = {
             "style": fit_style_classifier(texts, labels, seed=seed),
@@ -211,7 +256,7 @@ def _homogeneity(setup: EvalSetup, groups: list[list[str]], cache: EvalCache):
     matrix, backend = _embed(flat, setup.config.evaluation.embeddings, cache)
     width = len(groups[0])
     rows = [matrix[i * width : (i + 1) * width] for i in range(len(groups))]
-    return homogeneity(rows, backend)
+    return homogeneity(rows, backend, seed=setup.config.evaluation.seed)
 
 
 def _embed(texts: list[str], backend: str, cache: EvalCache) -> tuple[np.ndarray, str]:
@@ -237,27 +282,57 @@ def _embed(texts: list[str], backend: str, cache: EvalCache) -> tuple[np.ndarray
 
 def _matrix(
     mean_nll: dict[Tag, float],
+    items: dict[Tag, list[float]],
     kind: str,
     slugs: list[str],
-    transform: Callable[[float], float],
-    lower_is_better: bool,
+    seed: int,
 ):
     if not all((kind, a, b) in mean_nll for a in slugs for b in slugs):
         return None
+    transform, on_arrays, lower_is_better = CELLS[kind]
     values = [[transform(mean_nll[(kind, a, b)]) for b in slugs] for a in slugs]
-    return persona_matrix(slugs, values, lower_is_better)
+    matrix = persona_matrix(slugs, values, lower_is_better)
+    columns = _item_columns(items, kind, slugs)
+    if columns is not None:
+        matrix.dominance_interval = dominance_interval(
+            columns, on_arrays, lower_is_better, seed=seed
+        )
+    return matrix
+
+
+def _item_columns(
+    items: dict[Tag, list[float]], kind: str, slugs: list[str]
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Per column: (NLL, tokens) of each row on each of the column's items (rows x items), or
+    None when the rows were not scored on the same number of items."""
+    by_cell: dict[Tag, list[list[float]]] = defaultdict(list)
+    for tag, (nll, tokens) in items.items():
+        if tag[0] == kind:
+            by_cell[tag[:3]].append([int(tag[3]), nll, tokens])
+    columns = []
+    for other in slugs:
+        cells = [sorted(by_cell[(kind, slug, other)]) for slug in slugs]  # by item index
+        if len({len(cell) for cell in cells}) != 1:
+            return None
+        table = np.array(cells, dtype=np.float64).reshape(len(slugs), -1, 3)
+        columns.append((table[:, :, 1], table[:, :, 2]))
+    return columns
 
 
 def _stance(setup: EvalSetup, mean_nll: dict[Tag, float], slugs: list[str]):
     prefs, stances, claims = {}, {}, {}
     for slug in slugs:
-        for index, position in enumerate(setup.contracts[slug].positions):
-            key = position.id or str(index)
+        positions = enumerate(setup.contracts[slug].positions)
+        items = [(p.id or str(i), p.claim, p.stance) for i, p in positions]
+        items += [(k, claim, stance) for k, claim, _, stance in stance_items(setup.conflicts, slug)]
+        for key, text, stance in items:
             if ("stance", slug, key, "claim") not in mean_nll:
                 continue
             claim = mean_nll[("stance", slug, key, "claim")]
             counter = mean_nll[("stance", slug, key, "counter")]
             prefs[(slug, key)] = counter - claim  # > 0: the claim is more likely
-            stances[(slug, key)] = position.stance
-            claims[(slug, key)] = position.claim
-    return stance_metrics(prefs, stances, claims) if prefs else None
+            stances[(slug, key)] = stance
+            claims[(slug, key)] = text
+    if not prefs:
+        return None
+    return stance_metrics(prefs, stances, claims, seed=setup.config.evaluation.seed)

@@ -3,8 +3,9 @@
 Each returns a record of `foundry.evaluation.schema`: `attribution_scores` (who-wrote-this accuracy,
 macro-F1, confusion), `fluency` (with `distinct_n`), `homogeneity` (how alike the personas'
 answers to one prompt are), `persona_matrix` (with `diagonal_dominance`: does each persona's
-variant prefer its own persona's data?) and `stance_metrics` (does a variant prefer its persona's
-side of a contested claim?). No model runs here: the evaluation stage computes the inputs.
+variant prefer its own persona's data?) and `stance_metrics` (does a variant prefer its
+persona's side of a contested claim?). No model runs here: the evaluation stage computes the
+inputs; their bootstrap intervals are `foundry.evaluation.intervals`.
 """
 
 from __future__ import annotations
@@ -85,13 +86,16 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def fluency(texts: Sequence[str], nll_under_base: float | None) -> Fluency:
+def fluency(
+    texts: Sequence[str], nll_under_base: float | None, nll_interval: list[float] | None = None
+) -> Fluency:
     """Repetition and length of a variant's answers, beside their likelihood under the base model.
 
     Args:
         texts: The variant's answers.
         nll_under_base: Mean token negative log-likelihood of the answers under the base model,
             or None when it was not computed.
+        nll_interval: its 95 % bootstrap interval over prompts, when computed.
 
     Returns:
         distinct-1, distinct-2 and mean length in words (all 0.0 for no texts).
@@ -99,13 +103,14 @@ def fluency(texts: Sequence[str], nll_under_base: float | None) -> Fluency:
     lengths = [len(words(text)) for text in texts]
     return Fluency(
         nll_under_base=nll_under_base,
+        nll_interval=nll_interval,
         distinct_1=distinct_n(texts, 1),
         distinct_2=distinct_n(texts, 2),
         mean_words=float(np.mean(lengths)) if lengths else 0.0,
     )
 
 
-def homogeneity(groups: Sequence[np.ndarray], backend: str) -> Homogeneity:
+def homogeneity(groups: Sequence[np.ndarray], backend: str, seed: int = 0) -> Homogeneity:
     """How alike the personas' answers to the same prompt are, averaged over prompts.
 
     Args:
@@ -113,11 +118,13 @@ def homogeneity(groups: Sequence[np.ndarray], backend: str) -> Homogeneity:
             L2-normalised here (an all-zero row stays zero and has cosine 0 with everything).
             Groups with fewer than two rows have no pair to compare and are skipped.
         backend: The embedding backend that produced the rows, recorded as given.
+        seed: the seed of the cosine's bootstrap interval (resampling the groups: prompts).
 
     Returns:
-        Mean pairwise cosine (over all pairs within a group, then over groups) and mean effective
-        rank: exp(Shannon entropy of the singular values normalised to sum 1), from 1 (every
-        answer points the same way) to the number of rows (mutually orthogonal answers).
+        Mean pairwise cosine (over all pairs within a group, then over groups) with its 95 %
+        interval, and mean effective rank: exp(Shannon entropy of the singular values normalised
+        to sum 1), from 1 (every answer points the same way) to the number of rows (mutually
+        orthogonal answers).
 
     Raises:
         ValueError: If a group is not a 2-D matrix, or no group has two rows.
@@ -145,6 +152,7 @@ def homogeneity(groups: Sequence[np.ndarray], backend: str) -> Homogeneity:
         mean_pairwise_cosine=float(np.mean(cosines)),
         effective_rank=float(np.mean(ranks)),
         backend=backend,
+        cosine_interval=bootstrap_interval(cosines, list(range(len(cosines))), seed=seed),
     )
 
 
@@ -233,6 +241,7 @@ def stance_metrics(
     prefs: Mapping[tuple[str, str], float],
     stances: Mapping[tuple[str, str], str],
     claims: Mapping[tuple[str, str], str],
+    seed: int = 0,
 ) -> Stance:
     """Whether each variant prefers its persona's side, and whether disagreeing personas diverge.
 
@@ -244,6 +253,7 @@ def stance_metrics(
             `disagree`.
         claims: By the same keys: the claim text. Positions whose claim (whitespace stripped)
             is the same are the same question; keys missing here take no part in divergence.
+        seed: The seed of the accuracy's bootstrap interval.
 
     Returns:
         accuracy: the share of positions where (pref > 0) matches (stance == "agree"); a pref of
@@ -275,6 +285,6 @@ def stance_metrics(
     return Stance(
         accuracy=sum(correct) / len(correct) if correct else None,
         positions=len(prefs),
-        accuracy_interval=bootstrap_interval([float(c) for c in correct], list(prefs)),
+        accuracy_interval=bootstrap_interval([float(c) for c in correct], list(prefs), seed=seed),
         divergence=sum(diverged) / len(diverged) if diverged else None,
     )

@@ -1,16 +1,25 @@
 """The evaluation report for humans, as markdown read from one `EvalReport`.
 
-`render_markdown` writes the report (summary table, how to read it, per-variant detail, skipped
-variants, notes); `summary_rows` gives the summary table's formatted rows, for the CLI too. The
-helpers the plots share (`format_number`, `persona_chance`, `variant_names`, `metric_values`,
-`real_values`) live here too; the PNG plots are `foundry.evaluation.plots`.
+`render_markdown` writes the report: it leads with the headline table and a verdict per variant
+against the prompt-only baseline (`foundry.evaluation.verdict`), then every number (the summary
+table), how to read it, per-variant detail, skipped variants and notes; `summary_rows` gives the
+summary table's formatted rows (the Prefect artifact). The helpers the plots share
+(`format_number`, `persona_chance`, `variant_names`, `metric_values`, `real_values`) live here
+too; the PNG plots are `foundry.evaluation.plots`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from foundry.evaluation.schema import Attribution, EvalReport, Matrix, VariantMetrics
+from foundry.evaluation.schema import (
+    Attribution,
+    ConflictFidelity,
+    EvalReport,
+    Matrix,
+    VariantMetrics,
+)
+from foundry.evaluation.verdict import BASELINE, Guards, headline_rows, heldout_sentence, verdicts
 
 MISSING = "-"
 REAL_CORPUS = "real corpus"
@@ -45,12 +54,20 @@ share of answers that share a long run of consecutive words with one of them (th
 its attribution without the copying answers is in its section below, and promotion refuses an \
 adapter above `registry.promotion.max_copy_rate`.
 
+**Conflict fidelity measures reasoning where personas disagree.** Each conflict of \
+`data/conflicts.yaml` is a question two personas would answer differently; an answer holds its \
+persona's side when, after reading it, the base model finds the persona's own assumption more \
+likely than the opponent's (chance 0.50; its interval resamples conflicts). *Answer divergence* \
+is the mean cosine between the two sides' answers to the same question: lower means they said \
+more different things.
+
 **Stance and belief measure reasoning, not style.** *Stance acc* is the share of a persona's \
 contested positions where its variant prefers the persona's side over the counterclaim (chance \
 0.5); *stance divergence* is the share of persona pairs that disagree in their contracts whose \
 variants also take opposite sides. *Belief dominance* is the share of personas whose variant finds \
 its own persona's positions the most likely; *perplexity dominance* is the same on the held-out \
-corpus (lower perplexity wins). Both have chance 1/personas = {chance}.
+corpus (lower perplexity wins). Both have chance 1/personas = {chance}, move in steps of \
+1/personas, and so do their intervals (which resample each column's positions or texts).
 
 **Homogeneity** is the mean pairwise cosine between the personas' answers to the same prompt: \
 lower means more different voices; compare it with the {real} row.
@@ -140,6 +157,10 @@ def metric_intervals(metrics: VariantMetrics | None) -> dict[str, list[float]]:
         "content acc": m.attribution_content.accuracy_interval if m.attribution_content else None,
         "copy rate": m.memorisation.copy_rate_interval if m.memorisation else None,
         "stance acc": m.stance.accuracy_interval if m.stance else None,
+        "belief dominance": m.belief.dominance_interval if m.belief else None,
+        "perplexity dominance": m.perplexity.dominance_interval if m.perplexity else None,
+        "homogeneity (cosine)": m.homogeneity.cosine_interval if m.homogeneity else None,
+        "fluency NLL": m.fluency.nll_interval if m.fluency else None,
     }
     return {column: interval for column, interval in found.items() if interval}
 
@@ -150,7 +171,7 @@ def summary_rows(report: EvalReport, with_intervals: bool = False) -> list[dict[
     Args:
         report: The evaluation report.
         with_intervals: follow each number that has one by its 95 % interval, `0.62 [0.50,
-            0.75]` (the report does; the terminal table keeps to points).
+            0.75]`.
 
     Returns:
         One dict per row with the key `variant` and then every name in `COLUMNS`, in order;
@@ -195,7 +216,8 @@ def _matrix_lines(title: str, matrix: Matrix, chance: float | None) -> list[str]
     better = "lower" if matrix.lower_is_better else "higher"
     head = (
         f"**{title}** ({better} is better; rows: variant's persona, columns: data's persona): "
-        f"diagonal dominance {format_number(matrix.diagonal_dominance)} "
+        "diagonal dominance "
+        f"{_with_interval(format_number(matrix.diagonal_dominance), matrix.dominance_interval)} "
         f"(chance {format_number(chance)})"
     )
     rows = [
@@ -205,26 +227,43 @@ def _matrix_lines(title: str, matrix: Matrix, chance: float | None) -> list[str]
     return [head, "", *_table(["variant / data", *matrix.labels], rows), ""]
 
 
-def _variant_lines(name: str, m: VariantMetrics, chance: float | None) -> list[str]:
+def _conflict_line(c: ConflictFidelity) -> str:
+    kinds = ", ".join(f"{kind} {format_number(v)}" for kind, v in sorted(c.by_kind.items()))
+    return (
+        f"- Conflicts: {c.answers} answers to {c.conflicts} conflict questions hold their "
+        f"persona's side in {_with_interval(format_number(c.likelihood), c.likelihood_interval)} "
+        "by likelihood, "
+        f"{_with_interval(format_number(c.embedding), c.embedding_interval)} by embedding "
+        f"(chance 0.50){f'; by kind: {kinds}' if kinds else ''}; answer divergence (A-B "
+        f"cosine) {_with_interval(format_number(c.answer_cosine), c.answer_cosine_interval)}"
+    )
+
+
+def _variant_lines(
+    name: str, m: VariantMetrics, chance: float | None, has_conflicts: bool = False
+) -> list[str]:
     lines = [f"### {name}", "", f"{m.answers} answers for {len(m.personas)} personas.", ""]
     if m.fluency:
         f = m.fluency
         lines += [
-            f"- Fluency: NLL under base {format_number(f.nll_under_base)}, distinct-1 "
+            "- Fluency: NLL under base "
+            f"{_with_interval(format_number(f.nll_under_base), f.nll_interval)}, distinct-1 "
             f"{format_number(f.distinct_1)}, distinct-2 {format_number(f.distinct_2)}, "
             f"mean words {format_number(f.mean_words, 1)}"
         ]
     if m.homogeneity:
         h = m.homogeneity
         lines += [
-            f"- Homogeneity: mean pairwise cosine {format_number(h.mean_pairwise_cosine)}, "
+            "- Homogeneity: mean pairwise cosine "
+            f"{_with_interval(format_number(h.mean_pairwise_cosine), h.cosine_interval)}, "
             f"effective rank {format_number(h.effective_rank)} of {len(m.personas)} "
             f"({h.backend})"
         ]
     if m.stance:
         s = m.stance
         lines += [
-            f"- Stance: accuracy {format_number(s.accuracy)} over {s.positions} positions, "
+            f"- Stance: accuracy {_with_interval(format_number(s.accuracy), s.accuracy_interval)} "
+            f"over {s.positions} positions, "
             f"divergence {format_number(s.divergence)}"
         ]
     if m.memorisation:
@@ -236,6 +275,8 @@ def _variant_lines(name: str, m: VariantMetrics, chance: float | None) -> list[s
             f"attribution without them: style {format_number(c.style_accuracy_without_copies)}, "
             f"content {format_number(c.content_accuracy_without_copies)}"
         ]
+    if m.conflicts:
+        lines += [_conflict_line(m.conflicts)]
     if m.judge:
         j = m.judge
         lines += [
@@ -252,6 +293,8 @@ def _variant_lines(name: str, m: VariantMetrics, chance: float | None) -> list[s
         "belief": m.belief,
         "perplexity": m.perplexity,
     }
+    if has_conflicts:
+        parts["conflicts"] = m.conflicts
     absent = [part for part, value in parts.items() if value is None]
     if absent:
         lines += [f"- Not computed: {', '.join(absent)} (see Notes)."]
@@ -282,7 +325,31 @@ def _header_lines(report: EvalReport) -> list[str]:
     ]
 
 
-def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) -> str:
+def _lead_lines(report: EvalReport, guards: Guards | None, chance_text: str) -> list[str]:
+    """The headline table, each variant's verdict and what was held out: what a reader needs."""
+    rows = headline_rows(report)
+    if not rows:
+        return []
+    lines = ["## Headline", ""]
+    lines += _table(list(rows[0]), [list(row.values()) for row in rows])
+    lines += [
+        "",
+        "In brackets: 95 % bootstrap intervals, resampling prompts (conflicts for conflict "
+        "fidelity and divergence, positions for stance, each column's texts or positions for "
+        f"belief dominance). Chance: 0.50 for conflict fidelity and stance, {chance_text} for "
+        "belief dominance and attribution. Lower is better for copy rate, fluency NLL and "
+        "answer divergence.",
+        "",
+        f"## Verdict against prompt-only (`{BASELINE}`)",
+        "",
+    ]
+    lines += [f"- {verdict.text}" for verdict in verdicts(report, guards)]
+    return lines + ["", heldout_sentence(report), ""]
+
+
+def render_markdown(
+    report: EvalReport, plots: Mapping[str, str] | None = None, guards: Guards | None = None
+) -> str:
     """Render the report as markdown, for people.
 
     Args:
@@ -290,6 +357,8 @@ def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) 
         plots: Plot name -> file name relative to the markdown file (as
             `foundry.evaluation.plots.write_plots` wrote them); each is embedded under a "Plots"
             heading. None or empty: no such section.
+        guards: the promotion gate's fluency and copy limits the verdicts check
+            (`Guards.from_config`); None leaves them unchecked, and the verdicts say so.
 
     Returns:
         The markdown text, ending with a newline.
@@ -297,8 +366,8 @@ def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) 
     chance = persona_chance(report)
     chance_text = f"1/{len(report.personas)} = {format_number(chance)}" if chance else MISSING
     rows = summary_rows(report, with_intervals=True)
-    lines = _header_lines(report)
-    lines += ["## Summary", ""]
+    lines = _header_lines(report) + _lead_lines(report, guards, chance_text)
+    lines += ["## All numbers", ""]
     if rows:
         lines += _table(list(rows[0]), [list(row.values()) for row in rows])
     else:
@@ -309,7 +378,7 @@ def render_markdown(report: EvalReport, plots: Mapping[str, str] | None = None) 
     lines.append("")
     for name in variant_names(report):
         if name in report.metrics:
-            lines += _variant_lines(name, report.metrics[name], chance)
+            lines += _variant_lines(name, report.metrics[name], chance, bool(report.conflict_ids))
     if report.ceiling_style or report.ceiling_content:
         lines += [f"### {REAL_CORPUS} (attribution ceiling)", ""]
         for title, ceiling in (

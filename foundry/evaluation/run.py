@@ -5,9 +5,11 @@ Public entry points: `evaluate(config, ...)` returns an `EvalReport`
 plots to one folder, atomically (`write_report`); `EvaluationError` says why it cannot run.
 
 Every variant (`base`, `prompt`, `sft`, `dpo`) of every persona answers the held-out debate
-prompts (topics never synthesized or trained on). Style and content attribution, fluency and
-homogeneity are measured on those answers; the perplexity matrix on the held-out corpus; stance
-and the belief matrix on the contracts' positions (`foundry.evaluation.scoring`). Every batch is
+prompts (test topics never synthesized or trained on, and each conflict's question). Style and
+content attribution, fluency and homogeneity are measured on those answers; conflict fidelity on
+the answers to the conflicts (`foundry.evaluation.conflicts`); the perplexity matrix on the
+held-out corpus; stance and the belief matrix on the contracts' positions and the conflicts'
+assumptions (`foundry.evaluation.scoring`). Every batch is
 kept in `<cache_dir>/eval-cache` under a key of all it depends on, so a rerun computes only the
 batches whose inputs changed (`foundry.evaluation.cache`), with the same results. The optional
 judge asks Claude to compare each variant's answers with the prompt baseline's.
@@ -32,6 +34,7 @@ from foundry.evaluation.measures import measure_variant, real_corpus_baselines
 from foundry.evaluation.plots import write_plots
 from foundry.evaluation.report import render_markdown
 from foundry.evaluation.schema import EvalReport
+from foundry.evaluation.verdict import Guards
 from foundry.logs import get_logger
 from foundry.synthesis.generation_cache import GENERATIONS_FILENAME, GenerationCache
 from foundry.synthesis.jobs import Budget, Provider
@@ -91,7 +94,7 @@ def evaluate(
     setup = EvalSetup.build(config, summary)
     if not setup.contracts:
         raise EvaluationError(f"no personas with a contract in {config.personas_dir} to evaluate")
-    if not setup.prompts:
+    if not summary.topic_split.heldout:  # conflict questions alone are too few to judge a voice
         raise EvaluationError(
             "no held-out debate prompts: evaluation answers topics that were never trained on, "
             f"and {config.topics_file} has too few topic groups to hold any out; add topics "
@@ -111,6 +114,10 @@ def evaluate(
         personas=setup.slugs,
         variants=sorted({v.variant for v in resolved}, key=setup.variant_order),
         heldout_topics=[t.id for t in setup.prompts],
+        conflict_ids=[c.id for c in setup.conflicts],
+        classifier_texts="train + validation texts ("
+        + ", ".join(f"{s} {len(t)}" for s, t in setup.classifier_texts.items())
+        + "); never test texts",
         skipped=skipped,
     )
     real_corpus_baselines(setup, report, batches)
@@ -122,7 +129,9 @@ def evaluate(
     logger.info("%s; model %s", batches.summary(), "loaded" if model.loaded else "not loaded")
     if judge_engine is not None:
         _judge(config, setup, answers, judge_engine, report)
-    folder = write_report(report, answers, out_dir or config.cache_dir / EVAL_DIRNAME)
+    folder = write_report(
+        report, answers, out_dir or config.cache_dir / EVAL_DIRNAME, Guards.from_config(config)
+    )
     logger.info(
         "evaluation: %d persona(s) x %d variant(s) on %d held-out prompt(s) -> %s",
         len(report.personas), len(report.variants), len(report.heldout_topics), folder,
@@ -159,7 +168,12 @@ def _judge(
         report.notes.append(f"the judge cost ${budget.spent_usd:.4f}")
 
 
-def write_report(report: EvalReport, answers: list[dict[str, Any]], target: Path) -> Path:
+def write_report(
+    report: EvalReport,
+    answers: list[dict[str, Any]],
+    target: Path,
+    guards: Guards | None = None,
+) -> Path:
     """metrics.json, answers.jsonl, plots and report.md into `target`, swapped in at once."""
     with staged_dir(target.parent, prefix=f".{target.name}-") as stage:
         (stage / "metrics.json").write_text(report.model_dump_json(indent=2) + "\n")
@@ -168,6 +182,6 @@ def write_report(report: EvalReport, answers: list[dict[str, Any]], target: Path
         )
         plots = write_plots(report, stage / "plots")
         relative = {name: f"plots/{path.name}" for name, path in plots.items()}
-        (stage / "report.md").write_text(render_markdown(report, relative))
+        (stage / "report.md").write_text(render_markdown(report, relative, guards))
         replace_dir(stage, target)
     return target

@@ -41,6 +41,9 @@ class Fluency(_Record):
     distinct_1: float = Field(description="Unique words / words over all answers (1 = no repeats).")
     distinct_2: float = Field(description="Unique word bigrams / bigrams over all answers.")
     mean_words: float = Field(description="Mean answer length in words.")
+    nll_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval of `nll_under_base`, resampling prompts."
+    )
 
 
 class Homogeneity(_Record):
@@ -52,6 +55,9 @@ class Homogeneity(_Record):
         "(one direction) to the number of personas (all different)."
     )
     backend: str = Field(description="`minilm` (all-MiniLM-L6-v2) or `tfidf` (the fallback).")
+    cosine_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval of `mean_pairwise_cosine`, resampling prompts."
+    )
 
 
 class Matrix(_Record):
@@ -64,21 +70,31 @@ class Matrix(_Record):
         "mean (chance is 1 / personas)."
     )
     lower_is_better: bool
+    dominance_interval: list[float] | None = Field(
+        None,
+        description="95 % bootstrap interval of `diagonal_dominance`, resampling the texts (or "
+        "positions) in each column.",
+    )
 
 
 class Stance(_Record):
-    """Whether the variant prefers the persona's side of its contested positions."""
+    """Whether the variant prefers the persona's side of its contested positions: the contract's
+    positions with a counterclaim, and each conflict of `data/conflicts.yaml` the persona takes
+    part in (claim `assumption_a`, counterclaim `assumption_b`; persona A agrees, B disagrees)."""
 
     accuracy: float | None = Field(
         description="Share of positions where the preferred side is the contract's."
     )
-    positions: int = Field(description="Positions with a counterclaim that were scored.")
+    positions: int = Field(
+        description="Positions with a counterclaim that were scored (conflicts count once per "
+        "side)."
+    )
     accuracy_interval: list[float] | None = Field(
         None, description="95 % bootstrap interval of the accuracy, resampling positions."
     )
     divergence: float | None = Field(
-        description="On claims the contracts disagree about, the share of persona pairs whose "
-        "variants also prefer opposite sides (0 when every persona is alike)."
+        description="On claims the contracts (or conflicts) disagree about, the share of persona "
+        "pairs whose variants also prefer opposite sides (0 when every persona is alike)."
     )
 
 
@@ -104,6 +120,36 @@ class Memorisation(_Record):
     content_accuracy_without_copies: float | None = Field(
         None, description="Content attribution accuracy on the answers that do not copy."
     )
+
+
+class ConflictFidelity(_Record):
+    """Reasoning measured where personas disagree (`data/conflicts.yaml`): asked a conflict's
+    question, does each side's answer hold its own persona's assumption? Chance is 0.5."""
+
+    conflicts: int = Field(description="Conflicts whose two answers were scored.")
+    answers: int = Field(description="Answers scored (two per conflict).")
+    likelihood: float | None = Field(
+        description="Share of answers after which the base model finds the persona's own "
+        "assumption more likely than the opponent's (length-normalised log-likelihood)."
+    )
+    likelihood_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval, resampling conflicts."
+    )
+    embedding: float | None = Field(
+        None,
+        description="Share of answers whose sentence embedding is closer to the persona's own "
+        "assumption than to the opponent's.",
+    )
+    embedding_interval: list[float] | None = None
+    by_kind: dict[str, float] = Field(
+        default_factory=dict, description="`likelihood` fidelity per conflict kind."
+    )
+    answer_cosine: float | None = Field(
+        None,
+        description="Answer divergence: mean cosine between the two sides' answers to the same "
+        "question (1: they said the same thing; lower is more different).",
+    )
+    answer_cosine_interval: list[float] | None = None
 
 
 class Judge(_Record):
@@ -132,6 +178,7 @@ class VariantMetrics(_Record):
     )
     stance: Stance | None = None
     memorisation: Memorisation | None = None
+    conflicts: ConflictFidelity | None = None
     judge: Judge | None = None
 
 
@@ -149,6 +196,14 @@ class EvalReport(_Record):
     personas: list[str]
     variants: list[str]
     heldout_topics: list[str] = Field(description="Topic ids of the prompts (never trained on).")
+    conflict_ids: list[str] = Field(
+        default_factory=list,
+        description="Conflicts whose questions were asked (held-out prompts `conflict-<id>`).",
+    )
+    classifier_texts: str = Field(
+        "",
+        description="What the attribution classifiers were fitted on (train + validation texts).",
+    )
     ceiling_style: Attribution | None = Field(
         None, description="The style classifier on the real held-out corpus: the best to hope for."
     )

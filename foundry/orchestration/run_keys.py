@@ -91,7 +91,8 @@ def persona_keys(
         provider,
         model,
         synthesis,
-        config.personas.eval_fraction,
+        config.personas.test_fraction,
+        config.personas.validation_fraction,
         config.evaluation.heldout_topic_fraction,
         config.training.seed,
     )
@@ -116,11 +117,13 @@ def persona_keys(
 
 
 def evaluation_key(config: FoundryConfig, train_keys: dict[str, str], base: str) -> str:
-    """Evaluation compares all personas, so it depends on every evaluated persona's adapters."""
+    """Evaluation compares all personas, so it depends on every evaluated persona's adapters (and
+    on the conflicts, whose questions only evaluation asks)."""
     return digest(
         "eval",
         code_version(),
         sorted(train_keys.items()),
         base,
         config.evaluation.model_dump(mode="json"),
+        file_hash(config.conflicts_file),
     )

@@ -78,8 +78,8 @@ def persona_directions(
         "train_texts": len(corpus.train[slug]),
         "prompted_answers": len(prompted),
         "neutral_answers": neutral["count"],
-        "heldout_own": len(corpus.heldout[slug]),
-        "heldout_rest": sum(len(corpus.heldout[s]) for s in others) + len(neutral["held"]),
+        "heldout_own": len(corpus.validation[slug]),
+        "heldout_rest": sum(len(corpus.validation[s]) for s in others) + len(neutral["held"]),
         **{f"train_texts:{s}": len(corpus.train[s]) for s in others},
     }
     return {k: v.astype(np.float32) for k, v in directions.items()}, samples

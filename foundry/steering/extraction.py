@@ -112,7 +112,7 @@ def extract_vectors(
     }
     means = {s: mean_activation(model, corpus.train[s]) for s in corpus.contracts}
     held = {
-        s: response_activations(model.model, model.tokenizer, corpus.heldout[s])
+        s: response_activations(model.model, model.tokenizer, corpus.validation[s])
         for s in corpus.contracts
     }
     neutral = neutral_readings(model, corpus)

@@ -1,7 +1,8 @@
 """What persona-vector extraction works on: every persona's texts, and the model, handed in.
 
-Public entry points: `read_steering_corpus(config)` (every persona's train and held-out texts framed
-by their debate prompts, and the train topics extraction and the sweep prompt with),
+Public entry points: `read_steering_corpus(config)` (every persona's train and validation texts
+framed by their debate prompts, the train topics extraction prompts with and the validation topics
+the strength sweep prompts with),
 `check_personas`, and `SteeringModel`: the protocol of the model a vector is read from and swept on
 (`foundry.training.steering_model` provides one), so this stage never loads weights itself.
 """
@@ -62,19 +63,19 @@ class SteeringCorpus:
 
     contracts: dict[str, PersonaContract]
     train: dict[str, list[ResponseRow]]
-    heldout: dict[str, list[ResponseRow]]
+    validation: dict[str, list[ResponseRow]]
     train_texts: dict[str, list[str]]
     extraction_topics: list[DebateTopic]
     sweep_topics: list[DebateTopic]
 
 
 def read_steering_corpus(config: FoundryConfig) -> SteeringCorpus:
-    """Every persona's train and held-out texts framed by their debate prompts, and the topics
-    that extraction and the sweep prompt with (train topics only, never the evaluation's).
+    """Every persona's train and validation texts framed by their debate prompts, and the topics
+    that extraction (train) and the sweep (validation) prompt with; never the evaluation's.
 
     Raises:
         DataError: the persona data has errors.
-        SteeringSetupError: fewer than two personas, no train topics, or no held-out texts.
+        SteeringSetupError: fewer than two personas, no train topics, or no validation texts.
     """
     summary = validate_personas(config)
     raise_for_errors(summary.problems, f"data in {config.data_dir}")
@@ -88,25 +89,26 @@ def read_steering_corpus(config: FoundryConfig) -> SteeringCorpus:
     if not topics:
         raise SteeringSetupError(f"{config.topics_file} has no train topics to prompt with")
     settings = config.steering
-    extraction = [topics[i % len(topics)] for i in range(settings.prompts)]
-    sweep_topics = [
-        topics[(settings.prompts + i) % len(topics)] for i in range(settings.sweep_prompts)
-    ]
+    train_topics = summary.topic_split.train or topics
+    extraction = [train_topics[i % len(train_topics)] for i in range(settings.prompts)]
+    # The strength is chosen on validation (dev) topics: never evaluation's, never extraction's.
+    dev = summary.topic_split.dev or topics
+    sweep_topics = [dev[i % len(dev)] for i in range(settings.sweep_prompts)]
     contracts = {p.slug: p.contract for p in personas if p.contract is not None}
     corpus = SteeringCorpus(contracts, {}, {}, {}, extraction, sweep_topics)
     for persona in personas:
         train = [i for i in persona.items if i.split == "train"]
-        held = [i for i in persona.items if i.split == "eval"]
+        held = [i for i in persona.items if i.split == "validation"]
         corpus.train_texts[persona.slug] = [i.text for i in train]
         prompts = item_prompts(train[: settings.max_texts] + held, topics)
         corpus.train[persona.slug] = [
             ResponseRow(prompts[i.id], i.text) for i in train[: settings.max_texts]
         ]
-        corpus.heldout[persona.slug] = [ResponseRow(prompts[i.id], i.text) for i in held]
-        if not corpus.heldout[persona.slug]:
+        corpus.validation[persona.slug] = [ResponseRow(prompts[i.id], i.text) for i in held]
+        if not corpus.validation[persona.slug]:
             raise SteeringSetupError(
-                f"{persona.slug} has no held-out corpus items to choose a layer with; raise "
-                "`personas.eval_fraction` or add texts"
+                f"{persona.slug} has no validation corpus items to choose a layer with; raise "
+                "`personas.validation_fraction` or add texts"
             )
     return corpus
 

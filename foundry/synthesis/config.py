@@ -87,7 +87,7 @@ class SynthesisConfig(_Section):
         0.1,
         ge=0,
         lt=1,
-        description="Share of topic groups whose turns and pairs form the eval split only.",
+        description="Share of topic groups whose turns and pairs form the validation split only.",
     )
     passages: int = Field(
         4, ge=1, description="Corpus passages retrieved for each prompt to ground the turn."

@@ -46,20 +46,23 @@ def cross_persona_pairs(
     personas = {p.slug: p for p in summary.personas}
     if slug not in personas:
         raise DataError(f"persona {slug!r} is not among {', '.join(personas) or 'no personas'}")
-    others = [item for p in summary.personas if p.slug != slug for item in p.items]
+    # Test documents are evaluation's: never a chosen or a rejected text.
+    others = [item for p in summary.personas if p.slug != slug for item in _learnable(p.items)]
     if not others:
         raise DataError(
             f"cross-persona pairs for {slug} need another persona's corpus to reject; add a "
             "second persona, or write data/synthetic/<slug>/pairs.jsonl"
         )
-    own = _sample(personas[slug].items, max_pairs, seed)
+    own = _sample(_learnable(personas[slug].items), max_pairs, seed)
+    # Prompts over each persona's whole corpus, as SFT frames them (TF-IDF weights depend on it).
     own_prompts = item_prompts(personas[slug].items, summary.topic_split.framing)
     # Ids are unique within a persona only, so the others' prompts go by position.
     other_prompts = [
-        prompt
+        framed[item.id]
         for p in summary.personas
         if p.slug != slug
-        for prompt in item_prompts(p.items, summary.topic_split.framing).values()
+        for framed in [item_prompts(p.items, summary.topic_split.framing)]
+        for item in _learnable(p.items)
     ]
     similarity = _similarity([i.text for i in own], [i.text for i in others])
     uses = [0] * len(others)
@@ -94,14 +97,19 @@ def _pair(slug: str, prompt: str, chosen: CorpusItem, rejected: CorpusItem) -> P
     )
 
 
+def _learnable(items: Sequence[CorpusItem]) -> list[CorpusItem]:
+    """Train and validation items: everything but the test split."""
+    return [i for i in items if i.split != "test"]
+
+
 def _sample(items: Sequence[CorpusItem], max_pairs: int, seed: int) -> list[CorpusItem]:
-    """At most `max_pairs` items, each split kept in proportion (eval keeps at least one)."""
+    """At most `max_pairs` items, each split kept in proportion (validation keeps at least one)."""
     if len(items) <= max_pairs:
         return list(items)
     rng = random.Random(seed)
-    evaluation = [i for i in items if i.split == "eval"]
+    evaluation = [i for i in items if i.split == "validation"]
     eval_quota = min(len(evaluation), max(1, round(max_pairs * len(evaluation) / len(items))))
-    train = [i for i in items if i.split != "eval"]
+    train = [i for i in items if i.split != "validation"]
     chosen = set(rng.sample([i.id for i in evaluation], eval_quota))
     chosen |= set(rng.sample([i.id for i in train], min(len(train), max_pairs - eval_quota)))
     return [i for i in items if i.id in chosen]

@@ -121,7 +121,7 @@ def build_pairs(
         path = synthetic_folder(config, slug) / PAIRS_FILENAME
         write_text_atomic(path, "".join(p.model_dump_json() + "\n" for p in pairs))
         counts = Counter(p.strategy for p in pairs) | Counter(
-            eval=sum(p.split == "eval" for p in pairs)
+            validation=sum(p.split == "validation" for p in pairs)
         )
         result.personas[slug], result.paths[slug] = dict(counts), str(path)
         logger.info(

@@ -53,8 +53,8 @@ class TurnRequest:
 
 def plan_slots(topics: TopicSplit, moves: Sequence[Move], count: int, seed: int = 0) -> list[Slot]:
     """`count` slots (at most topics x moves) over the train and dev topics; dev slots land in
-    the eval split. Each round over the topics shifts the moves by one, so no pair repeats."""
-    roles = {t.id: "eval" for t in topics.dev} | {t.id: "train" for t in topics.train}
+    the validation split. Each round over the topics shifts the moves by one, so no pair repeats."""
+    roles = {t.id: "validation" for t in topics.dev} | {t.id: "train" for t in topics.train}
     ordered = sorted(topics.framing, key=lambda t: _digest(f"{seed}:{t.id}"))
     if not ordered:
         return []

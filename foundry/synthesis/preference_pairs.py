@@ -79,16 +79,17 @@ def make_pair(
 def cap_pairs(
     pairs: Sequence[PreferencePair], max_pairs: int, seed: int = 0
 ) -> list[PreferencePair]:
-    """At most `max_pairs`, each split kept in proportion (eval keeps one), order preserved."""
+    """At most `max_pairs`, each split kept in proportion (validation keeps one), order kept."""
     if len(pairs) <= max_pairs:
         return list(pairs)
     rng = random.Random(seed)
-    indices = {"train": [], "eval": []}
+    indices: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
     for i, pair in enumerate(pairs):
         indices[pair.split].append(i)
-    eval_quota = round(max_pairs * len(indices["eval"]) / len(pairs))
-    eval_quota = min(len(indices["eval"]), max(1 if indices["eval"] else 0, eval_quota))
-    keep = set(rng.sample(indices["eval"], eval_quota))
+    held = indices["validation"]
+    eval_quota = round(max_pairs * len(held) / len(pairs))
+    eval_quota = min(len(held), max(1 if held else 0, eval_quota))
+    keep = set(rng.sample(held, eval_quota))
     keep |= set(rng.sample(indices["train"], min(len(indices["train"]), max_pairs - eval_quota)))
     return [pair for i, pair in enumerate(pairs) if i in keep]
 

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 SYNTHETIC_DIRNAME = "synthetic"
 TURNS_FILENAME = "turns.jsonl"
 PAIRS_FILENAME = "pairs.jsonl"
-SPLITS = ("train", "eval")
+SPLITS = ("train", "validation")
+LEGACY_SPLITS = {"eval": "validation"}  # files written before the three-way split
 
 
 class TrainingDataError(FoundryError):
@@ -37,7 +38,8 @@ class TrainingDataError(FoundryError):
 
 
 def base_documents(summary: ValidationSummary) -> list[PretrainDoc]:
-    """Every persona's train items as plain text and as a debate exchange (never eval items).
+    """Every persona's train items as plain text and as a debate exchange (never validation or
+    test items).
 
     Args:
         summary: validated personas and topics (`foundry.data.validation.validate_personas`).
@@ -82,10 +84,11 @@ def sft_examples(
     train, evaluation = [], []
     for item in prepared.items:
         example = conversation(prompts[item.id], item.text)
-        (evaluation if item.split == "eval" else train).append(example)
+        if item.split != "test":  # test documents are evaluation's: never trained or stopped on
+            (evaluation if item.split == "validation" else train).append(example)
     if synthetic_turns_path is not None and synthetic_turns_path.is_file():
         for prompt, text, split in read_synthetic_turns(synthetic_turns_path):
-            (evaluation if split == "eval" else train).append(conversation(prompt, text))
+            (evaluation if split == "validation" else train).append(conversation(prompt, text))
     if not train:
         raise TrainingDataError(
             f"persona {prepared.slug} has no training examples: its train split is empty; add "
@@ -101,7 +104,7 @@ def dpo_examples(slug: str, pairs: Sequence[PreferencePair]) -> tuple[list[dict]
     Raises:
         TrainingDataError: no pair is in the train split.
     """
-    rows: dict[str, list[dict]] = {"train": [], "eval": []}
+    rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for pair in pairs:
         rows[pair.split].append(to_trl(pair))
     if not rows["train"]:
@@ -109,7 +112,7 @@ def dpo_examples(slug: str, pairs: Sequence[PreferencePair]) -> tuple[list[dict]
             f"persona {slug} has no train preference pairs; add train-split pairs to data/"
             f"{SYNTHETIC_DIRNAME}/{slug}/{PAIRS_FILENAME}, or remove it to use cross-persona pairs"
         )
-    return rows["train"], rows["eval"]
+    return rows["train"], rows["validation"]
 
 
 def read_synthetic_turns(path: Path) -> list[tuple[str, str, str]]:
@@ -118,10 +121,11 @@ def read_synthetic_turns(path: Path) -> list[tuple[str, str, str]]:
     for line_number, row in read_jsonl_records(path):
         values = [row.get(key) for key in ("prompt", "text")]
         split = row.get("split", "train")
+        split = LEGACY_SPLITS.get(split, split)
         if not all(isinstance(v, str) and v.strip() for v in values) or split not in SPLITS:
             raise TrainingDataError(
                 f"{path}, line {line_number}: a synthetic turn needs non-empty string fields "
-                f"`prompt` and `text` and a `split` of train or eval (default train), got "
+                f"`prompt` and `text` and a `split` of train or validation (default train), got "
                 f"keys {sorted(row)}; fix or delete the line"
             )
         turns.append((values[0], values[1], split))

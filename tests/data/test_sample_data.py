@@ -26,20 +26,22 @@ def test_data_has_no_errors(summary):
     assert errors == []
 
 
-def test_every_persona_has_enough_items_and_both_splits(summary):
+def test_every_persona_has_enough_items_and_every_split(summary):
     assert len(summary.personas) >= 4
     for persona in summary.personas:
-        assert persona.stats.items >= 80, persona.slug
-        assert persona.stats.train > 0 and persona.stats.eval > 0, persona.slug
+        stats = persona.stats
+        assert stats.items >= 80, persona.slug
+        assert stats.train > 0 and stats.validation > 0 and stats.test > 0, persona.slug
 
 
-def test_ids_are_unique_and_no_item_is_in_two_splits(summary):
+def test_ids_are_unique_and_no_document_is_in_two_splits(summary):
     for persona in summary.personas:
         ids = [item.id for item in persona.items]
         assert len(ids) == len(set(ids)), persona.slug
-        train = {i.id for i in persona.items if i.split == "train"}
-        evaluation = {i.id for i in persona.items if i.split == "eval"}
-        assert not train & evaluation
+        splits: dict[str, set[str]] = {}
+        for item in persona.items:
+            splits.setdefault(item.document or item.id, set()).add(item.split)
+        assert all(len(seen) == 1 for seen in splits.values()), persona.slug
         assert all(item.text.strip() for item in persona.items)
 
 

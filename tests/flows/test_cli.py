@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def test_validate_passes_on_the_sample(initialised):
 
     assert result.exit_code == 0, result.output
     assert "0 error(s)" in result.output
+    assert re.search(r"\b\d+ conflict\(s\) \(test data\): boundary \d+, causal \d+", result.output)
     for slug in ("marguerite-vale", "tobias-renn", "priya-castellanos", "jonah-okafor"):
         assert slug in result.output
 
@@ -169,22 +171,22 @@ def test_import_faultline_unknown_deck_exits_1(initialised):
 
 
 def test_config_show_reflects_environment_overrides(initialised, monkeypatch):
-    monkeypatch.setenv("FOUNDRY_PERSONAS__EVAL_FRACTION", "0.3")
+    monkeypatch.setenv("FOUNDRY_PERSONAS__TEST_FRACTION", "0.3")
 
     result = invoke(initialised, "config", "show")
 
     assert result.exit_code == 0
-    assert "eval_fraction: 0.3  # Share of each persona" in result.output
+    assert "test_fraction: 0.3  # Share of each persona" in result.output
 
 
 def test_bad_config_exits_1_naming_key_and_file(initialised):
-    (initialised / "foundry.yaml").write_text("personas:\n  eval_fractoin: 0.2\n")
+    (initialised / "foundry.yaml").write_text("personas:\n  test_fractoin: 0.2\n")
 
     result = invoke(initialised, "validate")
 
     assert result.exit_code == 1
-    assert "foundry.yaml" in result.output and "eval_fractoin" in result.output
-    assert "did you mean `eval_fraction`" in result.output
+    assert "foundry.yaml" in result.output and "test_fractoin" in result.output
+    assert "did you mean `test_fraction`" in result.output
 
 
 def test_validate_without_personas_says_how_to_start(fresh):

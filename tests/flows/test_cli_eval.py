@@ -19,7 +19,8 @@ runner = CliRunner()
 SMALL = """
 base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
   vocab_size: 800, batch_size: 4}}
-evaluation: {prompts_per_persona: 2, heldout_items: 3, max_new_tokens: 12, embeddings: tfidf}
+evaluation: {prompts_per_persona: 2, max_conflicts: 2, heldout_items: 3, max_new_tokens: 12,
+  embeddings: tfidf}
 """
 
 
@@ -51,10 +52,13 @@ def test_eval_prints_the_summary_and_writes_json_and_report(root, tmp_path):
     assert result.exit_code == 0, result.output
     report = EvalReport.model_validate(json.loads(out.read_text()))
     assert report.variants == ["base", "prompt"]
-    row = next(line for line in result.output.splitlines() if line.startswith("│ prompt"))
-    style = f"{report.metrics['prompt'].attribution_style.accuracy:.2f}"
-    assert row.split("│")[2].strip() == style
-    assert "real corpus" in result.output
+    lines = result.output.splitlines()
+    header = [c.strip() for c in next(x for x in lines if x.startswith("┃ variant")).split("┃")]
+    row = [c.strip() for c in next(x for x in lines if x.startswith("│ prompt")).split("│")]
+    style = report.metrics["prompt"].attribution_style
+    low, high = style.accuracy_interval
+    assert row[header.index("style attribution")] == f"{style.accuracy:.2f} [{low:.2f}, {high:.2f}]"
+    assert "prompt: the prompt-only baseline" in result.output  # the verdicts follow the table
     assert (root / ".foundry" / "eval" / "report.md").is_file()
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 SMALL = """
 base_model: {tiny: {pretrain_steps: 10, hidden_size: 64, intermediate_size: 128,
   vocab_size: 800, batch_size: 4}}
-evaluation: {prompts_per_persona: 3, heldout_items: 4, max_new_tokens: 16, embeddings: tfidf}
+evaluation: {prompts_per_persona: 3, max_conflicts: 2, heldout_items: 4, max_new_tokens: 16,
+  embeddings: tfidf}
 """
 
 
@@ -41,11 +42,19 @@ def base_and_prompt(config):
 
 def test_base_and_prompt_report_every_metric(base_and_prompt):
     report, folder = base_and_prompt
-    assert report.variants == ["base", "prompt"] and len(report.heldout_topics) == 3
+    assert report.variants == ["base", "prompt"] and len(report.conflict_ids) == 2
+    # Three test topics and two conflict questions, every persona answering each.
+    assert report.heldout_topics[3:] == [f"conflict-{c}" for c in report.conflict_ids]
+    assert "train + validation texts" in report.classifier_texts
     for metrics in report.metrics.values():
-        assert metrics.answers == 4 * 3
+        assert metrics.answers == 4 * 5
         assert metrics.attribution_style.labels == report.personas
-        assert sum(map(sum, metrics.attribution_content.confusion)) == 12
+        assert sum(map(sum, metrics.attribution_content.confusion)) == 20
+        conflicts = metrics.conflicts
+        assert (conflicts.conflicts, conflicts.answers) == (2, 4)
+        low, high = conflicts.likelihood_interval
+        assert 0.0 <= low <= conflicts.likelihood <= high <= 1.0
+        assert 0.0 <= conflicts.embedding <= 1.0 and conflicts.answer_cosine is not None
         assert metrics.fluency.nll_under_base > 0
         assert metrics.homogeneity.backend == "tfidf"
         assert len(metrics.perplexity.values) == 4 and len(metrics.belief.values[0]) == 4
@@ -283,7 +292,7 @@ def test_new_weights_for_one_persona_redo_only_its_batches(adapted, tmp_path):
     assert set(rerun.computed_by) == {changed}
     assert rerun.computed_by[changed] == cold.computed_by[changed] > 1
     assert rerun.reused["answers"] == 1  # the kept persona's
-    assert rerun.computed["embeddings"] == 1  # both personas' answers, compared
+    assert rerun.computed["embeddings"] == 2  # both personas' answers (homogeneity, conflicts)
     assert fresh.computed == cold.computed  # without the file, the same work
     assert _outputs(tmp_path / "rerun") == _outputs(tmp_path / "fresh")
     before, after = (_outputs(tmp_path / n)[1].splitlines() for n in ("cold", "rerun"))

@@ -48,7 +48,7 @@ def test_pairs_follow_the_mix_and_their_invariants(paired):
     all_turns = {k: t for p in summary.personas for k, t in _turns(config, p).items()}
     for slug, counts in summary.personas.items():
         pairs = load_pairs(config, slug)
-        assert len(pairs) == sum(v for k, v in counts.items() if k != "eval") >= 10
+        assert len(pairs) == sum(v for k, v in counts.items() if k != "validation") >= 10
         assert counts.get("cross_persona", 0) >= 4 and counts.get("generic", 0) >= 4
         for pair in pairs:
             chosen = all_turns[pair.provenance["chosen_key"]]
@@ -60,11 +60,11 @@ def test_pairs_follow_the_mix_and_their_invariants(paired):
                 assert rejected.text == pair.rejected and rejected.topic_id == chosen.topic_id
 
 
-def test_no_prompt_is_in_both_train_and_eval_pairs(paired):
+def test_no_prompt_is_in_both_train_and_validation_pairs(paired):
     config, summary = paired
     pairs = [p for slug in summary.personas for p in load_pairs(config, slug)]
     train = {p.prompt for p in pairs if p.split == "train"}
-    evaluation = {p.prompt for p in pairs if p.split == "eval"}
+    evaluation = {p.prompt for p in pairs if p.split == "validation"}
     assert evaluation and not train & evaluation
     heldout = {t.prompt for t in validate_personas(config).topic_split.heldout}
     assert not any(h in p.prompt for p in pairs for h in heldout)

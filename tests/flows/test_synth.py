@@ -63,7 +63,7 @@ def test_turns_use_train_and_dev_topics_only_and_dev_turns_are_eval(synthesized)
         for r in _rows(config.data_dir / "synthetic" / slug / "turns.jsonl")
     ]
     assert {roles[t.topic_id] for t in turns} <= {"train", "dev"}
-    assert all((t.split == "eval") == (roles[t.topic_id] == "dev") for t in turns)
+    assert all((t.split == "validation") == (roles[t.topic_id] == "dev") for t in turns)
     assert {t.move for t in turns} == set(MOVES)
     challenges = [t for t in turns if t.move == "challenge"]
     assert challenges and all(t.opponent and t.opponent != t.persona for t in challenges)

@@ -153,7 +153,7 @@ def test_summary_records_examples_and_data_rev(trained):
     summary = trained["sft"]["jonah-okafor"].summary
     persona = validate_personas(trained["config"], ["jonah-okafor"]).personas[0]
     assert summary.examples_train == persona.stats.train
-    assert summary.examples_eval == persona.stats.eval
+    assert summary.examples_eval == persona.stats.validation
     assert summary.data_rev == "rev-1"
     assert trained["dpo_dict"]["summary"]["data_rev"] == "rev-2"
     assert trained["dpo_dict"]["path"] == str(trained["config"].adapter_dir("tobias-renn", "dpo"))
@@ -245,7 +245,7 @@ def test_empty_train_split_says_what_to_add(small_project):
     config = load_config(small_project / "foundry.yaml")
     summary = validate_personas(config, ["jonah-okafor"])
     persona = summary.personas[0]
-    persona.items = [item for item in persona.items if item.split == "eval"]
+    persona.items = [item for item in persona.items if item.split != "train"]
     with pytest.raises(TrainingDataError, match="train split is empty") as error:
         sft_examples(persona, summary.topics, None)
     assert "data/personas/jonah-okafor/corpus" in str(error.value)
@@ -262,7 +262,7 @@ def test_synthetic_turns_join_train_and_a_bad_line_names_file_and_line(small_pro
         json.dumps({"prompt": "Will S-curves bend?", "text": "Feedback loops."}) + "\n"
     )
     train, evaluation = sft_examples(persona, summary.topics, turns)
-    assert len(train) == persona.stats.train + 1 and len(evaluation) == persona.stats.eval
+    assert len(train) == persona.stats.train + 1 and len(evaluation) == persona.stats.validation
     assert train[-1]["prompt"][0]["content"] == "Will S-curves bend?"
     assert train[-1]["completion"] == [{"role": "assistant", "content": "Feedback loops."}]
     assert all(example["prompt"][0]["role"] == "user" for example in train)  # no system turn
@@ -339,7 +339,7 @@ def test_base_documents_hold_train_items_only_plain_and_as_chat(small_project):
     summary = validate_personas(config)
     documents = base_documents(summary)
     train = [i.text for p in summary.personas for i in p.items if i.split == "train"]
-    held_out = {i.text for p in summary.personas for i in p.items if i.split == "eval"}
+    held_out = {i.text for p in summary.personas for i in p.items if i.split != "train"}
     assert [d.text for d in documents[::2]] == train == [d.text for d in documents[1::2]]
     assert all(d.prompt is None for d in documents[::2])
     assert all(d.prompt.startswith("Debate prompt: ") for d in documents[1::2])

@@ -186,7 +186,7 @@ def test_monitor_reports_turns_and_flags(project, tmp_path):
     from foundry.steering.inputs import read_steering_corpus
 
     root, config, _ = project
-    held = read_steering_corpus(config).heldout
+    held = read_steering_corpus(config).validation
     turns = [
         {"speaker": "tobias-renn", "text": held["tobias-renn"][0].response},
         {"speaker": "jonah-okafor", "text": held["jonah-okafor"][0].response},

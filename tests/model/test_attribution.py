@@ -1,5 +1,9 @@
 """Trained adapters speak as their persona: a TF-IDF classifier trained on the real corpora
-attributes their generations to their own persona far above chance and above the base model."""
+attributes their generations to their own persona far above chance and above the base model.
+
+Every prompt here is a test prompt: a held-out topic (never synthesized or trained on, and no
+corpus item about it was trained on) or a conflict question. The classifier is fitted on the train
+and validation texts only."""
 
 from __future__ import annotations
 
@@ -52,7 +56,8 @@ def generations(trained):
     )
 
     config, summary = trained
-    prompts = [debate_prompt(t) for t in summary.topics[:PROMPTS_PER_PERSONA]]
+    prompts = unseen_prompts(config, summary)[:PROMPTS_PER_PERSONA]
+    assert len(prompts) == PROMPTS_PER_PERSONA
     adapters = {
         f"{p.slug}-{stage}": config.adapter_dir(p.slug, stage)
         for p in summary.personas
@@ -69,11 +74,27 @@ def generations(trained):
     return by_name
 
 
+def unseen_prompts(config, summary) -> list[str]:
+    """Held-out topics' prompts, then the conflict questions: never trained or synthesized on."""
+    import yaml
+
+    from foundry.data.schemas import ConflictFile
+
+    conflicts = ConflictFile.model_validate(yaml.safe_load(config.conflicts_file.read_text()))
+    heldout = [debate_prompt(t) for t in summary.topic_split.heldout]
+    return heldout + [f"Debate prompt: {c.question}" for c in conflicts.conflicts]
+
+
 @pytest.fixture(scope="module")
 def classifier(trained):
     _, summary = trained
-    train = [(i.text, p.slug) for p in summary.personas for i in p.items if i.split == "train"]
-    return fit_attribution([t for t, _ in train], [s for _, s in train])
+    seen = [
+        (i.text, p.slug)
+        for p in summary.personas
+        for i in p.items
+        if i.split in ("train", "validation")
+    ]
+    return fit_attribution([t for t, _ in seen], [s for _, s in seen])
 
 
 @pytest.mark.parametrize("stage", ["sft", "dpo"])

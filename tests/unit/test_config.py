@@ -36,7 +36,7 @@ def test_defaults_apply_when_there_is_no_config_file(
     config = load_config(environ={})
     assert config.source is None
     assert config.root == tmp_path.resolve()
-    assert config.personas.eval_fraction == 0.15
+    assert config.personas.test_fraction == 0.1
     assert config.personas.max_chunk_chars == 1200
     assert config.base_model.name == "tiny"
     assert config.data_dir == tmp_path.resolve() / "data"
@@ -45,10 +45,10 @@ def test_defaults_apply_when_there_is_no_config_file(
 def test_config_file_in_working_directory_is_found_without_a_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write_config(tmp_path, "personas:\n  eval_fraction: 0.25\n")
+    path = write_config(tmp_path, "personas:\n  test_fraction: 0.25\n")
     monkeypatch.chdir(tmp_path)
     config = load_config(environ={})
-    assert config.personas.eval_fraction == 0.25
+    assert config.personas.test_fraction == 0.25
     assert config.source == path.resolve()
 
 
@@ -61,7 +61,7 @@ def test_values_are_read_from_the_file(tmp_path: Path) -> None:
     path = write_config(
         tmp_path,
         "personas:\n"
-        "  eval_fraction: 0.3\n"
+        "  test_fraction: 0.3\n"
         "  include: [dylan-patel]\n"
         "  csv_text_column: body\n"
         "base_model:\n"
@@ -70,7 +70,7 @@ def test_values_are_read_from_the_file(tmp_path: Path) -> None:
         "  seed: 7\n",
     )
     config = load_config(path, environ={})
-    assert config.personas.eval_fraction == 0.3
+    assert config.personas.test_fraction == 0.3
     assert config.personas.include == ["dylan-patel"]
     assert config.personas.csv_text_column == "body"
     assert config.base_model.name == "Qwen/Qwen2.5-0.5B-Instruct"
@@ -80,9 +80,9 @@ def test_values_are_read_from_the_file(tmp_path: Path) -> None:
 
 
 def test_a_section_left_empty_gives_its_defaults(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "personas:\n  # eval_fraction: 0.2\ntraining:\n  seed: 3\n")
+    path = write_config(tmp_path, "personas:\n  # test_fraction: 0.2\ntraining:\n  seed: 3\n")
     config = load_config(path, environ={})
-    assert config.personas.eval_fraction == 0.15
+    assert config.personas.test_fraction == 0.1
     assert config.training.seed == 3
 
 
@@ -98,16 +98,16 @@ def test_repository_config_loads() -> None:
 
 
 def test_unknown_key_error_names_key_file_and_close_spelling(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "personas:\n  eval_fractoin: 0.2\n")
+    path = write_config(tmp_path, "personas:\n  test_fractoin: 0.2\n")
     message = config_error(path)
     assert str(path) in message
-    assert "`personas.eval_fractoin`: unknown key" in message
-    assert "did you mean `eval_fraction`?" in message
-    assert "valid keys here: include, eval_fraction" in message
+    assert "`personas.test_fractoin`: unknown key" in message
+    assert "did you mean `test_fraction`?" in message
+    assert "valid keys here: include, test_fraction" in message
 
 
 def test_unknown_section_error_suggests_the_close_section(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "persona:\n  eval_fraction: 0.2\n")
+    path = write_config(tmp_path, "persona:\n  test_fraction: 0.2\n")
     message = config_error(path)
     assert str(path) in message
     assert "`persona`: unknown key" in message
@@ -121,10 +121,10 @@ def test_an_empty_unknown_section_is_still_reported(tmp_path: Path) -> None:
 
 
 def test_invalid_value_error_names_key_and_shows_value(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "personas:\n  eval_fraction: 1.5\n")
+    path = write_config(tmp_path, "personas:\n  test_fraction: 1.5\n")
     message = config_error(path)
     assert str(path) in message
-    assert "`personas.eval_fraction`" in message
+    assert "`personas.test_fraction`" in message
     assert "(got 1.5)" in message
 
 
@@ -136,9 +136,9 @@ def test_invalid_choice_error_names_key_and_shows_value(tmp_path: Path) -> None:
 
 
 def test_every_invalid_key_is_reported_at_once(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "personas:\n  eval_fraction: 0\n  min_items: 1\n")
+    path = write_config(tmp_path, "personas:\n  test_fraction: 0\n  min_items: 1\n")
     message = config_error(path)
-    assert "`personas.eval_fraction`" in message
+    assert "`personas.test_fraction`" in message
     assert "`personas.min_items`" in message
 
 
@@ -207,20 +207,20 @@ def test_foundry_config_names_the_file_to_load(tmp_path: Path) -> None:
 
 def test_environment_override_is_applied() -> None:
     config = load_config(
-        REPO_ROOT / "foundry.yaml", environ={"FOUNDRY_PERSONAS__EVAL_FRACTION": "0.3"}
+        REPO_ROOT / "foundry.yaml", environ={"FOUNDRY_PERSONAS__TEST_FRACTION": "0.3"}
     )
-    assert config.personas.eval_fraction == 0.3
+    assert config.personas.test_fraction == 0.3
 
 
 def test_environment_override_wins_over_the_file_and_keeps_other_keys(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "personas:\n  eval_fraction: 0.2\n  min_items: 5\n")
+    path = write_config(tmp_path, "personas:\n  test_fraction: 0.2\n  min_items: 5\n")
     environ = {
-        "FOUNDRY_PERSONAS__EVAL_FRACTION": "0.3",
+        "FOUNDRY_PERSONAS__TEST_FRACTION": "0.3",
         "FOUNDRY_BASE_MODEL__NAME": "Qwen/Qwen2.5-7B-Instruct",
         "FOUNDRY_PERSONAS__INCLUDE": "[a, b]",
     }
     config = load_config(path, environ=environ)
-    assert config.personas.eval_fraction == 0.3
+    assert config.personas.test_fraction == 0.3
     assert config.personas.min_items == 5
     assert config.personas.include == ["a", "b"]
     assert config.base_model.name == "Qwen/Qwen2.5-7B-Instruct"
@@ -234,17 +234,17 @@ def test_unrelated_environment_variables_are_ignored(tmp_path: Path) -> None:
 
 def test_environment_override_with_bad_value_names_the_variable(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
-    message = config_error(path, {"FOUNDRY_PERSONAS__EVAL_FRACTION": "lots"})
-    variable = "FOUNDRY_PERSONAS__EVAL_FRACTION"
-    assert f"`personas.eval_fraction` (from environment variable {variable})" in message
+    message = config_error(path, {"FOUNDRY_PERSONAS__TEST_FRACTION": "lots"})
+    variable = "FOUNDRY_PERSONAS__TEST_FRACTION"
+    assert f"`personas.test_fraction` (from environment variable {variable})" in message
     assert "'lots'" in message
 
 
 def test_environment_override_with_unknown_key_names_the_variable(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
-    message = config_error(path, {"FOUNDRY_PERSONAS__EVAL_FRACTON": "0.2"})
-    assert "FOUNDRY_PERSONAS__EVAL_FRACTON" in message
-    assert "did you mean `eval_fraction`?" in message
+    message = config_error(path, {"FOUNDRY_PERSONAS__TEST_FRACTON": "0.2"})
+    assert "FOUNDRY_PERSONAS__TEST_FRACTON" in message
+    assert "did you mean `test_fraction`?" in message
 
 
 def test_environment_override_of_unknown_section_is_an_error(tmp_path: Path) -> None:
@@ -306,7 +306,7 @@ def test_persona_dir_rejects_a_name_that_could_escape(config: FoundryConfig, slu
 def test_config_hash_changes_when_a_setting_changes(tmp_path: Path) -> None:
     base = load_config(write_config(tmp_path / "a", ""), environ={})
     changed = load_config(
-        write_config(tmp_path / "b", "personas:\n  eval_fraction: 0.2\n"), environ={}
+        write_config(tmp_path / "b", "personas:\n  test_fraction: 0.2\n"), environ={}
     )
     assert len(base.config_hash()) == 16
     assert base.config_hash() != changed.config_hash()

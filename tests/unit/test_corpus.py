@@ -88,15 +88,17 @@ def _warnings(prepared) -> list:
 
 
 @pytest.mark.parametrize("slug", SAMPLE_SLUGS)
-def test_sample_persona_has_enough_items_in_both_splits(config, slug: str) -> None:
+def test_sample_persona_has_enough_items_in_every_split(config, slug: str) -> None:
     prepared = prepare_persona(config, slug)
     stats = prepared.stats
 
     assert _errors(prepared) == []
     assert stats.items >= 80
-    assert stats.items == len(prepared.items) == stats.train + stats.eval
-    assert stats.train == sum(i.split == "train" for i in prepared.items) > 0
-    assert stats.eval == sum(i.split == "eval" for i in prepared.items) > 0
+    assert stats.items == len(prepared.items) == stats.train + stats.validation + stats.test
+    assert stats.train == sum(i.split == "train" for i in prepared.items) > stats.items / 3
+    assert stats.validation == sum(i.split == "validation" for i in prepared.items) >= 5
+    assert stats.test == sum(i.split == "test" for i in prepared.items) >= 5
+    assert 0 < stats.test_by_topic <= stats.test
     assert sum(stats.by_kind.values()) == stats.items
     assert stats.by_kind == dict(Counter(i.kind for i in prepared.items))
     assert stats.files == len(list(config.persona_dir(slug).glob("corpus/*")))
@@ -122,21 +124,22 @@ def test_item_split_does_not_change_when_other_items_come_and_go(tmp_path: Path)
     (corpus / "posts.jsonl").write_text(_jsonl(_records(50, start=10)))  # drop 0-9, add 40-59
     after = {i.id: i.split for i in prepare_persona(config, "wren-halloway").items}
 
-    assert set(before.values()) == set(after.values()) == {"train", "eval"}
+    assert set(before.values()) == set(after.values()) == {"train", "validation", "test"}
     shared = sorted(set(before) & set(after))
     assert len(shared) == 30
     assert {k: before[k] for k in shared} == {k: after[k] for k in shared}
 
 
-def test_tiny_eval_fraction_still_holds_out_one_item(tmp_path: Path) -> None:
-    config = _config(tmp_path, "personas:\n  eval_fraction: 0.000001\n")
+def test_tiny_fractions_still_hold_out_one_document_each(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path, "personas:\n  test_fraction: 0.000001\n  validation_fraction: 0.000001\n"
+    )
     _persona(config, files={"posts.jsonl": _jsonl(_records(20))})
 
     prepared = prepare_persona(config, "wren-halloway")
 
-    assert prepared.stats.eval == 1
-    assert prepared.stats.train == 19
-    assert [i.split for i in prepared.items].count("eval") == 1
+    assert (prepared.stats.test, prepared.stats.validation, prepared.stats.train) == (1, 1, 18)
+    assert [i.split for i in prepared.items].count("test") == 1
 
 
 # Records
@@ -380,7 +383,7 @@ def test_contract_slug_differing_from_folder_is_an_error(tmp_path: Path) -> None
 
 
 def test_missing_reasoning_method_and_constitution_are_warnings(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = _config(tmp_path, "personas:\n  min_split_items: 1\n")
     contract = "name: Wren Halloway\npositions:\n  - claim: Ledgers outlast memories.\n"
     _persona(config, contract=contract, files={"p.jsonl": _jsonl(_records(3))})
 

@@ -203,8 +203,16 @@ def test_markdown_headings_start_documents(tmp_path: Path) -> None:
     )
     records = read_ok(path, min_chunk_chars=0)
     assert [r.fields for r in records] == [
-        {"text": "Gold has been money for five thousand years.", "source": "essays.md#On Gold"},
-        {"text": "Rates set the price of time.", "source": "essays.md#On Rates"},
+        {
+            "text": "Gold has been money for five thousand years.",
+            "source": "essays.md#On Gold",
+            "document": "essays.md#1",
+        },
+        {
+            "text": "Rates set the price of time.",
+            "source": "essays.md#On Rates",
+            "document": "essays.md#2",
+        },
     ]
     assert [r.where for r in records] == [
         "document 1 (On Gold), chunk 1",
@@ -229,6 +237,7 @@ def test_markdown_paragraphs_longer_than_the_minimum_are_separate_chunks(tmp_pat
     records = read_ok(path, min_chunk_chars=10)
     assert [r.fields["text"] for r in records] == [first, second]
     assert [r.where for r in records] == ["document 1 (T), chunk 1", "document 1 (T), chunk 2"]
+    assert [r.fields["document"] for r in records] == ["essays.md#1", "essays.md#1"]
 
 
 def test_txt_documents_are_separated_by_dashes_and_take_title_lines(tmp_path: Path) -> None:

@@ -166,3 +166,34 @@ def test_stance_metrics_are_none_without_positions_or_disagreement():
 def test_stance_metrics_reject_an_unknown_stance():
     with pytest.raises(ValueError, match="must be one of"):
         stance_metrics({("ada", "p1"): 1.0}, {("ada", "p1"): "maybe"}, {})
+
+
+def test_item_tags_keep_the_point_estimates_and_give_them_intervals():
+    from foundry.evaluation.measures import _fluency_interval, _matrix, _nll_totals
+    from foundry.training.scoring import Score
+
+    rng = np.random.default_rng(0)
+    slugs = ["ada", "bo"]
+    tags = [("ppl", a, b, str(k)) for a in slugs for b in slugs for k in range(3)]
+    tags += [("fluency", f"topic-{t}", a) for a in slugs for t in range(5)]
+    tags += [("stance", "ada", "p1", "claim")]  # a tag without items is summed as before
+    scores = [Score(float(rng.uniform(5, 50)), int(rng.integers(1, 20))) for _ in tags]
+    totals, items = _nll_totals(tags, scores)
+
+    # The point estimates: every row of a cell summed in row order, exactly as before the tags.
+    fluent = [s for t, s in zip(tags, scores, strict=True) if t[0] == "fluency"]
+    nll, tokens = 0.0, 0.0
+    for score in fluent:
+        nll, tokens = nll + score.nll, tokens + score.tokens
+    assert totals[("fluency",)] == [nll, tokens]
+    assert totals[("stance", "ada", "p1", "claim")] == [scores[-1].nll, scores[-1].tokens]
+    mean_nll = {tag: n / max(t, 1) for tag, (n, t) in totals.items()}
+    low, high = _fluency_interval(items, seed=0)
+    assert low < nll / tokens < high
+
+    matrix = _matrix(mean_nll, items, "ppl", slugs, seed=0)
+    cell = [s for t, s in zip(tags, scores, strict=True) if t[:3] == ("ppl", "ada", "bo")]
+    expected = float(np.exp(sum(s.nll for s in cell) / sum(s.tokens for s in cell)))
+    assert matrix.values[0][1] == pytest.approx(expected, rel=1e-12)
+    assert matrix.dominance_interval is not None
+    assert all(bound in (0.0, 0.5, 1.0) for bound in matrix.dominance_interval)

@@ -19,6 +19,7 @@ from foundry.evaluation.schema import (
     Stance,
     VariantMetrics,
 )
+from foundry.evaluation.verdict import Guards
 
 PERSONAS = ["ayn-rand", "karl-marx", "adam-smith"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -114,7 +115,8 @@ def test_summary_rows_format_every_variant_then_the_real_corpus():
 
 
 def test_markdown_summary_has_exact_cells_for_each_variant():
-    markdown = render_markdown(_report())
+    full = render_markdown(_report())
+    markdown = full[full.index("## All numbers") :]
     header = _row(markdown, "variant")
     assert header == ["variant", *COLUMNS]
     assert _row(markdown, "base") == [
@@ -128,6 +130,28 @@ def test_markdown_summary_has_exact_cells_for_each_variant():
     assert _row(markdown, "real corpus") == [
         "real corpus", "0.96", "-", "-", "-", "-", "-", "-", "0.25", "-", "-",
     ]  # fmt: skip
+
+
+def test_the_report_leads_with_the_headline_and_a_verdict_per_variant():
+    report = _report()
+    report.metrics["sft"].fluency.nll_under_base = 3.5
+    report.metrics["sft"].fluency.nll_interval = [3.25, 3.75]
+    report.metrics["sft"].belief.dominance_interval = [0.3333, 1.0]
+    markdown = render_markdown(report, guards=Guards(max_fluency_nll=8.0, max_copy_rate=0.1))
+    order = ["## Headline", "## Verdict", "classifiers were fitted", "## All numbers",
+             "## How to read this", "### base"]  # fmt: skip
+    assert [markdown.index(part) for part in order] == sorted(markdown.index(p) for p in order)
+    headline = markdown[markdown.index("## Headline") : markdown.index("## Verdict")]
+    assert _row(headline, "sft") == [
+        "sft", "-", "0.80", "0.67 [0.33, 1.00]", "0.60", "0.88", "-", "3.50 [3.25, 3.75]", "-",
+    ]  # fmt: skip
+    verdict = markdown[markdown.index("## Verdict") : markdown.index("## All numbers")]
+    assert "- sft: beliefs not measured (no conflicts were asked" in verdict
+    assert "within the fluency guard (NLL 3.50 [3.25, 3.75] <= 8.00)" in verdict
+    assert "- prompt:" not in verdict  # skipped: no metrics, no verdict
+    sft = markdown[markdown.index("### sft") : markdown.index("### dpo")]
+    assert "diagonal dominance 0.67 [0.33, 1.00] (chance 0.33)" in sft
+    assert "NLL under base 3.50 [3.25, 3.75]" in sft
 
 
 def test_markdown_explains_chance_and_lists_context_skipped_and_notes():

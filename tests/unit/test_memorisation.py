@@ -22,7 +22,7 @@ def corpora(config):
     return {
         p.slug: {
             split: [i.text for i in p.items if i.split == split and len(i.text.split()) >= 20]
-            for split in ("train", "eval")
+            for split in ("train", "test")
         }
         for p in summary.personas
     }
@@ -51,7 +51,7 @@ def test_a_model_reciting_its_training_text_tops_attribution_but_is_flagged_and_
         "content": fit_content_classifier(texts, labels, seed=0),
     }
     reciter = [{"persona": s, "answer": t} for s, ts in train.items() for t in ts[:6]]
-    honest = [{"persona": s, "answer": t} for s, ts in corpora.items() for t in ts["eval"][:6]]
+    honest = [{"persona": s, "answer": t} for s, ts in corpora.items() for t in ts["test"][:6]]
 
     recited = _measure(reciter, train, classifiers)
     fresh = _measure(honest, train, classifiers)

@@ -63,20 +63,20 @@ def test_cross_persona_prefers_the_same_move_then_the_same_topic():
 
 
 def test_a_pair_takes_prompt_and_split_from_the_chosen_turn_and_never_repeats_it():
-    turn = _turn("a", "rates", split="eval")
+    turn = _turn("a", "rates", split="validation")
     pair = make_pair(turn, "Something else entirely.", "generic", {"rejected_key": "k"})
-    assert (pair.prompt, pair.split, pair.chosen) == (turn.prompt, "eval", turn.text)
+    assert (pair.prompt, pair.split, pair.chosen) == (turn.prompt, "validation", turn.text)
     assert pair.provenance["chosen_key"] == turn.key and pair.provenance["rejected_key"] == "k"
     assert make_pair(turn, turn.text.upper() + "!!", "generic", {}) is None
     assert make_pair(turn, "   ", "generic", {}) is None
 
 
 def test_cap_keeps_splits_in_proportion_and_order():
-    turns = [_turn("a", f"t{i}", split="eval" if i % 5 == 0 else "train") for i in range(50)]
+    turns = [_turn("a", f"t{i}", split="validation" if i % 5 == 0 else "train") for i in range(50)]
     pairs = [make_pair(t, "other text", "generic", {}) for t in turns]
     capped = cap_pairs(pairs, 20, seed=0)
     assert len(capped) == 20
-    assert sum(p.split == "eval" for p in capped) == 4
+    assert sum(p.split == "validation" for p in capped) == 4
     positions = [pairs.index(p) for p in capped]
     assert positions == sorted(positions)
     assert cap_pairs(pairs, 100) == pairs

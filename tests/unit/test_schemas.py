@@ -215,7 +215,7 @@ def test_corpus_item_rejects_a_persona_that_is_not_a_slug(persona: str) -> None:
 
 def test_corpus_item_rejects_empty_text_and_unknown_split() -> None:
     with pytest.raises(ValidationError) as excinfo:
-        CorpusItem(id="i1", persona="p", text="  ", split="test")
+        CorpusItem(id="i1", persona="p", text="  ", split="holdout")
     assert {e["loc"] for e in excinfo.value.errors()} == {("text",), ("split",)}
 
 
