@@ -131,19 +131,23 @@ def _decisions(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-EVAL_COLUMNS = (
-    ("style acc", "style_accuracy"),
-    ("content acc", "content_accuracy"),
-    ("stance acc", "stance_accuracy"),
+EVAL_COLUMNS = (  # the report's headline, in its order
+    ("conflict fidelity", "conflict_fidelity"),
+    ("stance", "stance_accuracy"),
     ("belief dominance", "belief_dominance"),
-    ("homogeneity", "homogeneity_cosine"),
+    ("content attribution", "content_accuracy"),
+    ("style attribution", "style_accuracy"),
+    ("copy rate", "copy_rate"),
     ("fluency NLL", "fluency_nll"),
+    ("A-B cosine", "answer_cosine"),
 )
 
 
 def _evaluation(evaluation: dict[str, Any]) -> list[str]:
-    """A variant x metric table from the flat `eval.<variant>.<metric>` numbers."""
+    """A variant x metric table from the flat `eval.<variant>.<metric>` numbers, each with its
+    95 % interval where the evaluation gave one."""
     metrics = evaluation.get("metrics") or {}
+    intervals = evaluation.get("intervals") or {}
     variants = list(dict.fromkeys(key.split(".")[1] for key in metrics))
     if not variants:
         return []
@@ -152,10 +156,18 @@ def _evaluation(evaluation: dict[str, Any]) -> list[str]:
     lines.append("| variant | " + " | ".join(name for name, _ in EVAL_COLUMNS) + " |")
     lines.append("|---" * (len(EVAL_COLUMNS) + 1) + "|")
     for variant in variants:
-        cells = [metrics.get(f"eval.{variant}.{key}") for _, key in EVAL_COLUMNS]
-        text = [f"{c:.2f}" if isinstance(c, int | float) else "-" for c in cells]
+        names = [f"eval.{variant}.{key}" for _, key in EVAL_COLUMNS]
+        text = [_with_interval(metrics.get(n), intervals.get(n)) for n in names]
         lines.append(f"| {variant} | " + " | ".join(text) + " |")
     return lines
+
+
+def _with_interval(value: Any, interval: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    if isinstance(interval, list | tuple) and len(interval) == 2:
+        return f"{value:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+    return f"{value:.2f}"
 
 
 def _failures(result: dict[str, Any]) -> str:

@@ -15,10 +15,10 @@ from typing import Any
 from prefect import task
 
 from foundry.config import FoundryConfig, load_config
-from foundry.evaluation.report import summary_rows
 from foundry.evaluation.run import EVAL_DIRNAME, evaluate
 from foundry.evaluation.schema import EvalReport
-from foundry.evaluation.summary import flat_metrics
+from foundry.evaluation.summary import flat_intervals, flat_metrics
+from foundry.evaluation.verdict import headline_rows
 from registry.promotion import persona_metrics
 from registry.tracking import log_eval_report, log_evaluation_run, tracking_uri
 
@@ -32,7 +32,7 @@ def _publish(report: EvalReport, folder: Path) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     create_markdown_artifact(key="evaluation-report", markdown=(folder / "report.md").read_text())
-    create_table_artifact(key="evaluation-summary", table=summary_rows(report, with_intervals=True))
+    create_table_artifact(key="evaluation-summary", table=headline_rows(report))
 
 
 @task(name="evaluate")
@@ -82,6 +82,7 @@ def evaluation_task(
     return {
         "folder": str(folder),
         "metrics": flat_metrics(report),
+        "intervals": flat_intervals(report),
         "per_persona": per_persona,
         "run_id": run_id,
         "seconds": round(time.perf_counter() - started, 2),

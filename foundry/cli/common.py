@@ -9,13 +9,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from foundry.config import FoundryConfig, load_config
 from foundry.errors import FoundryError
 
 console = Console()
 err_console = Console(stderr=True)
+PIPED_WIDTH = 240  # columns a table gets when the output is not a terminal (a file, a CI log)
+
+
+def print_table(table: RenderableType, out: Console | None = None) -> None:
+    """Print a table whole on `out` (default: stdout's console): on a terminal at its width,
+    elsewhere wide enough not to be cut (rich would squeeze it into 80 columns)."""
+    wide_console(out or console).print(table)
+
+
+def wide_console(out: Console) -> Console:
+    """`out` itself on a terminal; elsewhere a console on the same file with room for tables."""
+    if out.is_terminal:
+        return out
+    return Console(file=out.file, width=max(out.width, PIPED_WIDTH), color_system=None)
+
 
 ConfigOption = Annotated[
     Path | None,

@@ -21,6 +21,7 @@ from foundry.cli.common import (
     console,
     err_console,
     load_cli_config,
+    print_table,
     user_errors,
 )
 from foundry.cli.problems import persona_table, problem_table
@@ -131,7 +132,7 @@ def import_faultline_cmd(
             "yes" if p.trainable else "[yellow]no[/]",
             "replaced" if p.replaced else "added",
         )
-    console.print(table)
+    print_table(table, console)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print("Next: `foundry validate`, then `foundry data version`.")
@@ -153,7 +154,7 @@ def data_version(
     table.add_column("content hash")
     for slug, digest in version.personas.items():
         table.add_row(slug, digest)
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"{version.nfiles} files, {version.size_bytes} bytes, "
         f"{'pushed' if version.pushed else 'not pushed'}"
@@ -191,7 +192,7 @@ def personas_list(
             str(len(contract.positions)),
             "yes" if contract.trainable else "no",
         )
-    console.print(table)
+    print_table(table, console)
     if not slugs:
         console.print("No personas yet: run `foundry init` or `foundry import faultline DIR`.")
 

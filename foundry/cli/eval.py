@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from foundry.cli.common import ConfigOption, PersonaOption, console, load_cli_config, user_errors
+from foundry.cli.common import (
+    ConfigOption,
+    PersonaOption,
+    console,
+    load_cli_config,
+    print_table,
+    user_errors,
+)
 from foundry.cli.synth import phase_bars
-
-TABLE_WIDTH = 240  # columns of the table when the output is not a terminal (a file, a CI log)
 
 
 def evaluate(
@@ -68,10 +72,7 @@ def evaluate(
         table.add_column(column, justify="left" if column == "variant" else "right")
     for row in rows:
         table.add_row(*row.values())
-    if console.is_terminal:
-        console.print(table)
-    else:  # rich would cut the table at 80 columns, so give it room
-        Console(file=console.file, width=TABLE_WIDTH, color_system=None).print(table)
+    print_table(table, console)
     for verdict in verdicts(report, Guards.from_config(cfg)):
         console.print(verdict.text, soft_wrap=True, markup=False, highlight=False)
     for skipped in report.skipped:

@@ -14,7 +14,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from foundry.cli.common import ConfigOption, PersonaOption, console, load_cli_config, user_errors
+from foundry.cli.common import (
+    ConfigOption,
+    PersonaOption,
+    console,
+    load_cli_config,
+    print_table,
+    user_errors,
+)
 from foundry.config import FoundryConfig
 from foundry.steering.variants import VARIANTS
 
@@ -88,7 +95,7 @@ def train(
                     f"{summary.seconds:.0f}",
                     str(artifact.path),
                 )
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"{len(slugs)} persona(s) trained; try `foundry generate --persona {slugs[0]} "
         '--variant base --variant dpo "..."`'
@@ -171,4 +178,4 @@ def generate(
         table.add_column(column, no_wrap=column != "answer")
     for row, answer in zip(rows, answers, strict=True):
         table.add_row(row.persona, row.variant, answer)
-    console.print(table)
+    print_table(table, console)

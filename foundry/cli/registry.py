@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from foundry.cli.common import ConfigOption, console, load_cli_config, user_errors
+from foundry.cli.common import ConfigOption, console, load_cli_config, print_table, user_errors
 
 registry_app = typer.Typer(
     help="Persona adapters in the MLflow model registry: list, show, promote, roll back.",
@@ -43,7 +43,10 @@ def list_cmd(config: ConfigOption = None) -> None:
             *(f"{metrics[k]:.2f}" if k in metrics else "-" for k in HEADLINE),
             str(row.get("data_rev") or "-")[:12],
         )
-    console.print(table if rows else "no persona models registered yet; run `foundry run`")
+    if rows:
+        print_table(table, console)
+    else:
+        console.print("no persona models registered yet; run `foundry run`")
 
 
 @registry_app.command("show", epilog="Example: foundry registry show tobias-renn")
@@ -70,7 +73,7 @@ def show_cmd(slug: SlugArgument, config: ConfigOption = None) -> None:
             _vector(tags),
             str(version.get("created", "")),
         )
-    console.print(table)
+    print_table(table, console)
     for version in info["versions"]:
         tags = version.get("tags", {})
         console.print(f"v{version['version']}: {_figures(tags) or 'no metrics'}")

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -22,7 +21,9 @@ from foundry.cli.common import (
     console,
     err_console,
     load_cli_config,
+    print_table,
     user_errors,
+    wide_console,
 )
 from foundry.config import FoundryConfig
 from foundry.orchestration.run_events import STEPS, StepEvent, listening
@@ -59,7 +60,8 @@ def run(
     started = time.perf_counter()
     with user_errors(), _prefect_api(cfg) as api, listening(view.update), _warnings_only():
         console.print(f"Prefect API: {api or 'a temporary local server (start one: foundry ui)'}")
-        with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
+        shown = wide_console(console)  # in a log, the progress table's last frame stays whole
+        with Live(view.render(), console=shown, refresh_per_second=2, transient=False) as live:
             view.live = live
             state = retrain(
                 config_path=str(cfg.source) if cfg.source else None,
@@ -78,9 +80,6 @@ def run(
     print_summary(result, time.perf_counter() - started)
     if result["failed"]:
         raise typer.Exit(1)
-
-
-SUMMARY_WIDTH = 160  # columns of the summary table when the output is not a terminal
 
 
 def print_summary(result: dict[str, Any], seconds: float) -> None:
@@ -110,10 +109,7 @@ def print_summary(result: dict[str, Any], seconds: float) -> None:
             f"v{row['champion']}" if row["champion"] else "-",
             _cell(row["seconds"]),
         )  # fmt: skip
-    if console.is_terminal:
-        console.print(table)
-    else:  # a file or a CI log: rich would cut the table at 80 columns, so give it room
-        Console(file=console.file, width=SUMMARY_WIDTH, color_system=None).print(table)
+    print_table(table, console)
     for slug, why in result["failed"].items():
         err_console.print(f"[bold red]{slug} failed[/] at {why}; its champion is unchanged")
     for slug, row in result["personas"].items():

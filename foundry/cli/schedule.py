@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from foundry.cli.common import ConfigOption, console, load_cli_config, user_errors
+from foundry.cli.common import ConfigOption, console, load_cli_config, print_table, user_errors
 
 schedule_app = typer.Typer(
     help="Prefect schedules from prefect.yaml: list them, serve them here, or deploy them.",
@@ -46,7 +46,7 @@ def list_cmd(config: ConfigOption = None) -> None:
             spec.work_pool + (f" / {spec.work_queue}" if spec.work_queue else ""),
             json.dumps(spec.parameters) if spec.parameters else "-",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @schedule_app.command("serve", epilog="Example: foundry schedule serve --name data-watch")
@@ -100,6 +100,6 @@ def deploy_cmd(
             next_run,
             row.work_pool + (" (created)" if row.pool_created else ""),
         )
-    console.print(table)
+    print_table(table, console)
     for pool in sorted({row.work_pool for row in registered}):
         console.print(f"Start a worker to run them: prefect worker start --pool {pool}")

@@ -21,6 +21,7 @@ from foundry.cli.common import (
     console,
     err_console,
     load_cli_config,
+    print_table,
     user_errors,
 )
 
@@ -93,7 +94,7 @@ def synth(
             slug, str(row.planned), str(row.reused), str(row.generated), str(row.accepted), why,
             f"{row.cost_usd:.4f}",
         )  # fmt: skip
-    console.print(table)
+    print_table(table, console)
     for slug, row in result.personas.items():
         if row.failed or row.skipped_for_budget:
             console.print(
@@ -163,7 +164,7 @@ def pairs(
         table.add_row(
             slug, *cells, str(row.get("validation", 0)), _relative(result.paths[slug], cfg.root)
         )
-    console.print(table)
+    print_table(table, console)
     console.print(f"spent ${result.cost_usd:.4f}")
     if export and out:
         console.print(f"exported {exported} pair(s) in {export} format to {out}")

@@ -15,6 +15,7 @@ from foundry.cli.common import (
     console,
     err_console,
     load_cli_config,
+    print_table,
     user_errors,
 )
 from foundry.cli.synth import phase_bars
@@ -55,7 +56,7 @@ def extract(config: ConfigOption = None, persona: PersonaOption = None) -> None:
             f"{chosen['zero']:.2f}→{chosen['attribution']:.2f}" if chosen else "-",
             f"{chosen['nll_gain']:+.2f}" if chosen else "-",
         )
-    console.print(table)
+    print_table(table, console)
     for result in results:
         for note in result.notes:
             err_console.print(f"[yellow]warning[/] {result.persona}: {note}", highlight=False)
@@ -95,7 +96,7 @@ def show(config: ConfigOption = None, persona: PersonaOption = None) -> None:
                     f"{row['content']:.3f}", f"{row['nll']:.3f}", f"{row['nll_gain']:+.3f}",
                     mark or ("" if row["fluent"] else "[red]refused[/]"),
                 )  # fmt: skip
-            console.print(table)
+            print_table(table, console)
         effects = meta.get("cross_effects") or {}
         for label in [k for k in effects if k == "vector" or k.startswith("away_from:")]:
             shares = ", ".join(f"{s} {p:.2f}" for s, p in effects[label].items())
