@@ -133,7 +133,7 @@ def monitor(
     with user_errors(), console.status("Reading the transcript through the persona vectors..."):
         report, matrix = _monitor(cfg, transcript, drift_threshold, converge_drop, window)
     calibration = Table(
-        title="Held-out texts (rows) on each persona's vector (columns): mean projection; "
+        title="Validation texts (rows) on each persona's vector (columns): mean projection; "
         f"diagonal dominance {matrix.diagonal_dominance():.2f}"
     )
     calibration.add_column("texts of", no_wrap=True)

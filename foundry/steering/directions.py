@@ -106,6 +106,6 @@ def layer_auc(direction: np.ndarray, positives: np.ndarray, negatives: np.ndarra
 def heldout_layer_auc(
     direction: np.ndarray, held: dict[str, np.ndarray], neutral_held: np.ndarray, slug: str
 ) -> list[float]:
-    """Per layer: how well `direction` tells `slug`'s held-out texts from everyone else's."""
+    """Per layer: how well `direction` tells `slug`'s validation texts from everyone else's."""
     negatives = np.concatenate([held[s] for s in held if s != slug] + [neutral_held])
     return layer_auc(direction, held[slug], negatives)

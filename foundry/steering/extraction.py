@@ -13,8 +13,8 @@ layer, under the persona minus under a contrast. Three families are stored:
 - `one_vs_rest`: the persona's real texts vs the mean of the other personas' means;
 - `vs:<slug>`: pairwise, the persona's real texts vs one other persona's.
 
-The layer is the one whose projections best separate the persona's held-out texts from the other
-personas' held-out texts and neutral answers (AUC), unless `steering.layer` fixes it. The strength
+The layer is the one whose projections best separate the persona's validation texts from the other
+personas' validation texts and neutral answers (AUC), unless `steering.layer` fixes it. The strength
 is chosen by a fluency-guarded sweep (`foundry.steering.sweep`).
 """
 

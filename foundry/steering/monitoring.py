@@ -162,7 +162,7 @@ def monitor_transcript(
     if missing:
         raise MonitoringError(
             f"no baseline for vector(s) {', '.join(missing)}; compute them with `baselines` "
-            "on held-out texts of every persona"
+            "on validation texts of every persona"
         )
     raw = project_rows(model, tokenizer, transcript_rows(turns), vectors)
     scores = [

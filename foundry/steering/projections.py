@@ -2,7 +2,7 @@
 
 A text's reading on a vector is its mean response-token activation at the vector's layer, dotted
 with the unit direction. Raw projections share no scale, so `baselines` calibrates each vector on
-held-out texts (1 = reads like its persona's own texts, 0 = like the others'). Entry points:
+validation texts (1 = reads like its persona's own texts, 0 = like the others'). Entry points:
 `project_rows`, `projection_matrix`, `baselines`. Callers load the model; nothing here does.
 """
 
@@ -92,7 +92,7 @@ def projection_matrix(
 
 @dataclass(frozen=True)
 class Baseline:
-    """Where one persona vector puts its owner's held-out texts (`own`) and everyone else's."""
+    """Where one persona vector puts its owner's validation texts (`own`) and everyone else's."""
 
     own: float
     rest: float
@@ -113,7 +113,7 @@ def baselines(matrix: ProjectionMatrix) -> dict[str, Baseline]:
     for j, name in enumerate(matrix.columns):
         if name not in matrix.rows or len(matrix.rows) < 2:
             raise MonitoringError(
-                f"vector {name!r} needs held-out texts of {name!r} and of at least one other "
+                f"vector {name!r} needs validation texts of {name!r} and of at least one other "
                 f"persona (text owners: {', '.join(matrix.rows)})"
             )
         i = matrix.rows.index(name)
@@ -122,7 +122,7 @@ def baselines(matrix: ProjectionMatrix) -> dict[str, Baseline]:
         if abs(own - rest) <= 1e-9 * max(1.0, abs(own), abs(rest)):
             raise MonitoringError(
                 f"vector {name!r} does not separate {name!r}'s texts from the others' (both "
-                f"project to {own:.4g}); extract it again or give more varied held-out texts"
+                f"project to {own:.4g}); extract it again or give more varied validation texts"
             )
         out[name] = Baseline(own, rest)
     return out

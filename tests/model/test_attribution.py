@@ -19,8 +19,10 @@ from tests.conftest import SAMPLE_DIR, make_project
 
 pytestmark = pytest.mark.slow
 PROMPTS_PER_PERSONA = 24
-MIN_OWN_SHARE = 0.6  # chance is 0.25 with four personas
-MIN_MARGIN_OVER_BASE = 0.15
+# Chance is 0.25 with four personas: 10 or more of 24 answers (0.42) happen by chance with p < 0.05.
+MIN_OWN_SHARE = 0.4
+MIN_MEAN_OWN_SHARE = 0.6
+MIN_MARGIN_OVER_BASE = 0.15  # over the base model's share for the same persona, same prompts
 
 
 @pytest.fixture(scope="module")
@@ -97,18 +99,33 @@ def classifier(trained):
     return fit_attribution([t for t, _ in seen], [s for _, s in seen])
 
 
+def test_the_classifier_reads_the_real_test_texts(trained, classifier):
+    """The attribution ceiling: real test texts (never fitted on) go to their own author."""
+    _, summary = trained
+    test = [(i.text, p.slug) for p in summary.personas for i in p.items if i.split == "test"]
+    predicted = classifier.predict([text for text, _ in test])
+    accuracy = sum(p == slug for p, (_, slug) in zip(predicted, test, strict=True)) / len(test)
+    print(f"\nclassifier accuracy on {len(test)} real test texts: {accuracy:.2f}")
+    assert accuracy >= 0.7
+
+
 @pytest.mark.parametrize("stage", ["sft", "dpo"])
 def test_each_adapter_is_attributed_to_its_own_persona(trained, generations, classifier, stage):
     _, summary = trained
-    base_persona, base_share = largest_share(classifier, generations["__base__"])
+    base_persona, base_largest = largest_share(classifier, generations["__base__"])
     shares = {
         p.slug: own_share(classifier, generations[f"{p.slug}-{stage}"], p.slug)
         for p in summary.personas
     }
-    print(f"\n{stage} own-persona shares: {shares}; base's largest: {base_persona} {base_share}")
+    base = {slug: own_share(classifier, generations["__base__"], slug) for slug in shares}
+    print(
+        f"\n{stage} own-persona shares: {shares}; the base's shares: {base} "
+        f"(largest {base_persona} {base_largest})"
+    )
+    assert sum(shares.values()) / len(shares) >= MIN_MEAN_OWN_SHARE, shares
     for slug, share in shares.items():
         assert share >= MIN_OWN_SHARE, (slug, share)
-        assert share >= base_share + MIN_MARGIN_OVER_BASE, (slug, share, base_share)
+        assert share >= base[slug] + MIN_MARGIN_OVER_BASE, (slug, share, base[slug])
 
 
 def test_generations_are_text_not_copies_of_one_answer(generations):

@@ -17,7 +17,7 @@ RUN_WORDS = 12
 
 @pytest.fixture
 def corpora(config):
-    """Each sample persona's train and held-out texts, as split by the project."""
+    """Each sample persona's train and test texts, as split by the project."""
     summary = validate_personas(config)
     return {
         p.slug: {
