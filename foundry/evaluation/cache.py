@@ -35,6 +35,7 @@ from foundry.synthesis.generation_cache import GenerationCache
 from foundry.synthesis.jobs import SynthesisError
 from foundry.training.adapters import adapter_digest
 from foundry.training.datasets import file_digest
+from foundry.training.smollm2 import smollm2_identity
 from foundry.training.tiny_cache import latest_tiny
 
 logger = get_logger(__name__)
@@ -229,6 +230,8 @@ def base_identity(config: FoundryConfig) -> str | None:
     if settings.is_tiny:
         folder = latest_tiny(config)
         return f"tiny:{folder.name}:{_folder_digest(folder)}" if folder else None
+    if settings.is_smollm2:
+        return smollm2_identity(config)  # the manifest pins every file's sha256
     local = Path(settings.name).expanduser()
     if local.is_dir():
         return f"local:{_folder_digest(local)}"

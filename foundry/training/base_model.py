@@ -21,7 +21,9 @@ from typing import Any
 from foundry.config import FoundryConfig
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
+from foundry.training.config import SMOLLM2
 from foundry.training.datasets import base_documents
+from foundry.training.smollm2 import MANIFEST, manifest_digest, smollm2_folder
 from foundry.training.tiny_cache import tiny_folder, tiny_pin
 from foundry.training.tiny_model import (
     CHAT_TEMPLATE,
@@ -41,12 +43,15 @@ class LoadedBase:
     name: str
     path: Path | None  # local folder (the tiny cache, or a local model); None for a hub id
     is_tiny: bool
+    digest: str = ""  # smollm2: its manifest's digest
 
     @property
     def identity(self) -> str:
-        """The id reports and persona vectors record: `tiny:<build>` (a hash of its inputs) or
-        the configured name."""
-        return f"tiny:{self.path.name}" if self.is_tiny and self.path else self.name
+        """The id reports and persona vectors record: `tiny:<build>` (a hash of its inputs),
+        `smollm2:<manifest digest>`, or the configured name."""
+        if self.is_tiny and self.path:
+            return f"tiny:{self.path.name}"
+        return f"{self.name}:{self.digest}" if self.digest else self.name
 
 
 def ensure_base(
@@ -103,6 +108,8 @@ def _load_pretrained(config: FoundryConfig) -> LoadedBase:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     settings = config.base_model
+    if settings.is_smollm2:
+        return _load_smollm2(config)
     local = Path(settings.name).expanduser()
     if local.is_dir():
         _check_safetensors(local)
@@ -159,6 +166,20 @@ def _four_bit_kwargs() -> dict[str, Any]:
 
 def _tokenizer_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: model_kwargs[k] for k in ("trust_remote_code", "local_files_only")}
+
+
+def _load_smollm2(config: FoundryConfig) -> LoadedBase:
+    """The packaged SmolLM2, from its converted folder (converted on first use)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = smollm2_folder(config)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    digest = manifest_digest(folder / MANIFEST)
+    return LoadedBase(model, tokenizer, SMOLLM2, folder, is_tiny=False, digest=digest)
 
 
 def _check_safetensors(folder: Path) -> None:

