@@ -22,6 +22,13 @@ def legacy_split(value: object) -> object:
     return "validation" if value == "eval" else value
 
 
+def check_unique_ids(kind: str, ids: list[str]) -> None:
+    """Raise naming every id that appears more than once."""
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"{kind} ids must be unique, repeated: {', '.join(repeated)}")
+
+
 Slug = Annotated[str, Field(description="Lowercase letters, digits and dashes: `[a-z0-9-]+`.")]
 
 
@@ -103,10 +110,7 @@ class PersonaContract(_Strict):
     @field_validator("positions")
     @classmethod
     def _unique_position_ids(cls, positions: list[Position]) -> list[Position]:
-        ids = [p.id for p in positions if p.id]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"position ids must be unique, repeated: {', '.join(repeated)}")
+        check_unique_ids("position", [p.id for p in positions if p.id])
         return positions
 
 
@@ -164,10 +168,7 @@ class TopicFile(_Strict):
     @field_validator("topics")
     @classmethod
     def _unique_ids(cls, topics: list[DebateTopic]) -> list[DebateTopic]:
-        ids = [t.id for t in topics]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"topic ids must be unique, repeated: {', '.join(repeated)}")
+        check_unique_ids("topic", [t.id for t in topics])
         return topics
 
 
@@ -265,8 +266,5 @@ class ConflictFile(_Strict):
     @field_validator("conflicts")
     @classmethod
     def _unique_ids(cls, conflicts: list[Conflict]) -> list[Conflict]:
-        ids = [c.id for c in conflicts]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"conflict ids must be unique, repeated: {', '.join(repeated)}")
+        check_unique_ids("conflict", [c.id for c in conflicts])
         return conflicts

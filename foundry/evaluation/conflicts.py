@@ -29,7 +29,7 @@ import numpy as np
 from foundry.data.framing import BASE_ADAPTER, GENERIC_PROMPT
 from foundry.data.schemas import Conflict, DebateTopic
 from foundry.evaluation.intervals import bootstrap_interval
-from foundry.evaluation.schema import ConflictFidelity
+from foundry.evaluation.schema import CONFLICT_PREFIX, ConflictFidelity
 from foundry.steering.variants import ResolvedVariant
 from foundry.training.scoring import ScoreRow
 
@@ -57,7 +57,7 @@ def conflict_topic(conflict: Conflict) -> DebateTopic:
 
 
 def topic_id(conflict: Conflict) -> str:
-    return f"conflict-{conflict.id}"
+    return f"{CONFLICT_PREFIX}{conflict.id}"
 
 
 def stance_items(conflicts: Sequence[Conflict], slug: str) -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
+CONFLICT_PREFIX = "conflict-"  # held-out prompt ids of conflict questions: `conflict-<id>`
 
 
 class _Record(BaseModel):

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from foundry.config import FoundryConfig
-from foundry.evaluation.schema import ConflictFidelity, EvalReport, VariantMetrics
+from foundry.evaluation.schema import (
+    CONFLICT_PREFIX,
+    ConflictFidelity,
+    EvalReport,
+    VariantMetrics,
+)
 
 BASELINE = "prompt"  # the prompt-only variant every other variant is compared with
 MISSING = "-"
-CONFLICT_PREFIX = "conflict-"  # held-out prompt ids of conflict questions (`conflict-<id>`)
 
 Cell = tuple[float | None, list[float] | None]
 # column -> (value, its 95 % interval) of one variant, in the order the report shows them

