@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from foundry.config import FoundryConfig
 from foundry.data.framing import debate_prompt, item_prompts
-from foundry.data.schemas import Conflict, DebateTopic, PersonaContract
+from foundry.data.schemas import Conflict, DebateTopic, PersonaContract, Position
+from foundry.data.stance import position_key, trained_positions
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.conflicts import conflict_topic
@@ -53,6 +54,9 @@ class EvalSetup:
     conflicts: list[Conflict] = field(
         default_factory=list, metadata={"doc": "conflicts whose questions are among the prompts"}
     )
+    trained_positions: dict[str, set[str]] = field(
+        default_factory=dict, metadata={"doc": "persona -> position keys the position rows teach"}
+    )
     cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -74,6 +78,11 @@ class EvalSetup:
             },
         )
         for persona in personas:
+            if config.training.position_rows:
+                setup.trained_positions[persona.slug] = trained_positions(
+                    persona.contract,  # type: ignore[arg-type]
+                    summary.topic_split,
+                )
             held = [i for i in persona.items if i.split == "test"][
                 : config.evaluation.heldout_items
             ]
@@ -84,6 +93,16 @@ class EvalSetup:
     @property
     def slugs(self) -> list[str]:
         return list(self.contracts)
+
+    def judged_positions(self, slug: str) -> list[tuple[str, Position]]:
+        """(key, position) of the persona's positions that training never stated: the stance and
+        belief figures' items (a trained position would score its own training text)."""
+        trained = self.trained_positions.get(slug, set())
+        return [
+            (key, p)
+            for i, p in enumerate(self.contracts[slug].positions)
+            if (key := position_key(p, i)) not in trained
+        ]
 
     @staticmethod
     def variant_order(name: str) -> int:

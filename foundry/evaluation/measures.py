@@ -144,9 +144,8 @@ def _scoring_groups(
                 row = ScoreRow(GENERIC_PROMPT, statement, adapter, system, steer)
                 matrix.append((("belief", slug, other, str(k)), row))
         own: list[tuple[Tag, ScoreRow]] = []
-        for index, position in enumerate(setup.contracts[slug].positions):
+        for key, position in setup.judged_positions(slug):
             if position.counterclaim:
-                key = position.id or str(index)
                 for side, text in (("claim", position.claim), ("counter", position.counterclaim)):
                     row = ScoreRow(GENERIC_PROMPT, text, adapter, system, steer)
                     own.append((("stance", slug, key, side), row))
@@ -197,7 +196,7 @@ def _length(tagged: tuple[Tag, ScoreRow]) -> int:
 def _held_beliefs(setup: EvalSetup, slug: str) -> list[str]:
     """What the persona believes: each claim it agrees with, or the counterclaim it holds."""
     held = []
-    for position in setup.contracts[slug].positions:
+    for _, position in setup.judged_positions(slug):
         if position.stance == "agree":
             held.append(position.claim)
         elif position.counterclaim:
@@ -322,8 +321,7 @@ def _item_columns(
 def _stance(setup: EvalSetup, mean_nll: dict[Tag, float], slugs: list[str]):
     prefs, stances, claims = {}, {}, {}
     for slug in slugs:
-        positions = enumerate(setup.contracts[slug].positions)
-        items = [(p.id or str(i), p.claim, p.stance) for i, p in positions]
+        items = [(key, p.claim, p.stance) for key, p in setup.judged_positions(slug)]
         items += [(k, claim, stance) for k, claim, _, stance in stance_items(setup.conflicts, slug)]
         for key, text, stance in items:
             if ("stance", slug, key, "claim") not in mean_nll:

@@ -1,4 +1,5 @@
-"""Adapter training runs: SFT on the persona's framed corpus, then DPO on preference pairs.
+"""Adapter training runs: SFT on the persona's framed corpus, then DPO on preference pairs (both
+with the position rows of `foundry.data.stance` unless `training.position_rows` is off).
 
 Public entry points: `train_sft(config, slug)` and `train_dpo(config, slug, pairs=...)`. Each
 trains a fresh LoRA adapter in `<cache_dir>/work/<slug>/<stage>-<key>/` (TRL checkpoints: a killed
@@ -14,13 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from foundry.config import FoundryConfig
-from foundry.data.schemas import PreferencePair
+from foundry.data.framing import TopicSplit
+from foundry.data.schemas import PersonaContract, PreferencePair
+from foundry.data.stance import PositionRow, position_rows
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
 from foundry.training.artifacts import AdapterArtifact, Backend, Stage, TrainingError, TrainProgress
 from foundry.training.backends import resolve_backend
 from foundry.training.base_model import LoadedBase, ensure_base
+from foundry.training.config import TINY
 from foundry.training.datasets import (
     SYNTHETIC_DIRNAME,
     TURNS_FILENAME,
@@ -51,7 +55,8 @@ def train_sft(
     progress: TrainProgress | None = None,
     data_rev: str = "",
 ) -> AdapterArtifact:
-    """Train persona `slug`'s SFT LoRA adapter on its framed corpus (+ synthetic turns).
+    """Train persona `slug`'s SFT LoRA adapter on its framed corpus, synthetic turns and
+    position rows (`foundry.data.stance`).
 
     Args:
         config: the project configuration.
@@ -71,18 +76,20 @@ def train_sft(
     summary = validate_personas(config, [slug])
     raise_for_errors(summary.problems, f"persona {slug}")
     synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
-    train, evaluation = sft_examples(summary.personas[0], summary.topic_split.framing, synthetic)
+    persona = summary.personas[0]
+    positions = _position_rows(config, persona.contract, summary.topic_split)
+    train, evaluation = sft_examples(persona, summary.topic_split.framing, synthetic, positions)
     if backend == "together":
         return train_on_together(
             config, slug, "sft", train, evaluation, progress=progress, data_rev=data_rev
         )
-    model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
+    model, tokenizer, base_id = _base_for_training(config, backend, base)
     check_target_modules(model, config.training.lora.target_modules, base_id)
     if backend == "unsloth":
         model = add_unsloth_lora(model, config)
     key = examples_key(config.config_hash(), "sft", base_id, train, evaluation)
     return _fit(
-        config, slug, "sft", backend, model, tokenizer, train, evaluation, key, is_tiny,
+        config, slug, "sft", backend, model, tokenizer, train, evaluation, key,
         base_id=base_id, progress=progress, data_rev=data_rev,
     )  # fmt: skip
 
@@ -122,12 +129,15 @@ def train_dpo(
             f"DPO continues the SFT adapter, and persona {slug} has none at {sft_dir}; train it "
             f"first: `foundry train --persona {slug} --stage sft` (or `--stage all`)"
         )
-    train, evaluation = dpo_examples(slug, pairs)
+    summary = validate_personas(config, [slug])
+    raise_for_errors(summary.problems, f"persona {slug}")
+    positions = _position_rows(config, summary.personas[0].contract, summary.topic_split)
+    train, evaluation = dpo_examples(slug, pairs, positions)
     if backend == "together":
         return train_on_together(
             config, slug, "dpo", train, evaluation, progress=progress, data_rev=data_rev
         )
-    model, tokenizer, base_id, is_tiny = _base_for_training(config, backend, base)
+    model, tokenizer, base_id = _base_for_training(config, backend, base)
     with quiet_peft_deprecations():
         model = PeftModel.from_pretrained(model, sft_dir, is_trainable=True)
     key = examples_key(
@@ -135,21 +145,31 @@ def train_dpo(
         evaluation,
     )  # fmt: skip
     return _fit(
-        config, slug, "dpo", backend, model, tokenizer, train, evaluation, key, is_tiny,
+        config, slug, "dpo", backend, model, tokenizer, train, evaluation, key,
         base_id=base_id, progress=progress, data_rev=data_rev,
     )  # fmt: skip
 
 
+def _position_rows(
+    config: FoundryConfig, contract: PersonaContract | None, split: TopicSplit
+) -> list[PositionRow]:
+    if not config.training.position_rows or contract is None:
+        return []
+    rows = position_rows(contract, split)
+    logger.info("%d position rows: the persona's side of its non-held-out positions", len(rows))
+    return rows
+
+
 def _base_for_training(
     config: FoundryConfig, backend: Backend, base: LoadedBase | None
-) -> tuple[Any, Any, str, bool]:
-    """(model, tokenizer, base id, is_tiny) for one training call; the model is consumed."""
+) -> tuple[Any, Any, str]:
+    """(model, tokenizer, base id) for one training call; the model is consumed."""
     if backend == "unsloth":
         model, tokenizer = load_unsloth_base(config)
-        return model, tokenizer, config.base_model.name, False
+        return model, tokenizer, config.base_model.name
     base = base or ensure_base(config)
     # The tiny cache folder is named by a hash of its corpus and settings: it identifies the base.
-    return base.model, base.tokenizer, base.identity, base.is_tiny
+    return base.model, base.tokenizer, base.identity
 
 
 def _fit(
@@ -162,7 +182,6 @@ def _fit(
     train: list[dict],
     evaluation: list[dict],
     key: str,
-    is_tiny: bool,
     *,
     base_id: str,
     progress: TrainProgress | None,
@@ -172,7 +191,8 @@ def _fit(
     from datasets import Dataset
     from trl import DPOTrainer, SFTTrainer
 
-    settings = config.training.resolved(stage, is_tiny)
+    kind = config.base_model.kind
+    settings = config.training.resolved(stage, kind)
     work_dir = config.cache_dir / "work" / slug / f"{stage}-{key}"
     has_eval = bool(evaluation)
     if not has_eval:
@@ -180,15 +200,15 @@ def _fit(
     logger.info(
         "persona %s %s (%s): %d train / %d eval examples, effective batch %d x %d, lr %.1e",
         slug, stage, backend, len(train), len(evaluation), settings.batch_size,
-        settings.gradient_accumulation, config.training.learning_rate(stage, is_tiny),
+        settings.gradient_accumulation, settings.learning_rate,
     )  # fmt: skip
     kwargs: dict[str, Any] = {
         "model": model,
-        "args": trainer_config(config, stage, work_dir, is_tiny=is_tiny, has_eval=has_eval),
+        "args": trainer_config(config, stage, work_dir, kind=kind, has_eval=has_eval),
         "train_dataset": Dataset.from_list(train),
         "eval_dataset": Dataset.from_list(evaluation) if has_eval else None,
         "processing_class": tokenizer,
-        "callbacks": trainer_callbacks(config, stage, progress, has_eval=has_eval, is_tiny=is_tiny),
+        "callbacks": trainer_callbacks(config, stage, progress, has_eval=has_eval, kind=kind),
     }
     with quiet_peft_deprecations():
         if stage == "dpo":  # the SFT adapter, frozen, is the reference
@@ -202,7 +222,7 @@ def _fit(
         "stage": stage,
         "backend": backend,
         "base_model": base_id,
-        "learning_rate": config.training.learning_rate(stage, is_tiny),
+        "learning_rate": settings.learning_rate,
         "lora": config.training.lora,
         "examples_train": len(train),
         "examples_eval": len(evaluation),
@@ -213,6 +233,6 @@ def _fit(
         trainer,
         work_dir=work_dir,
         target=config.adapter_dir(slug, stage),
-        tokenizer=tokenizer if is_tiny else None,
+        tokenizer=tokenizer if kind == TINY else None,
         summary_fields=fields,
     )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from foundry.data.framing import conversation, item_prompts
 from foundry.data.schemas import DebateTopic, PreferencePair
+from foundry.data.stance import PositionRow
 from foundry.errors import FoundryError
 from foundry.training.tiny_model import PretrainDoc
 
@@ -62,11 +63,13 @@ def sft_examples(
     prepared: PreparedPersona,
     topics: Sequence[DebateTopic],
     synthetic_turns_path: Path | None,
+    positions: Sequence[PositionRow] = (),
 ) -> tuple[list[dict], list[dict]]:
     """The persona's SFT conversations: (train, eval), prompt/completion, no system prompt.
 
     The adapter is the persona, so no contract is put in a system turn. Synthetic turns (rows
-    with `prompt` and `text`) join the split their row names (`split`, default train).
+    with `prompt` and `text`) join the split their row names (`split`, default train); position
+    rows (`foundry.data.stance`) add their held side, in their split.
 
     Args:
         prepared: one persona from `foundry.data.validation.prepare_persona`.
@@ -89,6 +92,10 @@ def sft_examples(
     if synthetic_turns_path is not None and synthetic_turns_path.is_file():
         for prompt, text, split in read_synthetic_turns(synthetic_turns_path):
             (evaluation if split == "validation" else train).append(conversation(prompt, text))
+    for row in positions:
+        (evaluation if row.split == "validation" else train).append(
+            conversation(row.prompt, row.chosen)
+        )
     if not train:
         raise TrainingDataError(
             f"persona {prepared.slug} has no training examples: its train split is empty; add "
@@ -98,8 +105,11 @@ def sft_examples(
     return train, evaluation
 
 
-def dpo_examples(slug: str, pairs: Sequence[PreferencePair]) -> tuple[list[dict], list[dict]]:
-    """Preference pairs as TRL's conversational prompt/chosen/rejected rows: (train, eval).
+def dpo_examples(
+    slug: str, pairs: Sequence[PreferencePair], positions: Sequence[PositionRow] = ()
+) -> tuple[list[dict], list[dict]]:
+    """Preference pairs as TRL's conversational prompt/chosen/rejected rows: (train, eval), the
+    position rows' pairs (held side over the opposite side) after the synthetic ones.
 
     Raises:
         TrainingDataError: no pair is in the train split.
@@ -107,6 +117,8 @@ def dpo_examples(slug: str, pairs: Sequence[PreferencePair]) -> tuple[list[dict]
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for pair in pairs:
         rows[pair.split].append(to_trl(pair))
+    for row in positions:
+        rows[row.split].append(_trl_row(row.prompt, row.chosen, row.rejected))
     if not rows["train"]:
         raise TrainingDataError(
             f"persona {slug} has no train preference pairs; add train-split pairs to data/"
@@ -173,10 +185,14 @@ def file_digest(path: Path) -> str:
 
 def to_trl(pair: PreferencePair) -> dict:
     """TRL's conversational preference row (what DPO trains on)."""
+    return _trl_row(pair.prompt, pair.chosen, pair.rejected)
+
+
+def _trl_row(prompt: str, chosen: str, rejected: str) -> dict:
     return {
-        "prompt": [{"role": "user", "content": pair.prompt}],
-        "chosen": [{"role": "assistant", "content": pair.chosen}],
-        "rejected": [{"role": "assistant", "content": pair.rejected}],
+        "prompt": [{"role": "user", "content": prompt}],
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
     }
 
 

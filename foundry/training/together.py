@@ -126,7 +126,7 @@ def train_on_together(
         eval_losses=eval_losses,
         best_eval_loss=job.early_stopping_best_metric or min(eval_losses, default=None),
         resumed_from_step=None,
-        learning_rate=config.training.learning_rate(stage, False),
+        learning_rate=config.training.learning_rate(stage, "pretrained"),
         lora=config.training.lora,
         examples_train=len(train),
         examples_eval=len(evaluation),
@@ -211,7 +211,7 @@ def _job_params(
     config: FoundryConfig, stage: Stage, file_id: str, parent_job: str | None, slug: str
 ) -> dict[str, Any]:
     """`fine_tuning.create` arguments from the `training` settings (a real base: not tiny)."""
-    settings = config.training.resolved(stage, False)
+    settings = config.training.resolved(stage, "pretrained")
     lora = config.training.lora
     modules = lora.target_modules
     if settings.max_steps:
@@ -227,7 +227,7 @@ def _job_params(
         "lora_dropout": lora.dropout,
         "lora_trainable_modules": modules if isinstance(modules, str) else ",".join(modules),
         "n_epochs": max(1, math.ceil(settings.epochs or 1)),
-        "learning_rate": config.training.learning_rate(stage, False),
+        "learning_rate": config.training.learning_rate(stage, "pretrained"),
         "warmup_ratio": settings.warmup_ratio,
         "weight_decay": settings.weight_decay,
         "random_seed": config.training.seed,

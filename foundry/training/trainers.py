@@ -28,7 +28,7 @@ from foundry.training.artifacts import (
     TrainingSummary,
     TrainProgress,
 )
-from foundry.training.config import LoraSettings
+from foundry.training.config import TINY, BaseKind, LoraSettings
 
 logger = get_logger(__name__)
 
@@ -79,20 +79,20 @@ def lora_config(settings: LoraSettings) -> Any:
 
 
 def trainer_config(
-    config: FoundryConfig, stage: Stage, work_dir: Path, *, is_tiny: bool, has_eval: bool
+    config: FoundryConfig, stage: Stage, work_dir: Path, *, kind: BaseKind, has_eval: bool
 ) -> Any:
     """TRL `SFTConfig` / `DPOConfig` for `stage`, checkpointing into `work_dir`."""
     import torch
     from trl import DPOConfig, SFTConfig
 
-    settings = config.training.resolved(stage, is_tiny)
+    settings = config.training.resolved(stage, kind)
     has_cuda = torch.cuda.is_available()
-    max_length = settings.max_length
-    if is_tiny:
+    max_length = int(settings.max_length or 0)
+    if kind == TINY:
         max_length = min(max_length, config.base_model.tiny.context_length)
     kwargs: dict[str, Any] = {
         "output_dir": str(work_dir),
-        "learning_rate": config.training.learning_rate(stage, is_tiny),
+        "learning_rate": config.training.learning_rate(stage, kind),
         "weight_decay": settings.weight_decay,
         # transformers 5 dropped warmup_ratio: a warmup_steps float below 1 is a share of steps.
         "warmup_steps": settings.warmup_ratio,
@@ -109,9 +109,8 @@ def trainer_config(
         "save_total_limit": 2,
         # Counted into the trainer state, so the total survives a resume (TRL's own count restarts).
         "include_num_input_tokens_seen": "non_padding",
-        # TRL turns activation checkpointing on by default: it saves memory on real models and
-        # only costs time (a second forward pass) on the tiny one.
-        "activation_checkpointing": not is_tiny,
+        # TRL turns activation checkpointing on by default; the stage settings say per base.
+        "activation_checkpointing": bool(settings.activation_checkpointing),
         "report_to": [],
         "disable_tqdm": True,
         "use_cpu": not has_cuda,
@@ -138,13 +137,13 @@ def trainer_callbacks(
     progress: TrainProgress | None,
     *,
     has_eval: bool,
-    is_tiny: bool,
+    kind: BaseKind,
 ) -> list[Any]:
     """The progress/log-line callback, plus early stopping when there is an eval split."""
     from transformers import EarlyStoppingCallback
 
     callbacks = [progress_callback(progress)]
-    patience = config.training.resolved(stage, is_tiny).early_stopping_patience or 0
+    patience = config.training.resolved(stage, kind).early_stopping_patience or 0
     if has_eval and patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     return callbacks

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from foundry.config import FoundryConfig
+from foundry.training.config import SMOLLM2
+from foundry.training.smollm2 import smollm2_folder
 from foundry.training.tiny_model import CHAT_TEMPLATE
 from foundry.training.trainers import linear_module_names
 
@@ -18,9 +20,12 @@ def load_unsloth_base(config: FoundryConfig) -> tuple[Any, Any]:
     """The base through Unsloth's loader (CUDA only; 4-bit when `quantization: 4bit`)."""
     from unsloth import FastLanguageModel
 
+    kind = config.base_model.kind
+    name = str(smollm2_folder(config)) if kind == SMOLLM2 else config.base_model.name
+    lengths = [config.training.resolved(stage, kind).max_length or 0 for stage in ("sft", "dpo")]
     model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=config.base_model.name,
-        max_seq_length=max(config.training.sft.max_length, config.training.dpo.max_length),
+        model_name=name,
+        max_seq_length=max(lengths),
         load_in_4bit=config.base_model.quantization == "4bit",
         dtype=None,
         trust_remote_code=config.base_model.trust_remote_code,

@@ -354,3 +354,35 @@ def test_settings_key_is_none_when_unset(monkeypatch: pytest.MonkeyPatch) -> Non
     for name in ("ANTHROPIC_API_KEY", "FOUNDRY_ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     assert Settings().anthropic_api_key is None
+
+
+# Training defaults by kind of base model
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "sft_rate", "dpo_rate", "checkpointing"),
+    [
+        ("tiny", "tiny", 6e-3, 5e-4, False),
+        ("smollm2", "smollm2", 3e-4, 5e-5, False),
+        ("Qwen/Qwen2.5-7B-Instruct", "pretrained", 2e-5, 5e-6, True),
+    ],
+)
+def test_empty_stage_settings_resolve_by_the_kind_of_base(
+    tmp_path: Path, name: str, kind: str, sft_rate: float, dpo_rate: float, checkpointing: bool
+) -> None:
+    config = load_config(write_config(tmp_path, f"base_model: {{name: {name}}}\n"), environ={})
+    assert config.base_model.kind == kind
+    sft, dpo = (config.training.resolved(stage, kind) for stage in ("sft", "dpo"))  # type: ignore[arg-type]
+    assert (sft.learning_rate, dpo.learning_rate) == (sft_rate, dpo_rate)
+    assert sft.activation_checkpointing is dpo.activation_checkpointing is checkpointing
+    assert sft.max_length == (384 if kind == "smollm2" else 512)
+    assert config.training.sft.learning_rate is None  # the file's value stays empty
+
+
+def test_a_stage_setting_given_in_the_file_wins_over_the_base_default(tmp_path: Path) -> None:
+    text = (
+        "base_model: {name: smollm2}\ntraining:\n  sft: {learning_rate: 1.0e-4, max_length: 200}\n"
+    )
+    config = load_config(write_config(tmp_path, text), environ={})
+    sft = config.training.resolved("sft", config.base_model.kind)
+    assert (sft.learning_rate, sft.max_length, sft.epochs) == (1e-4, 200, 2.0)
