@@ -30,6 +30,7 @@ from deploy.openai_server import create_app
 from deploy.self_hosted import AdapterFolderTarget
 from deploy.vllm_client import VllmClient
 from foundry.config import FoundryConfig
+from foundry.training.base_model import base_tag
 
 BASE_NAME = "base"
 
@@ -144,6 +145,7 @@ class LocalTarget(AdapterFolderTarget):
             max_rank=0,
             max_bytes=int(config.deploy.max_adapter_mb * 2**20),
             client=VllmClient(url, setting="deploy.local.url") if url else None,
+            accepted=(base_tag(config),),
         )
 
     def limits(self, bundle: AdapterBundle) -> TargetLimits:

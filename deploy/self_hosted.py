@@ -35,19 +35,23 @@ class AdapterFolderTarget:
         max_rank: int,
         max_bytes: int,
         client: VllmClient | None,
+        accepted: tuple[str, ...] = (),
     ) -> None:
         import fsspec
 
         self.fs, self.root = fsspec.core.url_to_fs(root)
         self.served_root = (served_root or self.root).rstrip("/")
         self.base_model = base_model
+        # `base_model` tags of versions this server's base can serve (besides its own name).
+        self.accepted = accepted
         self.manifest = manifest
         self.max_rank = max_rank or LORA_RANKS[-1]
         self.max_bytes = max_bytes
         self.client = client
 
     def limits(self, bundle: AdapterBundle) -> TargetLimits:
-        return TargetLimits(self.name, 1, self.max_rank, self.max_bytes, (self.base_model,))
+        bases = tuple(dict.fromkeys((self.base_model, *self.accepted)))
+        return TargetLimits(self.name, 1, self.max_rank, self.max_bytes, bases)
 
     def _place(self, bundle: AdapterBundle) -> str:
         return f"{self.root.rstrip('/')}/{bundle.slug}/{bundle.short_digest}"

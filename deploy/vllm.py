@@ -24,6 +24,7 @@ from deploy.self_hosted import AdapterFolderTarget
 from deploy.vllm_client import LORA_RANKS, VllmClient
 from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig
+from foundry.training.base_model import base_tag, served_base
 
 __all__ = ["LORA_RANKS", "VllmClient", "VllmTarget", "launch_spec", "make_target", "rank_for"]
 
@@ -91,11 +92,12 @@ class VllmTarget(AdapterFolderTarget):
         super().__init__(
             root=root,
             served_root=settings.served_root,
-            base_model=settings.base_model or config.base_model.name,
+            base_model=settings.base_model or served_base(config),
             manifest=self.spec_dir / "manifest.json",
             max_rank=settings.max_lora_rank,
             max_bytes=int(config.deploy.max_adapter_mb * 2**20),
             client=VllmClient(settings.url, setting="deploy.vllm.url") if settings.url else None,
+            accepted=(base_tag(config),),
         )
 
     def served_changed(self) -> None:

@@ -23,6 +23,7 @@ from foundry.evaluation.schema import EvalReport
 from foundry.evaluation.summary import flat_intervals, flat_metrics
 from foundry.logs import get_logger
 from foundry.training.artifacts import AdapterArtifact
+from foundry.training.base_model import base_tag
 
 logger = get_logger(__name__)
 
@@ -111,7 +112,7 @@ def lineage_tags(
         "data_rev": data_rev,
         "git_commit": git_commit(config.root),
         "config_hash": config.config_hash(),
-        "base_model": config.base_model.name,
+        "base_model": base_tag(config),
         "prefect_flow_run_id": flow_run_id,
         **extra,
     }

@@ -12,7 +12,8 @@ report's stance and belief figures use only such untrained positions), held-out 
 conflicts file (their questions and assumption wording are test data). A position on a dev topic
 gives validation rows.
 
-Public entry points: `position_topics(contract, split)` and `position_rows(contract, split)`.
+Public entry points: `position_topics(contract, split)`, `position_rows(contract, split)` and
+`first_prompt_each(rows)` (DPO's share).
 """
 
 from __future__ import annotations
@@ -96,6 +97,14 @@ def position_rows(contract: PersonaContract, split: TopicSplit) -> list[Position
                 )
             )
     return rows
+
+
+def first_prompt_each(rows: Sequence[PositionRow]) -> list[PositionRow]:
+    """One row per position (its first prompt): what DPO takes. A pair costs about three SFT
+    examples of compute, and its contrast (the held side over the other) is the same on every
+    prompt of the group; SFT takes them all."""
+    seen: set[str] = set()
+    return [row for row in rows if not (row.position in seen or seen.add(row.position))]
 
 
 def _sides(position: Position) -> tuple[str, str]:

@@ -67,7 +67,9 @@ contested positions where its variant prefers the persona's side over the counte
 variants also take opposite sides. *Belief dominance* is the share of personas whose variant finds \
 its own persona's positions the most likely; *perplexity dominance* is the same on the held-out \
 corpus (lower perplexity wins). Both have chance 1/personas = {chance}, move in steps of \
-1/personas, and so do their intervals (which resample each column's positions or texts). Positions that training states (`training.position_rows`: those not on a held-out topic) are left out of both: only held-out positions and the conflicts' assumptions are judged.
+1/personas, and so do their intervals (which resample each column's positions or texts). \
+Positions that training states (`training.position_rows`: those not on a held-out topic) are \
+left out of both: only held-out positions and the conflicts' assumptions are judged.
 
 **Homogeneity** is the mean pairwise cosine between the personas' answers to the same prompt: \
 lower means more different voices; compare it with the {real} row.

@@ -17,7 +17,7 @@ from typing import Any
 from foundry.config import FoundryConfig
 from foundry.data.framing import TopicSplit
 from foundry.data.schemas import PersonaContract, PreferencePair
-from foundry.data.stance import PositionRow, position_rows
+from foundry.data.stance import PositionRow, first_prompt_each, position_rows
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
@@ -132,7 +132,7 @@ def train_dpo(
     summary = validate_personas(config, [slug])
     raise_for_errors(summary.problems, f"persona {slug}")
     positions = _position_rows(config, summary.personas[0].contract, summary.topic_split)
-    train, evaluation = dpo_examples(slug, pairs, positions)
+    train, evaluation = dpo_examples(slug, pairs, first_prompt_each(positions))
     if backend == "together":
         return train_on_together(
             config, slug, "dpo", train, evaluation, progress=progress, data_rev=data_rev

@@ -23,7 +23,13 @@ from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.training.config import SMOLLM2
 from foundry.training.datasets import base_documents
-from foundry.training.smollm2 import MANIFEST, manifest_digest, smollm2_folder
+from foundry.training.smollm2 import (
+    MANIFEST,
+    SERVED_NAME,
+    manifest_digest,
+    smollm2_folder,
+    smollm2_identity,
+)
 from foundry.training.tiny_cache import tiny_folder, tiny_pin
 from foundry.training.tiny_model import (
     CHAT_TEMPLATE,
@@ -178,8 +184,23 @@ def _load_smollm2(config: FoundryConfig) -> LoadedBase:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
+    # Adapters record this as their base: the hub original servers load, not a local folder.
+    model.config._name_or_path = SERVED_NAME
     digest = manifest_digest(folder / MANIFEST)
     return LoadedBase(model, tokenizer, SMOLLM2, folder, is_tiny=False, digest=digest)
+
+
+def base_tag(config: FoundryConfig) -> str:
+    """The base's name in lineage tags, without loading it: `smollm2:<manifest digest>` (the
+    configured name before its first conversion), else `base_model.name`."""
+    if config.base_model.is_smollm2:
+        return smollm2_identity(config) or SMOLLM2
+    return config.base_model.name
+
+
+def served_base(config: FoundryConfig) -> str:
+    """The model a server loads to serve the adapters: SmolLM2's hub original, else the name."""
+    return SERVED_NAME if config.base_model.is_smollm2 else config.base_model.name
 
 
 def _check_safetensors(folder: Path) -> None:

