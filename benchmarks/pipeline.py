@@ -131,7 +131,9 @@ def main() -> None:
     print(f"{'':28}" + "".join(f"{name:>22}" for name in results))
     rows = [
         ("cold run (min)", lambda r, t: f"{r['cold'] / 60:.2f} (<= {t[0]:.0f})"),
+        ("no-op rerun (s)", lambda r, t: f"{r['noop']:.1f}"),
         ("no-op rerun / cold", lambda r, t: f"{r['noop'] / r['cold']:.3f}x (<= 0.15)"),
+        ("one-persona rerun (min)", lambda r, t: f"{r['one'] / 60:.2f}"),
         ("one-persona rerun / cold", lambda r, t: f"{r['one'] / r['cold']:.3f}x (<= 0.40)"),
         ("peak, process tree PSS", lambda r, t: f"{r['tree'] / GIB:.2f} GiB (<= {t[1]:.0f})"),
         ("peak, largest process RSS", lambda r, t: f"{r['single'] / GIB:.2f} GiB"),

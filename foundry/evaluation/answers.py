@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import debate_prompt, item_prompts
+from foundry.data.framing import TopicSplit, debate_prompt, item_prompts
 from foundry.data.schemas import Conflict, DebateTopic, PersonaContract, Position
-from foundry.data.stance import position_key, trained_positions
+from foundry.data.stance import position_key, position_rows, trained_positions
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.conflicts import conflict_topic
@@ -31,9 +31,10 @@ from foundry.steering.variants import (
     register_variant_vectors,
     resolve_variant,
 )
+from foundry.training.datasets import SYNTHETIC_DIRNAME, TURNS_FILENAME, read_synthetic_turns
 
 if TYPE_CHECKING:
-    from foundry.data.validation import ValidationSummary
+    from foundry.data.validation import PreparedPersona, ValidationSummary
     from foundry.training.generation import GenerationParams
 
 LoadModel = Callable[[], tuple[Any, Any]]
@@ -44,7 +45,9 @@ class EvalSetup:
     config: FoundryConfig
     contracts: dict[str, PersonaContract]
     prompts: list[DebateTopic]
-    train_texts: dict[str, list[str]]
+    train_texts: dict[str, list[str]] = field(
+        metadata={"doc": "persona -> every text its adapters learned to say: the copy guard's"}
+    )
     heldout: dict[str, list[tuple[str, str]]] = field(
         default_factory=dict, metadata={"doc": "persona -> (debate prompt, real test text)"}
     )
@@ -71,7 +74,7 @@ class EvalSetup:
             contracts={p.slug: p.contract for p in personas},  # type: ignore[misc]
             prompts=summary.topic_split.heldout[:limit] + [conflict_topic(c) for c in conflicts],
             conflicts=conflicts,
-            train_texts={p.slug: [i.text for i in p.items if i.split == "train"] for p in personas},
+            train_texts={p.slug: trained_texts(config, p, summary.topic_split) for p in personas},
             classifier_texts={
                 p.slug: [i.text for i in p.items if i.split in ("train", "validation")]
                 for p in personas
@@ -119,6 +122,19 @@ class EvalSetup:
         model = attach_adapters(base.model, adapters)
         register_variant_vectors(model, resolved, base.identity)
         return model, base.tokenizer, base.identity
+
+
+def trained_texts(config: FoundryConfig, persona: PreparedPersona, split: TopicSplit) -> list[str]:
+    """Every text the persona's SFT trained it to say: its train corpus items, its synthetic
+    turns (train and validation) and its position rows, so that the memorisation guard catches
+    recitation of any of them, not only of the corpus."""
+    texts = [i.text for i in persona.items if i.split == "train"]
+    turns = config.data_dir / SYNTHETIC_DIRNAME / persona.slug / TURNS_FILENAME
+    if turns.is_file():
+        texts += [text for _, text, _ in read_synthetic_turns(turns)]
+    if config.training.position_rows and persona.contract is not None:
+        texts += sorted({row.chosen for row in position_rows(persona.contract, split)})
+    return texts
 
 
 def resolve_variants(

@@ -119,10 +119,14 @@ class StageSettings(_Section):
     )
     max_steps: int = Field(0, ge=0, description="Stop after this many steps (0: use epochs).")
     batch_size: int | None = Field(
-        None, ge=1, description="Examples per device step. Empty: 2 on `smollm2`, else 8."
+        None,
+        ge=1,
+        description="Examples per device step. Empty: 2 SFT / 1 DPO on `smollm2`, else 8.",
     )
     gradient_accumulation: int | None = Field(
-        None, ge=1, description="Steps per optimizer update. Empty: 2 on `smollm2`, else 1."
+        None,
+        ge=1,
+        description="Steps per optimizer update. Empty: 2 SFT / 4 DPO on `smollm2`, else 1.",
     )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps warming up.")
@@ -251,8 +255,8 @@ _STAGE_DEFAULTS: dict[tuple[str, BaseKind], dict[str, object]] = {
         "keep_best": True,
         "max_length": 384,
         "activation_checkpointing": False,
-        "batch_size": 2,
-        "gradient_accumulation": 2,
+        "batch_size": 1,  # a pair is two sequences, and the reference model reads both again
+        "gradient_accumulation": 4,
     },
     ("sft", "pretrained"): {
         "learning_rate": 2e-5,

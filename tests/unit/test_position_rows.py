@@ -119,3 +119,25 @@ def test_evaluation_judges_stance_only_on_positions_training_never_stated(config
     assert [key for key, _ in setup.judged_positions("test-persona")] == ["tariffs", "vague"]
     setup.trained_positions = {}  # `training.position_rows: false`: every position is judged
     assert len(setup.judged_positions("test-persona")) == 4
+
+
+def test_the_copy_guard_indexes_every_text_sft_taught(config) -> None:
+    import json
+
+    from foundry.data.validation import validate_personas
+    from foundry.evaluation.answers import EvalSetup
+
+    slug = "tobias-renn"
+    turns = config.data_dir / "synthetic" / slug / "turns.jsonl"
+    turns.parent.mkdir(parents=True)
+    turn = {"prompt": "Debate prompt: x", "text": "A synthetic turn the adapter learned."}
+    turns.write_text(json.dumps(turn) + "\n")
+    summary = validate_personas(config)
+    setup = EvalSetup.build(config, summary)
+    persona = next(p for p in summary.personas if p.slug == slug)
+    texts = setup.train_texts[slug]
+    assert {i.text for i in persona.items if i.split == "train"} <= set(texts)
+    assert not {i.text for i in persona.items if i.split == "test"} & set(texts)
+    assert turn["text"] in texts
+    rows = position_rows(persona.contract, summary.topic_split)
+    assert rows and {r.chosen for r in rows} <= set(texts)
