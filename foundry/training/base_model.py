@@ -185,7 +185,8 @@ def _load_smollm2(config: FoundryConfig) -> LoadedBase:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     # Adapters record this as their base: the hub original servers load, not a local folder.
-    model.config._name_or_path = SERVED_NAME
+    # PEFT copies `model.name_or_path` (set from the folder at load) into `adapter_config.json`.
+    model.config._name_or_path = model.name_or_path = SERVED_NAME
     digest = manifest_digest(folder / MANIFEST)
     return LoadedBase(model, tokenizer, SMOLLM2, folder, is_tiny=False, digest=digest)
 

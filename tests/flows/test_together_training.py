@@ -11,6 +11,7 @@ import logging
 
 import pytest
 
+from foundry.data.stance import first_prompt_each, position_rows
 from foundry.data.validation import validate_personas
 from foundry.synthesis.pair_sets import load_pairs
 from foundry.training.adapter_training import train_dpo, train_sft
@@ -110,13 +111,18 @@ def test_sft_then_dpo_install_adapters_and_upload_together_formats(config, serve
 
     # What was uploaded: the persona's examples in Together's chat and preference formats.
     persona = validate_personas(config, [SLUG])
-    train, evaluation = sft_examples(persona.personas[0], persona.topic_split.framing, None)
+    contract = persona.personas[0].contract
+    positions = position_rows(contract, persona.topic_split)
+    assert positions  # the contract's positions are taught on Together too
+    train, evaluation = sft_examples(
+        persona.personas[0], persona.topic_split.framing, None, positions
+    )
     assert sft.summary.examples_train == len(train) and sft.summary.examples_eval == len(evaluation)
     sft_rows = server.uploaded_rows(server.file_ids[0])
     assert [row["messages"] for row in sft_rows] == [
         ex["prompt"] + ex["completion"] for ex in train
     ]
-    dpo_train, _ = dpo_examples(SLUG, load_pairs(config, SLUG))
+    dpo_train, _ = dpo_examples(SLUG, load_pairs(config, SLUG), first_prompt_each(positions))
     dpo_rows = server.uploaded_rows(server.file_ids[1])
     assert len(dpo_rows) == len(dpo_train) > 0
     for row, example in zip(dpo_rows, dpo_train, strict=True):

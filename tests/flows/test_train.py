@@ -150,10 +150,16 @@ def test_adapter_folder_holds_only_this_personas_adapter(trained, slug, stage):
 
 @pytest.mark.slow
 def test_summary_records_examples_and_data_rev(trained):
+    from foundry.data.stance import position_rows
+
     summary = trained["sft"]["jonah-okafor"].summary
-    persona = validate_personas(trained["config"], ["jonah-okafor"]).personas[0]
-    assert summary.examples_train == persona.stats.train
-    assert summary.examples_eval == persona.stats.validation
+    validated = validate_personas(trained["config"], ["jonah-okafor"])
+    persona = validated.personas[0]
+    rows = position_rows(persona.contract, validated.topic_split)
+    taught = sum(r.split == "train" for r in rows)
+    assert rows and taught  # the contract's positions are taught beside the corpus
+    assert summary.examples_train == persona.stats.train + taught
+    assert summary.examples_eval == persona.stats.validation + len(rows) - taught
     assert summary.data_rev == "rev-1"
     assert trained["dpo_dict"]["summary"]["data_rev"] == "rev-2"
     assert trained["dpo_dict"]["path"] == str(trained["config"].adapter_dir("tobias-renn", "dpo"))
