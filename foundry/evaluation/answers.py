@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from foundry.config import FoundryConfig
 from foundry.data.framing import TopicSplit, debate_prompt, item_prompts
 from foundry.data.schemas import Conflict, DebateTopic, PersonaContract, Position
-from foundry.data.stance import position_key, position_rows, trained_positions
+from foundry.data.stance import position_key, trained_positions
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.conflicts import conflict_topic
@@ -31,7 +31,12 @@ from foundry.steering.variants import (
     register_variant_vectors,
     resolve_variant,
 )
-from foundry.training.datasets import SYNTHETIC_DIRNAME, TURNS_FILENAME, read_synthetic_turns
+from foundry.training.datasets import (
+    SYNTHETIC_DIRNAME,
+    TURNS_FILENAME,
+    read_synthetic_turns,
+    taught_position_rows,
+)
 
 if TYPE_CHECKING:
     from foundry.data.validation import PreparedPersona, ValidationSummary
@@ -132,8 +137,7 @@ def trained_texts(config: FoundryConfig, persona: PreparedPersona, split: TopicS
     turns = config.data_dir / SYNTHETIC_DIRNAME / persona.slug / TURNS_FILENAME
     if turns.is_file():
         texts += [text for _, text, _ in read_synthetic_turns(turns)]
-    if config.training.position_rows and persona.contract is not None:
-        texts += sorted({row.chosen for row in position_rows(persona.contract, split)})
+    texts += sorted({row.chosen for row in taught_position_rows(config, persona.contract, split)})
     return texts
 
 

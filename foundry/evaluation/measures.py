@@ -126,8 +126,8 @@ def _scoring_groups(
     persona.
 
     A persona's first group holds the corpus and belief rows under its adapter (the same for every
-    persona of the base variant: their batches are equal and scored once), its second its
-    stance rows (contract and conflicts) and the base model's rows on its answers (fluency,
+    persona of the base variant: their batches are equal and scored once); its second holds
+    its stance rows (contract and conflicts) and the base model's rows on its answers (fluency,
     conflicts). Each part is sorted by length so that a batch pads little (scoring ran 6%
     faster). Tags only name rows: they never change which rows a batch holds or their order (the
     cache keys batches by their rows).

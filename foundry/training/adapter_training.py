@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import TopicSplit
-from foundry.data.schemas import PersonaContract, PreferencePair
-from foundry.data.stance import PositionRow, first_prompt_each, position_rows
+from foundry.data.schemas import PreferencePair
+from foundry.data.stance import first_prompt_each
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_deprecations
@@ -32,6 +31,7 @@ from foundry.training.datasets import (
     examples_key,
     file_digest,
     sft_examples,
+    taught_position_rows,
 )
 from foundry.training.together import train_on_together
 from foundry.training.trainers import (
@@ -77,7 +77,10 @@ def train_sft(
     raise_for_errors(summary.problems, f"persona {slug}")
     synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
     persona = summary.personas[0]
-    positions = _position_rows(config, persona.contract, summary.topic_split)
+    positions = taught_position_rows(config, persona.contract, summary.topic_split)
+    logger.info(
+        "%d position rows: the persona's side of its non-held-out positions", len(positions)
+    )
     train, evaluation = sft_examples(persona, summary.topic_split.framing, synthetic, positions)
     if backend == "together":
         return train_on_together(
@@ -131,7 +134,7 @@ def train_dpo(
         )
     summary = validate_personas(config, [slug])
     raise_for_errors(summary.problems, f"persona {slug}")
-    positions = _position_rows(config, summary.personas[0].contract, summary.topic_split)
+    positions = taught_position_rows(config, summary.personas[0].contract, summary.topic_split)
     train, evaluation = dpo_examples(slug, pairs, first_prompt_each(positions))
     if backend == "together":
         return train_on_together(
@@ -148,16 +151,6 @@ def train_dpo(
         config, slug, "dpo", backend, model, tokenizer, train, evaluation, key,
         base_id=base_id, progress=progress, data_rev=data_rev,
     )  # fmt: skip
-
-
-def _position_rows(
-    config: FoundryConfig, contract: PersonaContract | None, split: TopicSplit
-) -> list[PositionRow]:
-    if not config.training.position_rows or contract is None:
-        return []
-    rows = position_rows(contract, split)
-    logger.info("%d position rows: the persona's side of its non-held-out positions", len(rows))
-    return rows
 
 
 def _base_for_training(

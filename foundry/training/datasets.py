@@ -18,13 +18,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foundry.data.framing import conversation, item_prompts
-from foundry.data.schemas import DebateTopic, PreferencePair
-from foundry.data.stance import PositionRow
+from foundry.data.framing import TopicSplit, conversation, item_prompts
+from foundry.data.schemas import DebateTopic, PersonaContract, PreferencePair
+from foundry.data.stance import PositionRow, position_rows
 from foundry.errors import FoundryError
 from foundry.training.tiny_model import PretrainDoc
 
 if TYPE_CHECKING:
+    from foundry.config import FoundryConfig
     from foundry.data.validation import PreparedPersona, ValidationSummary
 
 SYNTHETIC_DIRNAME = "synthetic"
@@ -57,6 +58,16 @@ def base_documents(summary: ValidationSummary) -> list[PretrainDoc]:
                 documents.append(PretrainDoc(item.text))
                 documents.append(PretrainDoc(item.text, prompt=prompts[item.id]))
     return documents
+
+
+def taught_position_rows(
+    config: FoundryConfig, contract: PersonaContract | None, split: TopicSplit
+) -> list[PositionRow]:
+    """The position rows training teaches (none when `training.position_rows` is off); the
+    evaluation's copy guard reads the same rows."""
+    if not config.training.position_rows or contract is None:
+        return []
+    return position_rows(contract, split)
 
 
 def sft_examples(
