@@ -41,10 +41,15 @@ def prefect_logs(level: int = logging.INFO) -> Iterator[None]:
 
 
 @contextmanager
-def quiet_peft_deprecations() -> Iterator[None]:
-    """Hide the FutureWarning PEFT 0.21 triggers by reading `is_gradient_checkpointing`, a
-    property transformers 5 deprecated: nothing in our code to change, and it repeats per adapter.
+def quiet_peft_warnings() -> Iterator[None]:
+    """Hide two PEFT 0.21 warnings with nothing in our code to change, repeated per adapter: the
+    FutureWarning from reading `is_gradient_checkpointing` (deprecated by transformers 5), and,
+    at every checkpoint save of an adapter whose base names a hub model (SmolLM2), the failed hub
+    lookup PEFT makes offline to learn whether the vocabulary was resized (it never is here: no
+    adapter trains the embeddings).
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        warnings.filterwarnings("ignore", "Unable to fetch remote file", UserWarning)
+        warnings.filterwarnings("ignore", "Could not find a config file in", UserWarning)
         yield

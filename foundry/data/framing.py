@@ -26,6 +26,9 @@ TopicRole = Literal["train", "dev", "heldout"]
 
 GENERIC_PROMPT = "Give your view on the debate."
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+# Completion tokens scored (log-likelihoods) or read (persona vectors) per row: an essay's first
+# ~340 words. Every variant's rows are cut the same, whatever its prompt.
+MAX_SCORED_TOKENS = 448
 
 
 def debate_prompt(topic: DebateTopic | None) -> str:
@@ -182,9 +185,19 @@ def item_prompts(items: Sequence[CorpusItem], topics: Sequence[DebateTopic]) -> 
 
 
 def encode_completion(
-    tokenizer: Any, prompt: str, completion: str, system: str | None, max_length: int
+    tokenizer: Any,
+    prompt: str,
+    completion: str,
+    system: str | None,
+    max_completion: int = MAX_SCORED_TOKENS,
+    context: int | None = None,
 ) -> tuple[list[int], int]:
-    """(token ids of prompt + completion, prompt length); the chat template writes the bos."""
+    """(token ids of prompt + completion, prompt length); the chat template writes the bos.
+
+    The completion is cut at `max_completion` tokens, the same cut for every variant whatever
+    its prompt; the prompt is kept whole (a contract system prompt is 730 SmolLM2 tokens) unless
+    prompt and completion would pass the model's `context`, when it loses its oldest tokens.
+    """
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -192,6 +205,14 @@ def encode_completion(
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         completion_ids = [*completion_ids, tokenizer.eos_token_id]
-    prompt_ids = prompt_ids[-(max_length - 1) :]  # keep at least one completion token
-    ids = (prompt_ids + completion_ids)[:max_length]
-    return ids, len(prompt_ids)
+    completion_ids = completion_ids[: max(1, max_completion)]
+    if context is not None and len(prompt_ids) + len(completion_ids) > context:
+        completion_ids = completion_ids[: max(1, context // 2)]
+        prompt_ids = prompt_ids[-(context - len(completion_ids)) :]
+    return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def model_context(model: Any, default: int = 2048) -> int:
+    """The longest sequence `model` takes (its position embeddings), or `default`."""
+    config = getattr(model, "config", None)
+    return int(getattr(config, "max_position_embeddings", None) or default)

@@ -55,6 +55,7 @@ CODE_MODULES = (
     "foundry.training.scoring",
     "foundry.data.framing",  # chat rows as token ids (`encode_completion`)
     "foundry.training.generation",
+    "foundry.training.prefix",  # shared prompt prefixes read once
 )
 LIBRARIES = (
     "numpy",

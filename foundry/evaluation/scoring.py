@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from foundry.data.framing import MAX_SCORED_TOKENS
 from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.training.scoring import Score, ScoreRow, score_completions
 
@@ -19,7 +20,7 @@ def score_batches(
     load: Callable[[], tuple[Any, Any]],
     batches: Sequence[tuple[str | None, Sequence[ScoreRow]]],
     cache: EvalCache,
-    max_length: int = 512,
+    max_completion: int = MAX_SCORED_TOKENS,
     hook: Callable[[int], None] | None = None,
 ) -> list[Score]:
     """The completion NLL of every row of every batch, in order; one forward pass per batch.
@@ -29,7 +30,7 @@ def score_batches(
         batches: (the persona the batch involves or None, its rows), formed by the caller the
             same way whether or not anything is cached (a row's numbers depend on its batch).
         cache: where finished batches are kept and found.
-        max_length: as in `score_completions`.
+        max_completion: as in `score_completions`.
         hook: called with each batch's row count once it is done.
 
     Returns:
@@ -42,18 +43,18 @@ def score_batches(
             + ([cache.steer_id(r.steer)] if r.steer else [])
             for r in batch
         ]
-        key = cache.key("scores", {"max_length": max_length, "rows": rows})
-        jobs.append(BatchJob(key, owner, len(batch), _scorer(load, batch, max_length)))
+        key = cache.key("scores", {"max_completion": max_completion, "rows": rows})
+        jobs.append(BatchJob(key, owner, len(batch), _scorer(load, batch, max_completion)))
     values = cache.run("scores", jobs, hook)
     return [Score(float(nll), int(tokens)) for value in values for nll, tokens in value]
 
 
 def _scorer(
-    load: Callable[[], tuple[Any, Any]], batch: Sequence[ScoreRow], max_length: int
+    load: Callable[[], tuple[Any, Any]], batch: Sequence[ScoreRow], max_completion: int
 ) -> Callable[[], Any]:
     def compute() -> list[list[float]]:
         model, tokenizer = load()
-        scores = score_completions(model, tokenizer, batch, len(batch), max_length)
+        scores = score_completions(model, tokenizer, batch, len(batch), max_completion)
         return [[s.nll, s.tokens] for s in scores]
 
     return compute

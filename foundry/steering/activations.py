@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from foundry.data.framing import BASE_ADAPTER, encode_completion
+from foundry.data.framing import BASE_ADAPTER, encode_completion, model_context
 from foundry.errors import FoundryError
 
 CONVENTION = (
@@ -105,13 +105,15 @@ def response_activations(
     import torch
 
     out: list[np.ndarray] = []
+    context = model_context(model)
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             encoded = [
-                encode_completion(tokenizer, r.prompt, r.response, r.system, 512) for r in batch
+                encode_completion(tokenizer, r.prompt, r.response, r.system, context=context)
+                for r in batch
             ]
             width = max(len(ids) for ids, _ in encoded)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

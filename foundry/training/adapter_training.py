@@ -19,7 +19,7 @@ from foundry.data.schemas import PreferencePair
 from foundry.data.stance import first_prompt_each
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
-from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.logs import get_logger, quiet_peft_warnings
 from foundry.training.artifacts import AdapterArtifact, Backend, Stage, TrainingError, TrainProgress
 from foundry.training.backends import resolve_backend
 from foundry.training.base_model import LoadedBase, ensure_base
@@ -141,7 +141,7 @@ def train_dpo(
             config, slug, "dpo", train, evaluation, progress=progress, data_rev=data_rev
         )
     model, tokenizer, base_id = _base_for_training(config, backend, base)
-    with quiet_peft_deprecations():
+    with quiet_peft_warnings():
         model = PeftModel.from_pretrained(model, sft_dir, is_trainable=True)
     key = examples_key(
         config.config_hash(), "dpo", base_id, file_digest(sft_dir / ADAPTER_WEIGHTS), train,
@@ -203,7 +203,7 @@ def _fit(
         "processing_class": tokenizer,
         "callbacks": trainer_callbacks(config, stage, progress, has_eval=has_eval, kind=kind),
     }
-    with quiet_peft_deprecations():
+    with quiet_peft_warnings():
         if stage == "dpo":  # the SFT adapter, frozen, is the reference
             trainer = DPOTrainer(ref_model=None, **kwargs)
         elif backend == "peft":

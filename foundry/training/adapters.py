@@ -18,7 +18,7 @@ from typing import Any
 
 from foundry.data.framing import BASE_ADAPTER
 from foundry.errors import FoundryError
-from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.logs import get_logger, quiet_peft_warnings
 from foundry.training.datasets import file_digest
 
 logger = get_logger(__name__)
@@ -106,7 +106,7 @@ def attach_adapters(model: Any, adapters: dict[str, Path]) -> Any:
     check_adapters(adapters, set(model.peft_config) if isinstance(model, PeftModel) else set())
     for name, folder in adapters.items():
         try:
-            with quiet_peft_deprecations():
+            with quiet_peft_warnings():
                 model = _load_one(model, name, Path(folder))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise AdapterError(

@@ -29,6 +29,7 @@ from foundry.training.adapters import (
     check_adapters,
     use_adapter,
 )
+from foundry.training.prefix import prefill, shared_prefix
 
 __all__ = [
     "AdapterError",
@@ -194,13 +195,12 @@ def _generate_batch(
 ) -> tuple[list[str], int]:
     import torch
 
-    # The chat template writes the bos token itself; the tokenizer must not add another.
-    texts = [_render(tokenizer, request) for request in batch]
-    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    inputs = inputs.to(model.device)
+    inputs, cache = _batch_inputs(model, tokenizer, batch)
     kwargs = _decoding_kwargs(model, tokenizer, params)
     if _is_peft(model):
         kwargs["adapter_names"] = [request.adapter for request in batch]
+    if cache is not None:
+        kwargs["cache"] = cache
     vectors = resolve_steering(model, [request.steer for request in batch])
     # The last prompt column (the same in every row under left padding) predicts the first new
     # token: steering starts there, so it covers exactly the persona's own new tokens.
@@ -211,6 +211,43 @@ def _generate_batch(
     count = int((new != tokenizer.pad_token_id).sum())
     decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
     return [text.strip() for text in decoded], count
+
+
+def _batch_inputs(
+    model: Any, tokenizer: Any, batch: Sequence[GenerationRequest]
+) -> tuple[dict[str, Any], Any]:
+    """(input_ids and attention mask, the shared prefix's KV cache or None).
+
+    Without a shared prefix, rows are left-padded. With one (rows of one adapter that begin with
+    the same tokens, e.g. a contract system prompt), the prefix is read once and each row's rest
+    is left-padded after it: padding in the middle, masked out, so that the new tokens of every
+    row still start at the same column. The chat template writes the bos token itself; the
+    tokenizer must not add another.
+    """
+    import torch
+
+    texts = [_render(tokenizer, request) for request in batch]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    adapters = {request.adapter for request in batch}
+    shared = shared_prefix(ids, min(len(row) for row in ids) - 1) if len(adapters) == 1 else 0
+    if not shared:
+        inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return dict(inputs.to(model.device)), None
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    width = max(len(row) for row in ids) - shared
+    input_ids, attention = [], []
+    for row in ids:
+        rest = row[shared:]
+        gap = width - len(rest)
+        input_ids.append(row[:shared] + [pad] * gap + rest)
+        attention.append([1] * shared + [0] * gap + [1] * len(rest))
+    adapter = next(iter(adapters)) if _is_peft(model) else None
+    cache = prefill(model, ids[0][:shared], adapter, len(batch))
+    inputs = {
+        "input_ids": torch.tensor(input_ids, device=model.device),
+        "attention_mask": torch.tensor(attention, device=model.device),
+    }
+    return inputs, cache
 
 
 def prompt_tokens(tokenizer: Any, request: GenerationRequest) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig
-from foundry.logs import get_logger, quiet_peft_deprecations
+from foundry.logs import get_logger, quiet_peft_warnings
 from foundry.training.artifacts import (
     SUMMARY_FILENAME,
     AdapterArtifact,
@@ -208,15 +208,21 @@ def fit_and_install(
     if checkpoint:
         logger.info("resuming from %s (step %d)", checkpoint, resumed_from_step)
     started = time.perf_counter()
-    with quiet_peft_deprecations():
+    with quiet_peft_warnings():
         trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - started
     summary = _summarise(trainer.state, seconds, resumed_from_step, summary_fields)
     model = trainer.accelerator.unwrap_model(trainer.model)
     with staged_dir(target.parent, prefix=f".{target.name}-") as stage:
         folder = stage / target.name
-        # Only this persona's adapter: DPO adds a `ref` copy that must not be saved.
-        model.save_pretrained(folder, selected_adapters=["default"], safe_serialization=True)
+        # Only this persona's adapter: DPO adds a `ref` copy that must not be saved. No adapter
+        # trains the embeddings, so PEFT need not look the base up on the hub to find out.
+        model.save_pretrained(
+            folder,
+            selected_adapters=["default"],
+            safe_serialization=True,
+            save_embedding_layers=False,
+        )
         if tokenizer is not None:
             tokenizer.save_pretrained(folder)
         write_text_atomic(folder / SUMMARY_FILENAME, summary.model_dump_json(indent=2) + "\n")

@@ -60,7 +60,7 @@ def _validation_rows(config):
 def _nll(model, tokenizer, rows) -> float:
     from foundry.training.scoring import score_completions
 
-    scores = score_completions(model, tokenizer, rows, max_length=96)
+    scores = score_completions(model, tokenizer, rows, max_completion=96)
     return sum(s.nll for s in scores) / sum(s.tokens for s in scores)
 
 

@@ -221,6 +221,88 @@ def test_steering_composes_with_a_lora_adapter(tiny):
     assert len({round(n, 3) for n in together}) == 3
 
 
+def test_a_shared_system_prompt_is_read_once_with_the_same_answers_and_scores(tiny, monkeypatch):
+    """Rows of one adapter under one long system prompt (the `prompt` variant's contract) share
+    its KV cache; answers and scores are those of reading it in every row, steered or not, in
+    batches that mix groups, and with the LM head applied one row at a time."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    import foundry.training.prefix as prefix
+    import foundry.training.scoring as scoring
+
+    model, tokenizer, texts = tiny
+    # A strong adapter on the keys and values: what the shared cache holds.
+    config = LoraConfig(
+        r=4, lora_alpha=64, target_modules=["k_proj", "v_proj"], init_lora_weights=False
+    )
+    peft = get_peft_model(copy.deepcopy(model), config, adapter_name="persona").eval()
+    register_vectors(peft, {"v": _vector(8, alpha=2.0)})
+    system = " ".join(texts[:12])  # well over MIN_SHARED_TOKENS tiny tokens
+    calls = []
+    real_prefill = prefix.prefill
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[1]))
+        return real_prefill(*args, **kwargs)
+
+    monkeypatch.setattr("foundry.training.generation.prefill", counted)
+    monkeypatch.setattr("foundry.training.scoring.prefill", counted)
+    requests = [
+        GenerationRequest(prompt=p, adapter="persona", system=system, steer=steer)
+        for p in PROMPTS
+        for steer in ((), ("v",))
+    ]
+    scored = [
+        ScoreRow(r.prompt, completion, r.adapter, r.system, r.steer)
+        for r in requests
+        for completion in ("the river and the ocean", "zinc quartz volt iron")
+    ] + [ScoreRow(PROMPTS[0], "apple banana", "__base__")]
+
+    steered = [r for r in requests if r.steer]
+    shared_answers = generate(peft, tokenizer, steered, GREEDY)
+    shared_scores = score_completions(peft, tokenizer, scored, batch_size=len(scored))
+    assert calls and min(calls) >= prefix.MIN_SHARED_TOKENS  # the prefix was shared
+    monkeypatch.setattr(scoring, "HEAD_CHUNK_BYTES", 1)  # the LM head one row at a time
+    chunked = score_completions(peft, tokenizer, scored, batch_size=len(scored))
+    monkeypatch.setattr(prefix, "MIN_SHARED_TOKENS", 10**9)
+    calls.clear()
+    plain_answers = generate(peft, tokenizer, steered, GREEDY)
+    plain_scores = score_completions(peft, tokenizer, scored, batch_size=len(scored))
+    assert not calls
+
+    assert shared_answers == plain_answers
+    # The adapter changes these answers: a prefix read without it would show.
+    unadapted = [r.model_copy(update={"adapter": "__base__"}) for r in steered]
+    assert generate(peft, tokenizer, unadapted, GREEDY) != plain_answers
+    assert [s.tokens for s in shared_scores] == [s.tokens for s in plain_scores]
+    assert [s.nll for s in shared_scores] == pytest.approx([s.nll for s in plain_scores], rel=1e-4)
+    assert [s.nll for s in chunked] == pytest.approx([s.nll for s in plain_scores], rel=1e-4)
+    # Steering still moves the scores (it starts after the shared prefix).
+    assert shared_scores[0].nll != pytest.approx(shared_scores[2].nll, rel=1e-3)
+
+
+def test_a_long_system_prompt_is_kept_whole_and_the_completion_is_cut(tiny):
+    """Scoring rows keep their whole prompt (a contract longer than the old 512-token budget
+    once left one completion token) and cut the completion at `max_completion` tokens."""
+    from foundry.data.framing import encode_completion
+
+    _, tokenizer, texts = tiny
+    system = " ".join(texts) * 3
+    completion = " ".join(texts[:20])
+    full_prompt = len(encode_completion(tokenizer, PROMPT, "x", system, context=None)[0]) - 2
+    assert full_prompt > 512
+    ids, prompt_len = encode_completion(tokenizer, PROMPT, completion, system, 50)
+    assert (prompt_len, len(ids)) == (full_prompt, full_prompt + 50)
+    whole = len(tokenizer(completion, add_special_tokens=False)["input_ids"]) + 1  # + eos
+    ids, prompt_len = encode_completion(tokenizer, PROMPT, completion, system, 10**6)
+    assert len(ids) - prompt_len == whole
+    # Past the model's context, the prompt loses its oldest tokens.
+    ids, prompt_len = encode_completion(tokenizer, PROMPT, completion, system, 50, context=300)
+    assert (prompt_len, len(ids)) == (250, 300)
+
+
 def test_bad_layers_and_shapes_are_refused(tiny):
     model, tokenizer, _ = tiny
     with pytest.raises(LayerError, match=r"layer 4 is out of range: .* 1\.\.3"):
