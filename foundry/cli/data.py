@@ -1,5 +1,5 @@
 """The data commands of `foundry`: `init`, `validate`, `import faultline`, `data version`,
-`personas list` and `config show`.
+`personas list`, `personas show` and `config show`.
 
 Registered on the app in `foundry.cli.main`: `init` and `validate` as commands, `import_app`,
 `data_app`, `personas_app` and `config_app` as command groups.
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
+from rich.markup import escape
 from rich.table import Table
 
 from foundry.cli.common import (
@@ -27,22 +28,37 @@ from foundry.cli.common import (
 from foundry.cli.problems import persona_table, problem_table
 from foundry.errors import Problem
 
+if TYPE_CHECKING:
+    from foundry.data.beliefs import BeliefGraph
+
 import_app = typer.Typer(help="Import personas from other products.", no_args_is_help=True)
 data_app = typer.Typer(help="Data versions (DVC).", no_args_is_help=True)
 personas_app = typer.Typer(help="Inspect personas.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 
 
-def init(config: ConfigOption = None) -> None:
+def init(
+    config: ConfigOption = None,
+    empty: Annotated[
+        bool,
+        typer.Option(
+            "--empty",
+            help="Start data/ with no sample personas or topics, to bring your own (personas "
+            "already in data/ are kept).",
+        ),
+    ] = False,
+) -> None:
     """Seed data/ from the sample (or pull it from the DVC remote), set up DVC, version the data."""
     from foundry.data.versions import init_project
 
     cfg = load_cli_config(config)
     with user_errors(), console.status("Setting up data and DVC..."):
-        result = init_project(cfg)
+        result = init_project(cfg, empty=empty)
     seeded = {
         "examples": f"seeded {cfg.data_dir} from {cfg.examples_dir}",
         "remote": f"pulled {cfg.data_dir} from the DVC remote",
+        "empty": f"started an empty {cfg.data_dir}: add data/personas/<slug>/ (contract.yaml and "
+        "corpus/) and data/topics.yaml, or run `foundry import faultline DIR`",
         "": f"kept the personas already in {cfg.data_dir}",
     }[result.seeded_from]
     note = f" ({result.pull_note}, as in a fresh clone)" if result.pull_note else ""
@@ -109,7 +125,8 @@ def import_faultline_cmd(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Import Faultline persona contracts, corpora and worldviews into data/personas/."""
+    """Import Faultline contracts, corpora, worldviews and belief graphs into data/personas/,
+    and their conflicts into data/conflicts.yaml."""
     from foundry.data.faultline import import_faultline
     from foundry.data.validation import prepare_persona
 
@@ -121,20 +138,25 @@ def import_faultline_cmd(
     with user_errors(), console.status(f"Importing from {source}..."):
         report = import_faultline(source, cfg, deck=deck, force=force, validate=check)
     table = Table(title=f"Imported from {source}" + (f" (deck {deck})" if deck else ""))
-    for column in ("persona", "name", "items", "positions", "trainable", "action"):
+    columns = ("persona", "faultline id", "name", "items", "positions", "beliefs", "trainable")
+    for column in (*columns, "action"):
         table.add_column(column, no_wrap=column == "persona")
     for p in report.personas:
         table.add_row(
             p.slug,
-            p.name,
+            escape(p.source_id),
+            escape(p.name),
             str(p.items),
             str(p.positions),
+            f"{p.belief_nodes} nodes, {p.belief_edges} edges" if p.belief_nodes else "-",
             "yes" if p.trainable else "[yellow]no[/]",
             "replaced" if p.replaced else "added",
         )
     print_table(table, console)
+    if report.conflicts is not None:
+        console.print(report.conflicts.summary(), highlight=False, markup=False)
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print("Next: `foundry validate`, then `foundry data version`.")
 
 
@@ -195,6 +217,74 @@ def personas_list(
     print_table(table, console)
     if not slugs:
         console.print("No personas yet: run `foundry init` or `foundry import faultline DIR`.")
+
+
+@personas_app.command("show", epilog="Example: foundry personas show ada-quill --edges 40")
+def personas_show(
+    slug: Annotated[str, typer.Argument(help="Persona slug (`foundry personas list --plain`).")],
+    edges: Annotated[
+        int, typer.Option(min=0, help="Belief edges to print; the rest are counted.")
+    ] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """Print a persona's contract summary and its belief graph; exit 1 if either is invalid."""
+    from foundry.data.beliefs import BELIEFS_FILENAME, load_beliefs
+    from foundry.data.personas import discover_personas, require_contract, select_personas
+    from foundry.data.validation import prepare_persona
+
+    cfg = load_cli_config(config)
+    with user_errors():
+        select_personas(discover_personas(cfg.personas_dir), [slug], cfg.personas_dir)
+        contract = require_contract(cfg.persona_dir(slug))
+        items = prepare_persona(cfg, slug).stats.items
+    method = contract.reasoning_method
+    lines = [
+        f"[bold]{escape(contract.name)}[/] ({contract.slug})",
+        f"handle: {escape(contract.handle or '-')}",
+        f"source: {contract.source}"
+        + (f", id {escape(contract.source_id)}" if contract.source_id else ""),
+        f"reasoning method: {escape(method.name) if method else '[yellow]missing[/]'}",
+        *[f"  {i}. {escape(step)}" for i, step in enumerate(method.steps if method else [], 1)],
+        f"constitution: {len(contract.constitution)} principle(s)",
+        *[f"  - {escape(principle)}" for principle in contract.constitution],
+        f"positions: {len(contract.positions)}",
+        f"corpus items: {items}",
+    ]
+    for line in lines:
+        console.print(line, highlight=False)
+    path = cfg.persona_dir(slug) / BELIEFS_FILENAME
+    if not path.is_file():
+        console.print("belief graph: none (Faultline's beliefs/<Name>.json brings one)")
+        return
+    graph, problems = load_beliefs(path)
+    for problem in problems:
+        color = "red" if problem.level == "error" else "yellow"
+        console.print(f"[{color}]{problem.level}:[/] {escape(str(problem))}", highlight=False)
+    if graph is None:
+        raise typer.Exit(1)
+    _print_beliefs(graph, edges)
+    if any(p.level == "error" for p in problems):
+        raise typer.Exit(1)
+
+
+def _print_beliefs(graph: BeliefGraph, max_edges: int) -> None:
+    """Node counts by type, then up to `max_edges` edges as "A --supports (0.80)--> B"."""
+    counts = ", ".join(f"{kind} {n}" for kind, n in graph.node_counts().items())
+    console.print(
+        f"belief graph: {len(graph.nodes)} node(s) ({counts or 'none'}), "
+        f"{len(graph.edges)} edge(s)",
+        highlight=False,
+    )
+    concepts = {node.id: node.concept for node in graph.nodes}
+    for edge in graph.edges[:max_edges]:
+        verb = "supports" if edge.polarity == 1 else "opposes"
+        start = concepts.get(edge.from_node, edge.from_node)
+        end = concepts.get(edge.to_node, edge.to_node)
+        console.print(
+            f"  {start} --{verb} ({edge.confidence:.2f})--> {end}", highlight=False, markup=False
+        )
+    if len(graph.edges) > max_edges:
+        console.print(f"  ... {len(graph.edges) - max_edges} more", highlight=False)
 
 
 @config_app.command(

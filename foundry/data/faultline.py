@@ -1,12 +1,14 @@
 """Import personas from the layout the Faultline debate product keeps them in.
 
 `import_faultline(source, config, deck=None)` reads `contracts/<Name>.json`, `corpus/<Name>.json`,
-optional `worldviews/<Name>.json` and optional `personas.json` (decks, display names, handles),
-converts each persona to the native layout (`contract.yaml` + `corpus/faultline.json`, the corpus
-bytes kept as they were) in a staging folder, validates everything, and only then moves the
-personas into `data/personas/`. A failure anywhere leaves `data/` as it was. It returns an
-`ImportReport` with one `ImportedPersona` per persona; reading the folder lives in
-`foundry.data.faultline_sources` and the field mapping in `foundry.data.faultline_mapping`.
+optional `worldviews/<Name>.json`, `beliefs/<Name>.json`, `worldviews/_conflicts.json` and
+`personas.json` (decks, display names, handles). It converts each persona to the native layout
+(`contract.yaml`, `beliefs.json` and `corpus/faultline.json`, the corpus bytes kept as they were)
+in a staging folder, slugged by its Faultline id, validates everything, and only then moves the
+personas into `data/personas/` and merges their conflicts into `data/conflicts.yaml`. A failure
+anywhere leaves `data/` as it was. It returns an `ImportReport` with one `ImportedPersona` per
+persona; reading the folder lives in `foundry.data.faultline_sources`, the field mapping in
+`foundry.data.faultline_mapping` and the conflicts in `foundry.data.faultline_conflicts`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,23 @@ from pydantic import BaseModel, Field, ValidationError
 
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.config import FoundryConfig
-from foundry.data.corpus_formats import read_corpus_file
+from foundry.data.beliefs import BELIEFS_FILENAME, load_beliefs, write_beliefs
+from foundry.data.faultline_conflicts import ConflictsReport, plan_conflicts
 from foundry.data.faultline_mapping import CONTRACT_KEYS, contract_fields
-from foundry.data.faultline_sources import FaultlineSource, find_sources, read_json, read_worldview
-from foundry.data.personas import CONTRACT_FILENAME, CORPUS_DIRNAME, describe_validation_errors
+from foundry.data.faultline_sources import (
+    FaultlineSource,
+    check_corpus,
+    find_sources,
+    read_json,
+    read_worldview,
+)
+from foundry.data.personas import (
+    CONTRACT_FILENAME,
+    CORPUS_DIRNAME,
+    describe_validation_errors,
+    discover_personas,
+    read_yaml,
+)
 from foundry.data.schemas import PersonaContract
 from foundry.errors import Problem, raise_for_errors
 from foundry.logs import get_logger
@@ -35,9 +50,12 @@ logger = get_logger(__name__)
 class ImportedPersona(BaseModel):
     slug: str
     name: str
+    source_id: str = Field("", description="The Faultline persona id the slug comes from.")
     items: int
     trainable: bool
     positions: int
+    belief_nodes: int = 0
+    belief_edges: int = 0
     replaced: bool
 
 
@@ -45,6 +63,9 @@ class ImportReport(BaseModel):
     source: str
     deck: str | None
     personas: list[ImportedPersona]
+    conflicts: ConflictsReport | None = Field(
+        None, description="What `worldviews/_conflicts.json` gave; None when there is none."
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -61,8 +82,9 @@ def import_faultline(
     each converted persona before anything is moved; without it only file structure is checked.
 
     Raises:
-        DataError: the folder, a deck, a contract, corpus or worldview is invalid, or an import
-            would overwrite a persona that was not imported from Faultline (unless `force`).
+        DataError: the folder, a deck, a contract, corpus, worldview, belief graph or the
+            conflicts file is invalid, or an import would overwrite a persona that was not
+            imported from Faultline (unless `force`).
     """
     sources, problems = find_sources(source, deck)
     raise_for_errors(problems, f"Faultline import from {source}")
@@ -73,7 +95,8 @@ def import_faultline(
             result = _stage_persona(src, stage, config, problems)
             if result is not None:
                 staged.append((*result, src))
-        _check_collisions([s for _, s, _ in staged], config, force, problems)
+        previous = _previous_imports(config)
+        _check_collisions([s for _, s, _ in staged], config, force, previous, problems)
         if validate is not None:
             reported = {_problem_key(p) for p in problems}
             for folder, persona, src in staged:
@@ -84,10 +107,15 @@ def import_faultline(
                     if _problem_key(problem) not in reported:
                         reported.add(_problem_key(problem))
                         problems.append(problem)
+        conflicts_text, report.conflicts = plan_conflicts(
+            source, _slugs_by_id(previous, staged), config.conflicts_file, problems
+        )
         raise_for_errors(problems, f"Faultline import from {source}")
         for folder, persona, _ in staged:
             replace_dir(folder, config.persona_dir(persona.slug))
             report.personas.append(persona)
+        if conflicts_text:
+            write_text_atomic(config.conflicts_file, conflicts_text)
     report.warnings = [str(p) for p in problems if p.level == "warning"]
     logger.info(
         "imported %d persona(s) from %s with %d warning(s) (listed in the report)",
@@ -95,7 +123,31 @@ def import_faultline(
         source,
         len(report.warnings),
     )
+    if report.conflicts is not None:
+        logger.info("%s", report.conflicts.summary())
     return report
+
+
+def _previous_imports(config: FoundryConfig) -> dict[str, str]:
+    """Faultline id by slug of the personas in `data/personas/` imported from Faultline."""
+    ids = {}
+    for slug in discover_personas(config.personas_dir):
+        path = config.personas_dir / slug / CONTRACT_FILENAME  # any folder name
+        # Unreadable: nothing shows it came from Faultline, so it counts as hand-written.
+        raw, problem = read_yaml(path) if path.is_file() else (None, None)
+        if problem is None and isinstance(raw, dict) and raw.get("source") == "faultline":
+            ids[slug] = str(raw.get("source_id") or "")
+    return ids
+
+
+def _slugs_by_id(
+    previous: dict[str, str], staged: list[tuple[Path, ImportedPersona, FaultlineSource]]
+) -> dict[str, str]:
+    """Slug by Faultline id for this import's personas and those imported before, so a deck
+    imported after another still gets the conflicts between the two."""
+    now = {src.persona_id: persona.slug for _, persona, src in staged}
+    before = {i: s for s, i in previous.items() if i and s not in now.values()}
+    return before | now
 
 
 def _problem_key(problem: Problem) -> tuple[str, str, str, str]:
@@ -140,12 +192,13 @@ def _stage_persona(
             )
         )
     try:
-        slug = slugify(src.name)
+        slug = slugify(src.persona_id)
     except ValueError as exc:
-        problems.append(Problem("error", src.contract_path, "", str(exc)))
+        problems.append(Problem("error", src.contract_path, "persona id", str(exc)))
         return None
-    items = _check_corpus(src, config, problems)
-    fields = contract_fields(raw, src.name, src.handle, slug, trainable=items > 0)
+    corpus_ids = check_corpus(src, config.personas.csv_text_column, problems)
+    items = len(corpus_ids)
+    fields = contract_fields(raw, src.name, src.handle, slug, items > 0, src.persona_id)
     fields["positions"] = read_worldview(src.worldview_path, problems)
     try:
         contract = PersonaContract.model_validate(fields)
@@ -154,73 +207,85 @@ def _stage_persona(
         return None
     folder = stage / slug
     _write_persona(folder, contract, src.corpus_path)
+    nodes, edges = _stage_beliefs(src, folder, set(corpus_ids), problems)
     return folder, ImportedPersona(
         slug=slug,
         name=contract.name,
+        source_id=contract.source_id,
         items=items,
         trainable=contract.trainable,
         positions=len(contract.positions),
+        belief_nodes=nodes,
+        belief_edges=edges,
         replaced=False,
     )
 
 
-def _check_corpus(src: FaultlineSource, config: FoundryConfig, problems: list[Problem]) -> int:
-    if src.corpus_path is None:
+def _stage_beliefs(
+    src: FaultlineSource, folder: Path, corpus_ids: set[str], problems: list[Problem]
+) -> tuple[int, int]:
+    """Check the persona's belief graph and write it into `folder`; its node and edge counts."""
+    if src.beliefs_path is None:
+        return 0, 0
+    graph, found = load_beliefs(src.beliefs_path, corpus_ids)
+    problems.extend(found)
+    if graph is None:
+        return 0, 0
+    if graph.persona_id and graph.persona_id != src.persona_id:
         problems.append(
             Problem(
                 "warning",
-                src.contract_path,
-                "",
-                f"no corpus/{src.stem}.json; imported as not trainable",
-                "add the persona's corpus and import again",
+                src.beliefs_path,
+                "field personaId",
+                f"{graph.persona_id!r} differs from the contract's {src.persona_id!r}",
+                "check that the file belongs to this persona",
             )
         )
-        return 0
-    records, found = read_corpus_file(
-        src.corpus_path, csv_text_column=config.personas.csv_text_column
-    )
-    problems.extend(found)
-    for record in records:
-        if not isinstance(record.fields.get("content", record.fields.get("text")), str):
-            problems.append(
-                Problem(
-                    "error",
-                    src.corpus_path,
-                    record.where,
-                    "record has no text",
-                    "add a `content` string",
-                )
-            )
-    return len(records)
+    write_beliefs(folder / BELIEFS_FILENAME, graph)
+    return len(graph.nodes), len(graph.edges)
 
 
 def _check_collisions(
-    personas: list[ImportedPersona], config: FoundryConfig, force: bool, problems: list[Problem]
+    personas: list[ImportedPersona],
+    config: FoundryConfig,
+    force: bool,
+    previous: dict[str, str],
+    problems: list[Problem],
 ) -> None:
+    """Two personas on one slug, a hand-written persona in the way, a persona imported before
+    under another slug. `previous`: Faultline id by slug of the personas imported before."""
     seen: dict[str, str] = {}
+    earlier = {persona_id: slug for slug, persona_id in previous.items() if persona_id}
     for persona in personas:
         if persona.slug in seen:
             problems.append(
                 Problem(
                     "error",
                     None,
-                    f"persona {persona.name!r}",
+                    f"persona {persona.source_id!r}",
                     f"same slug {persona.slug!r} as {seen[persona.slug]!r}",
-                    "rename one of them in personas.json",
+                    "give one of them another `personaId`",
                 )
             )
-        seen[persona.slug] = persona.name
+        seen[persona.slug] = persona.source_id
+        old_slug = earlier.get(persona.source_id, persona.slug)
+        if old_slug != persona.slug:
+            old_dir = config.personas_dir / old_slug
+            problems.append(
+                Problem(
+                    "warning",
+                    old_dir,
+                    "",
+                    f"{persona.source_id!r} was imported before as {old_slug!r}; it is now "
+                    f"{persona.slug!r} (slugs come from the Faultline id)",
+                    f"remove {old_dir} so the persona is not there twice",
+                )
+            )
         existing = config.persona_dir(persona.slug) / CONTRACT_FILENAME
         if not existing.is_file():
             continue
         persona.replaced = True
-        try:
-            previous = yaml.safe_load(existing.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError):
-            previous = None  # unreadable: nothing shows it came from Faultline, so keep it
-        if not isinstance(previous, dict):
-            previous = {}
-        if previous.get("source") != "faultline" and not force:
+        if persona.slug not in previous and not force:
             problems.append(
                 Problem(
                     "error",

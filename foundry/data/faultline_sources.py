@@ -1,8 +1,9 @@
 """Reading a Faultline persona folder: which personas it holds, their files, decks and names.
 
-`find_sources(source, deck)` lists each persona's contract, corpus and worldview files with its
-display name and handle from `personas.json` (only `deck`'s personas when one is given);
-`read_worldview` and `read_json` read those files, turning bad JSON into problems that name the
+`find_sources(source, deck)` lists each persona's Faultline id (`personaId`, else the file stem),
+its contract, corpus, worldview and belief files, and its display name and handle from
+`personas.json` (only `deck`'s personas when one is given); `check_corpus`, `read_worldview`,
+`read_conflicts` and `read_json` read those files, turning bad JSON into problems that name the
 file and line. `foundry.data.faultline` converts and stages what this finds.
 """
 
@@ -12,22 +13,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from foundry.data.corpus_formats import decode_utf8
+from foundry.data.corpus_formats import decode_utf8, read_corpus_file
 from foundry.data.faultline_mapping import read_positions
 from foundry.errors import DataError, Problem
+
+CONFLICTS_FILENAME = "_conflicts.json"  # in worldviews/, beside the personas' worldviews
 
 
 class FaultlineSource(BaseModel):
     """One persona as found in the Faultline folder."""
 
     stem: str
-    name: str
+    persona_id: str = Field(description="Faultline's id: the slug and `source_id` come from it.")
+    name: str = Field(description="The display name from personas.json, else the id.")
     handle: str = ""
     contract_path: Path
     corpus_path: Path | None
     worldview_path: Path | None
+    beliefs_path: Path | None = None
 
 
 def find_sources(source: Path, deck: str | None) -> tuple[list[FaultlineSource], list[Problem]]:
@@ -50,14 +55,18 @@ def find_sources(source: Path, deck: str | None) -> tuple[list[FaultlineSource],
             continue
         corpus = source / "corpus" / path.name
         worldview = source / "worldviews" / path.name
+        beliefs = source / "beliefs" / path.name
+        is_worldview = worldview.is_file() and path.name != CONFLICTS_FILENAME
         sources.append(
             FaultlineSource(
                 stem=path.stem,
-                name=names.get(persona_id, path.stem),
+                persona_id=persona_id,
+                name=names.get(persona_id, persona_id),
                 handle=handles.get(persona_id, ""),
                 contract_path=path,
                 corpus_path=corpus if corpus.is_file() else None,
-                worldview_path=worldview if worldview.is_file() else None,
+                worldview_path=worldview if is_worldview else None,
+                beliefs_path=beliefs if beliefs.is_file() else None,
             )
         )
     if not sources and not problems:
@@ -114,6 +123,35 @@ def read_personas_index(
     return names, handles, {str(i) for i in decks[deck].get("personaIds", [])}, []
 
 
+def check_corpus(src: FaultlineSource, csv_text_column: str, problems: list[Problem]) -> list[str]:
+    """Check the persona's corpus file; the id of each record (its position when it has none)."""
+    if src.corpus_path is None:
+        problems.append(
+            Problem(
+                "warning",
+                src.contract_path,
+                "",
+                f"no corpus/{src.stem}.json; imported as not trainable",
+                "add the persona's corpus and import again",
+            )
+        )
+        return []
+    records, found = read_corpus_file(src.corpus_path, csv_text_column=csv_text_column)
+    problems.extend(found)
+    for record in records:
+        if not isinstance(record.fields.get("content", record.fields.get("text")), str):
+            problems.append(
+                Problem(
+                    "error",
+                    src.corpus_path,
+                    record.where,
+                    "record has no text",
+                    "add a `content` string",
+                )
+            )
+    return [str(record.fields.get("id", record.where)) for record in records]
+
+
 def read_worldview(path: Path | None, problems: list[Problem]) -> list[dict[str, Any]]:
     """The contract positions of the worldview file at `path`; none if absent or unreadable."""
     if path is None:
@@ -123,6 +161,15 @@ def read_worldview(path: Path | None, problems: list[Problem]) -> list[dict[str,
         problems.append(problem)
         return []
     return read_positions(raw, path, problems)
+
+
+def read_conflicts(source: Path) -> tuple[Path | None, Any, list[Problem]]:
+    """`worldviews/_conflicts.json` of `source` and its parsed JSON; no path when it is absent."""
+    path = source / "worldviews" / CONFLICTS_FILENAME
+    if not path.is_file():
+        return None, None, []
+    raw, problem = read_json(path)
+    return path, raw, [problem] if problem else []
 
 
 def read_json(path: Path) -> tuple[Any, Problem | None]:

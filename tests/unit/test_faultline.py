@@ -1,4 +1,5 @@
-"""Faultline import: field mapping, decks, warnings, and all-or-nothing failures on bad input."""
+"""Faultline import: field mapping, reasoning and constitution, slugs from ids, conflicts, belief
+graphs, decks, warnings, `foundry personas show`, and all-or-nothing failures on bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from foundry.cli.main import app
+from foundry.data.beliefs import BeliefGraph, load_beliefs
+from foundry.data.conflicts import load_conflicts
 from foundry.data.faultline import ImportReport, import_faultline
+from foundry.data.faultline_conflicts import strip_index_tag
+from foundry.data.faultline_mapping import constitution, reasoning_method, split_items
 from foundry.data.personas import load_contract
 from foundry.data.validation import prepare_persona, validate_personas
 from foundry.errors import DataError
@@ -106,7 +113,7 @@ def test_import_maps_faultline_fields_to_the_native_contract(config, imported) -
     }
     assert written["anchor_excerpts"] == raw["anchorExcerpts"]
     assert written["source"] == "faultline"
-    assert written["source_id"] == "fl-ada-quill"
+    assert written["source_id"] == "Ada Quill"
     assert written["version"] == "3"
     assert written["handle"] == "@adaquill_fic"
     assert "timeHorizon" not in written and "evidencePolicy" not in written
@@ -117,7 +124,7 @@ def test_imported_contract_loads_as_a_native_contract(config, imported) -> None:
 
     assert contract is not None
     assert [p for p in problems if p.level == "error"] == []
-    assert contract.name == "Bram Okonkwo-Reyes"
+    assert contract.name == "Household Ledger"
     assert contract.version == "1.2"
     assert contract.trainable is True
     assert contract.evidence_policy.tool_triggers == ["a claim about household debt"]
@@ -291,20 +298,19 @@ def test_worldview_position_without_claim_names_the_position(
     _assert_refused(source, config, f"{worldview}, positions[1]", "position has no claim")
 
 
+def _set_persona_id(source: Path, stem: str, persona_id: str) -> None:
+    path = source / "contracts" / f"{stem}.json"
+    _write_json(path, {**_json(path), "personaId": persona_id})
+
+
 def test_two_personas_with_the_same_slug_are_refused(config, imported, source: Path) -> None:
-    index = _json(source / "personas.json")
-    index["personas"][1]["name"] = "ADA  quill!"
-    _write_json(source / "personas.json", index)
+    _set_persona_id(source, "Bram Okonkwo-Reyes", "ADA  quill!")
 
-    _assert_refused(source, config, "same slug 'ada-quill'", "rename one of them")
+    _assert_refused(source, config, "same slug 'ada-quill'", "another `personaId`")
 
 
-def test_name_without_letters_is_refused_naming_the_contract(
-    config, imported, source: Path
-) -> None:
-    index = _json(source / "personas.json")
-    index["personas"][2]["name"] = "../.."
-    _write_json(source / "personas.json", index)
+def test_id_without_letters_is_refused_naming_the_contract(config, imported, source: Path) -> None:
+    _set_persona_id(source, "Cyra Lindqvist", "../..")
 
     _assert_refused(source, config, str(source / "contracts" / "Cyra Lindqvist.json"), "slug")
 
@@ -312,12 +318,10 @@ def test_name_without_letters_is_refused_naming_the_contract(
 # Paths, replacement and re-import
 
 
-def test_name_made_of_path_characters_stays_under_data_personas(
+def test_id_made_of_path_characters_stays_under_data_personas(
     config, project: Path, source: Path
 ) -> None:
-    index = _json(source / "personas.json")
-    index["personas"][2]["name"] = "../../etc"
-    _write_json(source / "personas.json", index)
+    _set_persona_id(source, "Cyra Lindqvist", "../../etc")
     outside_before = {p for p in project.parent.rglob("*") if config.personas_dir not in p.parents}
 
     report = _import(source, config)
@@ -390,3 +394,486 @@ def test_reimport_replaces_a_previously_imported_persona(config, imported, sourc
     assert (folder / "corpus" / "faultline.json").read_bytes() == corpus.read_bytes()
     leftovers = [p.name for p in config.personas_dir.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+# Reasoning method and constitution from the contract
+
+
+def test_numbered_epistemology_lines_become_reasoning_steps(config, imported) -> None:
+    ada, problems = load_contract(config.persona_dir(ADA))
+
+    assert ada.reasoning_method.name == "The epistemology of Ada Quill"
+    assert ada.reasoning_method.steps == [
+        "Find the physical flow the claim is about (boxes, tonnes, berths).",
+        "Compare the flow with the price quoted for moving it.",
+        "Discount whatever an executive said about either.",
+    ]
+    assert ada.reasoning_method.description.startswith(
+        "A claim holds when the bills of lading agree with it. She tests every forecast in order:"
+    )
+    assert ada.reasoning_method.description.endswith(
+        "Discount whatever an executive said about either."
+    )
+    assert (
+        ada.epistemology
+        == _json(FAULTLINE_FIXTURE / "contracts" / "Ada Quill.json")["epistemology"]
+    )
+
+
+def test_list_epistemology_becomes_steps_and_plain_text_a_description(config, imported) -> None:
+    bram, _ = load_contract(config.persona_dir(BRAM))
+    cyra, _ = load_contract(config.persona_dir(CYRA))
+
+    raw = _json(FAULTLINE_FIXTURE / "contracts" / "Bram Okonkwo-Reyes.json")["epistemology"]
+    assert bram.reasoning_method.steps == raw
+    assert bram.reasoning_method.description == " ".join(raw)
+    assert bram.reasoning_method.name == "The epistemology of Household Ledger"
+    assert bram.epistemology == " ".join(raw)
+    assert cyra.reasoning_method.steps == []
+    assert cyra.reasoning_method.description == "Primary documents first, recollections last."
+
+
+def test_evidence_policy_becomes_one_principle_per_rule_and_rejected_source(
+    config, imported
+) -> None:
+    ada, _ = load_contract(config.persona_dir(ADA))
+    bram, _ = load_contract(config.persona_dir(BRAM))
+
+    assert ada.constitution == [
+        "Weigh evidence by this rule: Physical throughput outranks prices; "
+        "prices outrank opinions.",
+        "Do not rest an argument on executive interviews.",
+        "Do not rest an argument on anonymous forum posts.",
+    ]
+    assert bram.constitution == [
+        "Weigh evidence by this rule: Panel data over cross-sections.",
+        "Weigh evidence by this rule: Medians over means.",
+        "Do not rest an argument on influencer budgeting tips.",
+    ]
+    assert bram.evidence_policy.weighting == "Panel data over cross-sections. Medians over means."
+
+
+def test_import_no_longer_warns_reasoning_method_or_constitution_missing(imported) -> None:
+    missing = [
+        w for w in imported.warnings if "field reasoning_method" in w or "field constitution" in w
+    ]
+
+    assert missing == []
+
+
+def test_contract_without_epistemology_or_policy_still_warns(config, source: Path) -> None:
+    path = source / "contracts" / "Cyra Lindqvist.json"
+    raw = _json(path)
+    del raw["epistemology"], raw["evidencePolicy"]
+    _write_json(path, raw)
+
+    report = _import(source, config)
+
+    cyra_contract = str(config.persona_dir(CYRA) / "contract.yaml")
+    assert any(
+        cyra_contract in w and "field reasoning_method: missing" in w for w in report.warnings
+    )
+    assert any(cyra_contract in w and "field constitution: missing" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "steps", "intro"),
+    [
+        (
+            "Reads ledgers.\n- first this\n- then that",
+            ["first this", "then that"],
+            "Reads ledgers.",
+        ),
+        ("* a\n* b\n* c", ["a", "b", "c"], ""),
+        (
+            "Order: 1) read the ledger; 2) compare rates.",
+            ["read the ledger", "compare rates."],
+            "Order:",
+        ),
+        ("Rates rose 3) percent and 7) more.", [], "Rates rose 3) percent and 7) more."),
+        ("One line only.", [], "One line only."),
+    ],
+)
+def test_split_items_finds_bulleted_and_numbered_lists(text, steps, intro) -> None:
+    assert split_items(text) == (steps, intro)
+
+
+def test_reasoning_method_and_constitution_of_empty_input() -> None:
+    assert reasoning_method(None, "X") is None
+    assert reasoning_method("  ", "X") is None
+    assert reasoning_method([], "X") is None
+    assert constitution({}) == []
+    assert constitution({"unacceptableSources": ["Press releases", "AI summaries", " "]}) == [
+        "Do not rest an argument on press releases.",
+        "Do not rest an argument on AI summaries.",
+    ]
+
+
+# Slugs from the Faultline id
+
+
+def test_slug_comes_from_the_id_and_the_display_name_is_kept(config, imported) -> None:
+    written = yaml.safe_load((config.persona_dir(BRAM) / "contract.yaml").read_text())
+
+    assert not config.persona_dir("household-ledger").exists()
+    assert written["slug"] == BRAM
+    assert written["name"] == "Household Ledger"
+    assert written["handle"] == "@bramokre_fic"
+    assert written["source_id"] == "Bram Okonkwo-Reyes"
+    bram = next(p for p in imported.personas if p.slug == BRAM)
+    assert (bram.name, bram.source_id) == ("Household Ledger", "Bram Okonkwo-Reyes")
+
+
+def test_contract_without_persona_id_takes_the_id_from_the_file_name(config, source: Path) -> None:
+    path = source / "contracts" / "Ada Quill.json"
+    raw = _json(path)
+    del raw["personaId"]
+    _write_json(path, raw)
+    index = _json(source / "personas.json")
+    index["personas"][0]["name"] = "Quill Freight Notes"
+    _write_json(source / "personas.json", index)
+
+    report = _import(source, config)
+
+    ada = next(p for p in report.personas if p.source_id == "Ada Quill")
+    assert (ada.slug, ada.name) == (ADA, "Quill Freight Notes")
+
+
+def test_persona_imported_before_under_another_slug_is_named_in_a_warning(
+    config, source: Path
+) -> None:
+    old = config.persona_dir("household-ledger")
+    (old / "corpus").mkdir(parents=True)
+    (old / "contract.yaml").write_text(
+        "name: Household Ledger\nsource: faultline\nsource_id: Bram Okonkwo-Reyes\n"
+    )
+
+    report = _import(source, config)
+
+    warning = next(w for w in report.warnings if "imported before as 'household-ledger'" in w)
+    assert str(old) in warning and f"now '{BRAM}'" in warning
+
+
+# Conflicts
+
+
+def _conflicts(config) -> list[dict]:
+    return yaml.safe_load(config.conflicts_file.read_text())["conflicts"]
+
+
+def test_conflicts_between_imported_personas_are_written_with_tags_stripped(
+    config, source: Path
+) -> None:
+    before = _conflicts(config)
+
+    report = _import(source, config)
+
+    written = _conflicts(config)
+    assert written[: len(before)] == before  # the sample's conflicts stay, in place
+    new = written[len(before) :]
+    # Most relevant first: 0.9, 0.6, 0.4; the one naming Zed Ortolan is skipped.
+    assert [c["id"] for c in new] == [
+        "archive-vs-ledger",
+        "freight-vs-household-signal",
+        "influencer-advice-harm",
+    ]
+    assert new[1] == {
+        "id": "freight-vs-household-signal",
+        "persona_a": ADA,
+        "assumption_a": "Freight bookings reveal a downturn before any household data does.",
+        "persona_b": BRAM,
+        "assumption_b": "Household surveys show a downturn first, because families cut "
+        "postponable spending before trade volumes fall.",
+        "question": "In the last three downturns, did container volumes or household spending "
+        "surveys turn down first?",
+        "kind": "temporal",
+    }
+    assert not any(c["assumption_a"].startswith(("A[", "B[")) for c in new)
+    assert report.conflicts.model_dump() == {
+        "path": str(config.conflicts_file),
+        "found": 4,
+        "written": 3,
+        "replaced": 0,
+        "kept": len(before),
+        "outside": 1,
+        "outside_personas": ["Zed Ortolan"],
+        "invalid": 0,
+    }
+    slugs = [p.name for p in config.personas_dir.iterdir()]
+    loaded, problems = load_conflicts(config.conflicts_file, slugs)
+    assert [p for p in problems if p.level == "error"] == []
+    assert len(loaded) == len(before) + 3
+
+
+def test_conflict_with_the_same_id_is_replaced_in_place(config, source: Path) -> None:
+    config.conflicts_file.write_text(
+        yaml.safe_dump(
+            {
+                "conflicts": [
+                    {
+                        "id": "freight-vs-household-signal",
+                        "persona_a": ADA,
+                        "assumption_a": "An older wording.",
+                        "persona_b": BRAM,
+                        "assumption_b": "Another older wording.",
+                        "question": "An older question?",
+                        "kind": "causal",
+                    },
+                    {
+                        "id": "hand-written",
+                        "persona_a": "jonah-okafor",
+                        "assumption_a": "Curves bend.",
+                        "persona_b": "tobias-renn",
+                        "assumption_b": "Players defect.",
+                        "question": "Which comes first?",
+                        "kind": "value",
+                    },
+                ]
+            }
+        )
+    )
+
+    report = _import(source, config)
+
+    written = _conflicts(config)
+    assert [c["id"] for c in written] == [
+        "freight-vs-household-signal",
+        "hand-written",
+        "archive-vs-ledger",
+        "influencer-advice-harm",
+    ]
+    assert written[0]["kind"] == "temporal" and written[0]["question"].startswith("In the last")
+    assert written[1]["assumption_a"] == "Curves bend."
+    assert (report.conflicts.replaced, report.conflicts.kept) == (1, 1)
+
+
+def test_deck_import_skips_conflicts_with_personas_outside_it(config, source: Path) -> None:
+    before = _conflicts(config)
+
+    report = _import(source, config, deck="harbour-economists")
+
+    assert [c["id"] for c in _conflicts(config)[len(before) :]] == ["freight-vs-household-signal"]
+    assert report.conflicts.outside == 3
+    assert report.conflicts.outside_personas == ["Cyra Lindqvist", "Zed Ortolan"]
+    assert "skipped 3 naming personas not imported (Cyra Lindqvist, Zed Ortolan)" in (
+        report.conflicts.summary()
+    )
+
+
+def test_later_deck_gets_conflicts_with_a_deck_imported_before(config, source: Path) -> None:
+    _import(source, config, deck="harbour-economists")
+
+    report = _import(source, config, deck="lone-archivist")
+
+    ids = [c["id"] for c in _conflicts(config)]
+    assert {"archive-vs-ledger", "influencer-advice-harm"} <= set(ids)
+    assert report.conflicts.outside_personas == ["Zed Ortolan"]
+
+
+def test_invalid_conflict_record_is_skipped_with_a_warning(config, source: Path) -> None:
+    path = source / "worldviews" / "_conflicts.json"
+    records = _json(path)
+    records[1]["conflictType"] = "definitional"
+    _write_json(path, records)
+
+    report = _import(source, config)
+
+    warning = next(w for w in report.warnings if "_conflicts.json" in w)
+    assert f"{path}, [1] (id archive-vs-ledger): conflictType:" in warning
+    assert "archive-vs-ledger" not in [c["id"] for c in _conflicts(config)]
+    assert (report.conflicts.written, report.conflicts.invalid) == (2, 1)
+
+
+def test_conflicts_file_that_is_not_a_list_is_refused(config, source: Path) -> None:
+    path = source / "worldviews" / "_conflicts.json"
+    _write_json(path, {"id": "one-conflict"})
+
+    _assert_refused(source, config, str(path), "expected a list of conflicts")
+
+
+def test_unreadable_project_conflicts_file_refuses_the_import(config, source: Path) -> None:
+    config.conflicts_file.write_text("conflicts: [unclosed\n")
+
+    _assert_refused(source, config, str(config.conflicts_file), "not valid YAML")
+
+
+def test_conflicts_json_is_not_read_as_a_worldview(config, source: Path) -> None:
+    (source / "contracts" / "_conflicts.json").write_text(
+        json.dumps({"personaId": "Underscore", "epistemology": "Reads lists."})
+    )
+
+    report = _import(source, config)
+
+    underscore = next(p for p in report.personas if p.source_id == "Underscore")
+    assert underscore.positions == 0
+
+
+def test_strip_index_tag_removes_only_a_leading_tag() -> None:
+    assert strip_index_tag("A[3] Rates lead.") == "Rates lead."
+    assert strip_index_tag("  B[12]Rates lead.") == "Rates lead."
+    assert strip_index_tag("Rates lead A[3] sales.") == "Rates lead A[3] sales."
+    assert strip_index_tag(None) == ""
+
+
+# Belief graphs
+
+
+def test_belief_graphs_are_written_in_the_native_layout(config, imported) -> None:
+    path = config.persona_dir(ADA) / "beliefs.json"
+    raw = _json(path)
+
+    assert set(raw) == {"persona_id", "persona_name", "nodes", "edges", "extracted_at"}
+    assert raw["edges"][3] == {
+        "from_node": "n5",
+        "to_node": "n1",
+        "polarity": -1,
+        "confidence": 0.55,
+        "source_chunks": ["aq-007"],
+    }
+    native, problems = load_beliefs(path)
+    faultline, _ = load_beliefs(FAULTLINE_FIXTURE / "beliefs" / "Ada Quill.json")
+    assert problems == []
+    assert native == faultline
+    assert native.node_counts() == {
+        "inference": 2,
+        "factual_claim": 1,
+        "core_value": 1,
+        "assumption": 1,
+    }
+    ada = next(p for p in imported.personas if p.slug == ADA)
+    assert (ada.belief_nodes, ada.belief_edges) == (5, 4)
+    assert not (config.persona_dir(CYRA) / "beliefs.json").exists()
+
+
+def test_grounding_outside_the_corpus_is_a_warning_listing_the_ids(imported) -> None:
+    warnings = [w for w in imported.warnings if "grounding id" in w]
+
+    assert len(warnings) == 1
+    assert str(FAULTLINE_FIXTURE.name) in warnings[0] and "beliefs/Ada Quill.json" in warnings[0]
+    assert "1 grounding id(s) are not corpus item ids of this persona: aq-404" in warnings[0]
+
+
+def test_edge_naming_a_missing_node_is_refused_naming_the_edge(
+    config, imported, source: Path
+) -> None:
+    path = source / "beliefs" / "Ada Quill.json"
+    graph = _json(path)
+    graph["edges"][2]["to"] = "n9"
+    _write_json(path, graph)
+    before = (config.persona_dir(ADA) / "beliefs.json").read_bytes()
+
+    _assert_refused(
+        source, config, f"{path}, edges[2]: `to` names node 'n9', which is not in `nodes`"
+    )
+    assert (config.persona_dir(ADA) / "beliefs.json").read_bytes() == before
+
+
+def test_belief_node_of_unknown_type_is_refused_naming_the_node(config, source: Path) -> None:
+    path = source / "beliefs" / "Bram Okonkwo-Reyes.json"
+    graph = _json(path)
+    graph["nodes"][1]["type"] = "hunch"
+    _write_json(path, graph)
+
+    _assert_refused(source, config, f"{path}, field nodes[1].type", "'hunch'")
+
+
+def test_load_beliefs_flags_repeated_node_ids(tmp_path: Path) -> None:
+    path = tmp_path / "beliefs.json"
+    node = {"id": "n1", "concept": "rates lead", "type": "inference"}
+    _write_json(path, {"nodes": [node, {**node, "concept": "again"}], "edges": []})
+
+    graph, problems = load_beliefs(path)
+
+    assert isinstance(graph, BeliefGraph)
+    assert [str(p) for p in problems] == [
+        f"{path}, nodes[1]: node id 'n1' repeats nodes[0]; give each node its own id"
+    ]
+
+
+def test_worldview_positions_with_assumptions_and_clusters_import_quietly(imported) -> None:
+    ada = next(p for p in imported.personas if p.slug == ADA)
+
+    assert ada.positions == 3
+    assert not any(
+        "implicitAssumptions" in w or "groundingClusters" in w for w in imported.warnings
+    )
+    assert not any("worldviews/Ada Quill.json" in w for w in imported.warnings)
+
+
+# foundry personas show
+
+
+@pytest.fixture
+def wide_console(monkeypatch):
+    """Rich wraps lines at the terminal width; a wide console keeps each on one line."""
+    import foundry.cli.common
+
+    for console in (foundry.cli.common.console, foundry.cli.common.err_console):
+        monkeypatch.setattr(console, "width", 400)
+
+
+def _show(project: Path, *args: str):
+    return CliRunner().invoke(
+        app, ["personas", "show", *args, "--config", str(project / "foundry.yaml")]
+    )
+
+
+def test_personas_show_prints_contract_and_belief_graph(project, imported, wide_console) -> None:
+    result = _show(project, ADA, "--edges", "2")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for expected in (
+        "Ada Quill (ada-quill)",
+        "handle: @adaquill_fic",
+        "source: faultline, id Ada Quill",
+        "reasoning method: The epistemology of Ada Quill",
+        "  1. Find the physical flow the claim is about (boxes, tonnes, berths).",
+        "constitution: 3 principle(s)",
+        "  - Do not rest an argument on executive interviews.",
+        "positions: 3",
+        "corpus items: 10",
+        "belief graph: 5 node(s) (inference 2, factual_claim 1, core_value 1, assumption 1), "
+        "4 edge(s)",
+        "  container volumes are falling --supports (0.80)--> a recession is near",
+        "  freight rates lead retail sales --supports (0.70)--> a recession is near",
+        "  ... 2 more",
+    ):
+        assert expected in lines
+    assert "payment is the most honest signal" not in result.output
+
+
+def test_personas_show_prints_opposing_edges(project, imported, wide_console) -> None:
+    result = _show(project, ADA)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "  port automation changes the demand signal --opposes (0.55)--> "
+        "freight rates lead retail sales" in result.output.splitlines()
+    )
+    assert "more" not in result.output
+
+
+def test_personas_show_without_beliefs_says_so(project, imported, wide_console) -> None:
+    result = _show(project, CYRA)
+
+    assert result.exit_code == 0, result.output
+    assert "corpus items: 0" in result.output
+    assert "belief graph: none" in result.output
+
+
+def test_personas_show_unknown_slug_exits_1(project, imported, wide_console) -> None:
+    result = _show(project, "ada-quil")
+
+    assert result.exit_code == 1
+    assert (
+        "unknown persona `ada-quil`" in result.output
+        and "did you mean `ada-quill`" in result.output
+    )
+
+
+def test_personas_show_help_has_an_example() -> None:
+    result = CliRunner().invoke(app, ["personas", "show", "--help"], terminal_width=200)
+
+    assert result.exit_code == 0
+    assert "Example: foundry personas show" in result.output
