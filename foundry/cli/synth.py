@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -90,11 +91,15 @@ def synth(
         table.add_column(column, justify="left" if column[:3] in ("per", "fil") else "right")
     for slug, row in result.personas.items():
         why = ", ".join(f"{k} {v}" for k, v in sorted(row.rejected.items())) or "-"
+        kept = f"{row.accepted} ({row.kept_by_floor} by floor)" if row.kept_by_floor else ""
         table.add_row(
-            slug, str(row.planned), str(row.reused), str(row.generated), str(row.accepted), why,
-            f"{row.cost_usd:.4f}",
+            slug, str(row.planned), str(row.reused), str(row.generated), kept or str(row.accepted),
+            why, f"{row.cost_usd:.4f}",
         )  # fmt: skip
     print_table(table, console)
+    for slug, row in result.personas.items():
+        for note in row.notes:
+            console.print(f"[yellow]{slug}:[/] {escape(note)}", highlight=False)
     for slug, row in result.personas.items():
         if row.failed or row.skipped_for_budget:
             console.print(
@@ -165,6 +170,8 @@ def pairs(
             slug, *cells, str(row.get("validation", 0)), _relative(result.paths[slug], cfg.root)
         )
     print_table(table, console)
+    for warning in result.warnings.values():
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print(f"spent ${result.cost_usd:.4f}")
     if export and out:
         console.print(f"exported {exported} pair(s) in {export} format to {out}")

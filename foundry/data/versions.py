@@ -1,10 +1,11 @@
 """Data versions with DVC: seed `data/`, track it as one directory (`data.dvc`), hash personas.
 
-Public entry points: `init_project(config)` (seed from the sample or pull, set up DVC and a remote,
-version), `version_data(config)` (the `dvc add` + push that returns the data version),
-`read_data_version(config)` and `persona_content_hash(persona_dir)`. The data version is the md5
-DVC records for the `data/` directory; each persona also gets a content hash so later stages can
-cache per persona. The repository itself (set-up, remote, quiet output) is `foundry.data.dvc_repo`.
+Public entry points: `init_project(config, empty=False)` (pull, or seed from the sample, or start
+empty; set up DVC and a remote; version), `version_data(config)` (the `dvc add` + push that returns
+the data version), `read_data_version(config)` and `persona_content_hash(persona_dir)`. The data
+version is the md5 DVC records for the `data/` directory; each persona also gets a content hash so
+later stages can cache per persona. The repository itself (set-up, remote, quiet output) is
+`foundry.data.dvc_repo`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class DataVersion(BaseModel):
 
 
 class InitResult(BaseModel):
-    seeded_from: str  # "examples", "remote" or "" when data/ already had personas
+    seeded_from: str  # "examples", "remote", "empty" (--empty) or "" when data/ had personas
     pull_note: str = ""  # why data.dvc's version was not pulled, when it was not
     dvc_initialised: bool
     remote_url: str
@@ -157,14 +158,27 @@ def persona_content_hash(persona_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def init_project(config: FoundryConfig) -> InitResult:
-    """Make a project ready: data present (pulled or seeded), DVC set up, data versioned."""
+def init_project(config: FoundryConfig, empty: bool = False) -> InitResult:
+    """Make a project ready: data present (pulled, seeded or empty), DVC set up, data versioned.
+
+    Args:
+        config: the project configuration (`paths`, `versioning`).
+        empty: start `data/` with no personas and no topics instead of seeding it from the sample,
+            for users who bring their own; personas already in `data/` or versioned in
+            `data.dvc` are still kept or pulled.
+
+    Raises:
+        VersioningError: the sample is missing (without `empty`) or DVC failed.
+    """
     created = ensure_dvc(config)
     seeded_from, pull_note = "", ""
     if not discover_personas(config.personas_dir):
         pulled, pull_note = pull_data(config)
         seeded_from = "remote" if pulled else ""
-        if not seeded_from and seed_data(config):
+        if not seeded_from and empty:
+            config.personas_dir.mkdir(parents=True, exist_ok=True)
+            seeded_from = "empty"
+        elif not seeded_from and seed_data(config):
             seeded_from = "examples"
     version = version_data(config)
     return InitResult(

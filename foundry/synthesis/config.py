@@ -50,7 +50,23 @@ class FilterConfig(_Section):
         ge=0,
         le=1,
         description="Least probability the corpus-trained classifier must give the turn's own "
-        "persona (chance is 1 / personas; 0 turns the filter off).",
+        "persona (chance is 1 / personas; 0 turns the filter off); a persona whose own real "
+        "texts fall short gets a lower bar (`real_pass_share`).",
+    )
+    real_pass_share: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="Share of a persona's own real validation texts its attribution bar must "
+        "pass: where fewer reach `min_attribution`, the bar drops to the probability this share "
+        "of them reach (it never rises above `min_attribution`).",
+    )
+    min_kept_turns: int = Field(
+        8,
+        ge=0,
+        description="Least turns kept per persona: when the filters keep fewer, the turns "
+        "rejected only by attribution are kept, best own-persona probability first, up to this "
+        "many (0 turns the floor off).",
     )
 
 

@@ -1,4 +1,5 @@
-"""Preference pairs from the corpora alone, for when synthesis has not run.
+"""Preference pairs from the corpora alone: for training when synthesis has not run, and for
+`foundry pairs` when synthesis kept no usable turn for a persona.
 
 `cross_persona_pairs(summary, slug, max_pairs, seed)`: for each of the persona's corpus items, its
 own text is chosen and another persona's text on the nearest topic is rejected. The pair's split

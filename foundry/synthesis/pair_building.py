@@ -6,6 +6,10 @@ generating the generic and constitution-violation negatives it needs (cached lik
 generation), and writes `data/synthetic/<slug>/pairs.jsonl`; `build_persona_pairs` is one
 persona's build as the retrain flow records it. Reading and exporting pairs is
 `foundry.synthesis.pair_sets`.
+
+A persona whose synthesis ran but kept no turn on a train topic gets corpus pairs instead
+(`foundry.synthesis.corpus_pairs`) with a warning, so it is not dropped from the run; only a
+persona never synthesized (no `turns.jsonl`) is an error.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig, Settings
 from foundry.data.framing import contract_system_prompt
 from foundry.data.schemas import DebateTurn, PersonaContract, PreferencePair
-from foundry.data.validation import validate_personas
+from foundry.data.validation import ValidationSummary, validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger
+from foundry.synthesis.corpus_pairs import cross_persona_pairs
 from foundry.synthesis.generation_cache import (
     GENERATIONS_FILENAME,
     CachedCall,
@@ -42,6 +47,7 @@ from foundry.synthesis.preference_pairs import (
 )
 from foundry.synthesis.prompt_templates import load_template
 from foundry.synthesis.providers import make_provider, resolve_provider_name
+from foundry.synthesis.turn_review import REJECTED_FILENAME
 from foundry.training.datasets import PAIRS_FILENAME, TURNS_FILENAME
 
 logger = get_logger(__name__)
@@ -51,6 +57,9 @@ class PairsSummary(BaseModel):
     provider: str
     personas: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="persona -> pairs per strategy (and `eval`)."
+    )
+    warnings: dict[str, str] = Field(
+        default_factory=dict, description="persona -> why its pairs came from the corpora."
     )
     cost_usd: float = 0.0
     paths: dict[str, str] = Field(default_factory=dict)
@@ -79,19 +88,22 @@ def build_pairs(
         progress: `progress(label, jobs)` per generation round; returns a per-job hook.
 
     Raises:
-        SynthesisError: a persona has no synthetic turns (run `foundry synth` first), or the
-            provider cannot be used.
+        SynthesisError: a persona was never synthesized (run `foundry synth` first), or the
+            provider cannot be used. A persona synthesized without a usable turn gets corpus
+            pairs and a warning (`PairsSummary.warnings`) instead.
+        DataError: corpus pairs are needed but no other persona has a corpus to reject.
     """
     summary = validate_personas(config)
     raise_for_errors(summary.problems, f"data in {config.data_dir}")
     turns = {p.slug: read_turns(config, p.slug) for p in summary.personas}
-    selected = list(personas or [s for s, rows in turns.items() if rows])
+    synthesized = [s for s in turns if (synthetic_folder(config, s) / TURNS_FILENAME).is_file()]
+    selected = list(personas or synthesized)
     for slug in selected:
-        if not turns.get(slug):
+        if slug not in synthesized:
             raise SynthesisError(
-                f"persona {slug} has no synthetic turns in "
-                f"{synthetic_folder(config, slug) / TURNS_FILENAME}; run "
-                f"`foundry synth --persona {slug}` first"
+                f"persona {slug} has no synthetic turns "
+                f"({synthetic_folder(config, slug) / TURNS_FILENAME} does not exist: synthesis "
+                f"has not run for it); run `foundry synth --persona {slug}` first"
             )
     name = resolve_provider_name(config, settings, provider)
     engine = make_provider(
@@ -107,17 +119,20 @@ def build_pairs(
     index = index_by_slot(t for rows in turns.values() for t in rows)
     result = PairsSummary(provider=engine.name)
     for slug in selected:
-        strategies = allocate_strategies(turns[slug], mix, config.training.seed)
-        negatives = _negatives(
-            strategies, turns[slug], index, contracts[slug], engine, caches, budget, config,
-            progress,
-        )  # fmt: skip
-        pairs = [
-            pair
-            for turn in turns[slug]
-            if (pair := _turn_pair(turn, strategies[turn.key], index, negatives)) is not None
-        ]
-        pairs = cap_pairs(pairs, config.synthesis.pairs.max_pairs, config.training.seed)
+        if not any(t.split == "train" for t in turns[slug]):
+            pairs, result.warnings[slug] = _corpus_fallback(config, summary, slug, turns[slug])
+        else:
+            strategies = allocate_strategies(turns[slug], mix, config.training.seed)
+            negatives = _negatives(
+                strategies, turns[slug], index, contracts[slug], engine, caches, budget, config,
+                progress,
+            )  # fmt: skip
+            pairs = [
+                pair
+                for turn in turns[slug]
+                if (pair := _turn_pair(turn, strategies[turn.key], index, negatives)) is not None
+            ]
+            pairs = cap_pairs(pairs, config.synthesis.pairs.max_pairs, config.training.seed)
         path = synthetic_folder(config, slug) / PAIRS_FILENAME
         write_text_atomic(path, "".join(p.model_dump_json() + "\n" for p in pairs))
         counts = Counter(p.strategy for p in pairs) | Counter(
@@ -140,14 +155,44 @@ def build_persona_pairs(
     load_base: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """One persona's pairs from its turns (other personas' turns as they are now): what the
-    retrain flow records of them (pairs per strategy, cost, seconds)."""
+    retrain flow records of them (pairs per strategy, cost, seconds, and the warning when they
+    came from the corpora)."""
     started = time.perf_counter()
     summary = build_pairs(config, settings, personas=[slug], provider=provider, load_base=load_base)
     return {
         "pairs": summary.personas.get(slug, {}),
         "cost_usd": summary.cost_usd,
         "seconds": round(time.perf_counter() - started, 2),
+        "warning": summary.warnings.get(slug, ""),
     }
+
+
+def _corpus_fallback(
+    config: FoundryConfig, summary: ValidationSummary, slug: str, turns: list[DebateTurn]
+) -> tuple[list[PreferencePair], str]:
+    """Corpus pairs for a persona synthesized without a usable turn, and the warning saying so."""
+    pairs = cross_persona_pairs(
+        summary, slug, config.synthesis.pairs.max_pairs, config.training.seed
+    )
+    warning = _fallback_warning(config, slug, turns, len(pairs))
+    logger.warning("%s", warning)
+    return pairs, warning
+
+
+def _fallback_warning(config: FoundryConfig, slug: str, turns: list[DebateTurn], pairs: int) -> str:
+    """Why a synthesized persona got corpus pairs, and which settings bring its turns back."""
+    folder = synthetic_folder(config, slug)
+    kept = (
+        f"kept {len(turns)} turn(s), none on a train topic"
+        if turns
+        else f"kept no turns ({folder / TURNS_FILENAME} is empty)"
+    )
+    return (
+        f"persona {slug}: synthesis {kept}; the reasons are in {folder / REJECTED_FILENAME}. "
+        f"Made {pairs} corpus pairs instead (its real texts chosen over other personas' on the "
+        "same topic). To pair synthetic turns, raise `synthesis.filters.min_kept_turns` or lower "
+        f"`synthesis.filters.min_attribution`, then rerun `foundry synth --persona {slug}`"
+    )
 
 
 def _usable_mix(mix: dict[str, float], provider: str) -> dict[str, float]:

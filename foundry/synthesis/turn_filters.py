@@ -1,7 +1,8 @@
 """Quality gates for generated debate turns: length, duplicates, copying, refusals, attribution.
 
 `filter_turns` returns every candidate's rejection reasons (an empty list keeps it). Each reason is
-a short machine-friendly tag plus detail, e.g. `"copies-corpus: 23 words verbatim"`. Also
+a short machine-friendly tag plus detail, e.g. `"copies-corpus: 23 words verbatim"`. Attribution
+holds each persona to its own bar (`foundry.synthesis.attribution_bars` measures it). Also
 `find_refusal` (the refusal phrase a text opens with or contains, if any); the longest shared run
 of words is `foundry.data.textnorm.longest_copied_run`.
 
@@ -47,6 +48,7 @@ _REFUSALS_OPENING = [
     r"\bi can(?:no|')t (?:help|assist|provide|do that)\b",
 ]
 OPENING_CHARS = 200
+ATTRIBUTION = "attribution:"  # the tag of the one reason a persona's floor may override
 _ANYWHERE = [re.compile(p) for p in _REFUSALS_ANYWHERE]
 _OPENING = [re.compile(p) for p in _REFUSALS_OPENING]
 
@@ -126,6 +128,7 @@ def filter_turns(
     settings: FilterConfig,
     accepted: Mapping[str, Sequence[str]] | None = None,
     classifier: AttributionClassifier | None = None,
+    bars: Mapping[str, float] | None = None,
 ) -> dict[str, list[str]]:
     """Check generated turns and say why each one is rejected.
 
@@ -136,7 +139,9 @@ def filter_turns(
         settings: Length bounds and thresholds.
         accepted: Persona slug -> turns kept by earlier runs, which new turns must not repeat.
         classifier: Attribution classifier fitted on `corpora`; with `settings.min_attribution`
-            above 0, a turn's own persona must get at least that probability.
+            above 0, a turn's own persona must get at least its bar in probability.
+        bars: Persona slug -> its attribution bar (`attribution_bars.measure_bars`); a persona
+            not in it is held to `settings.min_attribution`.
 
     Returns:
         `{candidate.key: [reasons]}` for every candidate; an empty list means keep.
@@ -156,7 +161,8 @@ def filter_turns(
             reasons[candidate.key].append(f"refusal: {refusal!r}")
         reasons[candidate.key] += corpus.reasons(candidate.text)
     if classifier is not None and settings.min_attribution > 0:
-        _check_attribution(candidates, classifier, settings.min_attribution, reasons)
+        limits = {c.persona: settings.min_attribution for c in candidates} | dict(bars or {})
+        _check_attribution(candidates, classifier, limits, reasons)
     # Turn-to-turn duplicates last: a turn rejected for another reason must not block a later one.
     survivors = [c for c in candidates if not reasons[c.key]]
     _check_turn_duplicates(survivors, accepted or {}, settings, reasons)
@@ -175,18 +181,18 @@ def _length_reasons(text: str, settings: FilterConfig) -> list[str]:
 def _check_attribution(
     candidates: Sequence[TurnCandidate],
     classifier: AttributionClassifier,
-    min_attribution: float,
+    bars: Mapping[str, float],
     reasons: dict[str, list[str]],
 ) -> None:
-    """Reject turns whose own persona gets less than `min_attribution` probability."""
+    """Reject turns whose own persona gets less probability than its bar."""
     for candidate, probs in zip(
         candidates, classifier.probabilities([c.text for c in candidates]), strict=True
     ):
-        own = probs.get(candidate.persona, 0.0)
-        if own < min_attribution:
+        own, bar = probs.get(candidate.persona, 0.0), bars[candidate.persona]
+        if own < bar:
             likely = max(probs, key=lambda slug: (probs[slug], slug))
             reasons[candidate.key].append(
-                f"attribution: {own:.2f} < {min_attribution:.2f} for {candidate.persona} "
+                f"{ATTRIBUTION} {own:.2f} < {bar:.2f} for {candidate.persona} "
                 f"(most likely {likely})"
             )
 

@@ -30,6 +30,7 @@ from foundry.data.schemas import DebateTurn
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger
+from foundry.synthesis.attribution_bars import AttributionBar
 from foundry.synthesis.constitution import critique_and_revise
 from foundry.synthesis.generation_cache import GenerationCache
 from foundry.synthesis.jobs import (
@@ -69,6 +70,13 @@ class PersonaSynthesis(BaseModel):
     skipped_for_budget: int = 0
     accepted: int = 0
     rejected: dict[str, int] = Field(default_factory=dict, description="Count per reason.")
+    kept_by_floor: int = Field(
+        0, description="Accepted turns the attribution filter rejected, kept to reach the floor."
+    )
+    attribution_bar: AttributionBar | None = Field(
+        None, description="The persona's attribution bar and how its real texts set it."
+    )
+    notes: list[str] = Field(default_factory=list, description="What the review did, and why.")
     cost_usd: float = 0.0
 
 
@@ -111,8 +119,9 @@ def synthesize(
         progress: `progress(label, jobs)` at each phase; returns a hook called per finished job.
 
     Returns:
-        Counts per persona (planned, reused from cache, generated, accepted, rejected by reason),
-        cost, retries, and whether the budget stopped the run.
+        Counts per persona (planned, reused from cache, generated, accepted, rejected by reason,
+        kept by the floor), its attribution bar and notes, cost, retries, and whether the budget
+        stopped the run.
 
     Raises:
         SynthesisError: no key for anthropic, a rejected key, a bad prompts file, a persona with
@@ -158,8 +167,11 @@ def synthesize(
         turns = critique_and_revise(
             turns, summary, template, engine, caches, budget, config.synthesis, progress
         )
-    for slug, (kept, reasons) in review_turns(config, summary, turns).items():
-        result.personas[slug].accepted, result.personas[slug].rejected = kept, dict(reasons)
+    for slug, review in review_turns(config, summary, turns).items():
+        counts = result.personas[slug]
+        counts.accepted, counts.rejected = review.kept, review.rejected
+        counts.kept_by_floor, counts.attribution_bar = review.kept_by_floor, review.attribution_bar
+        counts.notes = review.notes
     result.cost_usd = round(budget.spent_usd, 6)
     result.duration_s = round(time.perf_counter() - started, 2)
     _log_done(result)
