@@ -218,11 +218,11 @@ _COMMON_DEFAULTS: dict[str, object] = {
 # epochs, early stopping on validation loss, best checkpoint kept.
 # SmolLM2-135M sits between: at 2e-5 its validation NLL barely moved in 3 epochs (5.26 -> 5.21 on
 # one persona), at 3e-4 it fell to 4.50 with fluent answers. Its time goes to the decoder, and
-# on a 2-core CPU one epoch is what fits `make run`'s 20 minutes. Memory goes to activations and
-# to logits over its 49k-token vocabulary: at batch 2 without activation checkpointing a training
-# process peaked at 2.6 GB and ran 73 tokens/s on one thread, against 49 tokens/s and 2.8 GB at
-# batch 4 with checkpointing (small batches also pad less); accumulation keeps 4 per update. 384
-# tokens hold nearly every corpus chunk and synthetic turn.
+# on a 2-core CPU one epoch is what `make run` can afford (its target was 20 minutes). Memory
+# goes to activations and to logits over its 49k-token vocabulary: at batch 2 without activation
+# checkpointing a training process peaked at 2.6 GB and ran 73 tokens/s on one thread, against 49
+# tokens/s and 2.8 GB at batch 4 with checkpointing (small batches also pad less); accumulation
+# keeps 4 per update. 384 tokens hold nearly every corpus chunk and synthetic turn.
 _STAGE_DEFAULTS: dict[tuple[str, BaseKind], dict[str, object]] = {
     ("sft", "tiny"): {
         "learning_rate": 6e-3,
