@@ -126,7 +126,7 @@ def import_faultline_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Import Faultline contracts, corpora, worldviews and belief graphs into data/personas/,
-    and their conflicts into data/conflicts.yaml."""
+    their conflicts into data/conflicts.yaml and their debate topics into data/topics.yaml."""
     from foundry.data.faultline import import_faultline
     from foundry.data.validation import prepare_persona
 
@@ -155,6 +155,8 @@ def import_faultline_cmd(
     print_table(table, console)
     if report.conflicts is not None:
         console.print(report.conflicts.summary(), highlight=False, markup=False)
+    if report.topics is not None:
+        console.print(report.topics.summary(), highlight=False, markup=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     console.print("Next: `foundry validate`, then `foundry data version`.")

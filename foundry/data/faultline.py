@@ -5,10 +5,11 @@ optional `worldviews/<Name>.json`, `beliefs/<Name>.json`, `worldviews/_conflicts
 `personas.json` (decks, display names, handles). It converts each persona to the native layout
 (`contract.yaml`, `beliefs.json` and `corpus/faultline.json`, the corpus bytes kept as they were)
 in a staging folder, slugged by its Faultline id, validates everything, and only then moves the
-personas into `data/personas/` and merges their conflicts into `data/conflicts.yaml`. A failure
-anywhere leaves `data/` as it was. It returns an `ImportReport` with one `ImportedPersona` per
-persona; reading the folder lives in `foundry.data.faultline_sources`, the field mapping in
-`foundry.data.faultline_mapping` and the conflicts in `foundry.data.faultline_conflicts`.
+personas into `data/personas/`, merges their conflicts into `data/conflicts.yaml` and writes their
+debate topics into `data/topics.yaml`. A failure anywhere leaves `data/` as it was. It returns an
+`ImportReport` with one `ImportedPersona` per persona; reading the folder lives in
+`foundry.data.faultline_sources`, the field mapping in `foundry.data.faultline_mapping`, the
+conflicts in `foundry.data.faultline_conflicts` and the topics in `foundry.data.faultline_topics`.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from foundry.data.faultline_sources import (
     read_json,
     read_worldview,
 )
+from foundry.data.faultline_topics import TopicsReport, plan_topics
 from foundry.data.personas import (
     CONTRACT_FILENAME,
     CORPUS_DIRNAME,
     describe_validation_errors,
     discover_personas,
+    load_contract,
     read_yaml,
 )
 from foundry.data.schemas import PersonaContract
@@ -66,6 +69,9 @@ class ImportReport(BaseModel):
     conflicts: ConflictsReport | None = Field(
         None, description="What `worldviews/_conflicts.json` gave; None when there is none."
     )
+    topics: TopicsReport | None = Field(
+        None, description="What was written to the topics file; None when it was left as it was."
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -82,9 +88,9 @@ def import_faultline(
     each converted persona before anything is moved; without it only file structure is checked.
 
     Raises:
-        DataError: the folder, a deck, a contract, corpus, worldview, belief graph or the
-            conflicts file is invalid, or an import would overwrite a persona that was not
-            imported from Faultline (unless `force`).
+        DataError: the folder, a deck, a contract, corpus, worldview, belief graph, the
+            conflicts file or the project's topics file is invalid, or an import would overwrite
+            a persona that was not imported from Faultline (unless `force`).
     """
     sources, problems = find_sources(source, deck)
     raise_for_errors(problems, f"Faultline import from {source}")
@@ -107,8 +113,13 @@ def import_faultline(
                     if _problem_key(problem) not in reported:
                         reported.add(_problem_key(problem))
                         problems.append(problem)
+        slugs = _slugs_by_id(previous, staged)
         conflicts_text, report.conflicts = plan_conflicts(
-            source, _slugs_by_id(previous, staged), config.conflicts_file, problems
+            source, slugs, config.conflicts_file, problems
+        )
+        contracts = [load_contract(folder)[0] for folder, _, _ in staged]
+        topics_text, report.topics = plan_topics(
+            source, deck, [c for c in contracts if c], slugs, set(previous), config, problems
         )
         raise_for_errors(problems, f"Faultline import from {source}")
         for folder, persona, _ in staged:
@@ -116,6 +127,8 @@ def import_faultline(
             report.personas.append(persona)
         if conflicts_text:
             write_text_atomic(config.conflicts_file, conflicts_text)
+        if topics_text:
+            write_text_atomic(config.topics_file, topics_text)
     report.warnings = [str(p) for p in problems if p.level == "warning"]
     logger.info(
         "imported %d persona(s) from %s with %d warning(s) (listed in the report)",
@@ -125,6 +138,8 @@ def import_faultline(
     )
     if report.conflicts is not None:
         logger.info("%s", report.conflicts.summary())
+    if report.topics is not None:
+        logger.info("%s", report.topics.summary())
     return report
 
 

@@ -1,9 +1,10 @@
 """Corpus preparation: read every file of a persona, normalise, drop duplicates, split, count.
 
 Public entry points: `prepare_persona(config, slug)` (contract, items with their split, stats and
-problems), `validate_personas(config, slugs)` (the retrain flow's `plan` step calls it). Turning
-records into items (ids, kinds, duplicates) lives in `foundry.data.corpus_items`; the
-train/validation/test split by document in `foundry.data.splits`.
+problems), `validate_personas(config, slugs)` (the retrain flow's `plan` step calls it; it also
+checks each persona's `beliefs.json` with `check_beliefs`). Turning records into items (ids,
+kinds, duplicates) lives in `foundry.data.corpus_items`; the train/validation/test split by
+document in `foundry.data.splits`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from foundry.config import FoundryConfig
+from foundry.data.beliefs import BELIEFS_FILENAME, load_beliefs
 from foundry.data.conflicts import load_conflicts
 from foundry.data.corpus_formats import RawRecord, read_corpus_file
 from foundry.data.corpus_items import CorpusStats, drop_duplicate_items, records_to_items
@@ -216,6 +218,14 @@ def _check_size(
         )
 
 
+def check_beliefs(persona_dir: Path) -> list[Problem]:
+    """The problems of the persona's `beliefs.json`, when it has one (each names the file and
+    the node or edge). Grounding ids are checked against the corpus at import only: items
+    dropped here as near duplicates would be reported as missing."""
+    path = persona_dir / BELIEFS_FILENAME
+    return load_beliefs(path)[1] if path.is_file() else []
+
+
 def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> ValidationSummary:
     """Prepare every selected persona and read the topics and conflicts, collecting all
     problems."""
@@ -225,6 +235,7 @@ def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> 
     prepared = [prepare_persona(config, slug, topic_split=topic_split) for slug in selected]
     conflicts, conflict_problems = load_conflicts(config.conflicts_file, available, selected)
     for persona in prepared:
+        persona.problems.extend(check_beliefs(config.personas_dir / persona.slug))
         logger.info(
             "persona %s: %d items (%d train, %d validation, %d test), ~%d tokens, %d problem(s)",
             persona.slug,

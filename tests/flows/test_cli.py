@@ -207,6 +207,7 @@ def test_validate_without_personas_says_how_to_start(fresh):
         ["import", "faultline"],
         ["data", "version"],
         ["personas", "list"],
+        ["personas", "show"],
         ["config", "show"],
         ["ui"],
         ["schedule", "list"],
