@@ -212,6 +212,9 @@ class DebateTurn(_Strict):
     prompt_hash: str = Field(description="sha256 of the system and user prompts sent.")
     passage_ids: list[str] = Field(default_factory=list, description="Corpus items retrieved.")
     opponent: str = Field("", description="The persona whose turn a `challenge` answers.")
+    belief_nodes: list[str] = Field(
+        default_factory=list, description="Belief-graph node ids of the path the turn argues."
+    )
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0

@@ -5,7 +5,8 @@ that returns a `Plan`: head, body and tail sentence templates, each maybe with a
 passage fragment; only body sentences are optional. The head quotes the prompt (and, for
 challenge and concession, the other side), the body walks the persona's method, the tail closes
 (a concession closes on the persona's flip condition). Public entry points: `MOVE_SHAPES`
-(move -> plan function), `MoveContext` and `Plan`.
+(move -> plan function), `MoveContext` and `Plan`, and `belief_sentences`, the persona's belief
+path in its own voice (a head addition for any move when the persona has a belief graph).
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from foundry.data.schemas import PersonaContract
+from foundry.synthesis.belief_paths import BeliefStep
 from foundry.synthesis.composer_method import SLOT, method_name, step_phrases, walk_steps
-from foundry.synthesis.composer_text import content_words, lower_first, pick_quote, to_first_person
+from foundry.synthesis.composer_text import (
+    capitalize,
+    content_words,
+    lower_first,
+    pick_quote,
+    to_first_person,
+)
 
 Plan = tuple[list[str], list[str], list[str]]
 
@@ -146,3 +154,25 @@ MOVE_SHAPES: dict[str, Callable[[MoveContext], Plan]] = {
     "concession": _concession,
     "reframe": _reframe,
 }
+
+
+def belief_sentences(steps: Sequence[BeliefStep]) -> list[str]:
+    """One sentence per step of a belief path: "Because A, B." where A supports B ("And because
+    ..." when the chain goes on from B), "A, and that cuts against the idea that B." where A
+    opposes B (Faultline's concepts are mostly short clauses, which both read well around)."""
+    sentences, previous = [], ""
+    for step in steps:
+        source, target = _voiced(step.from_concept), _voiced(step.to_concept)
+        if step.polarity == -1:
+            sentences.append(capitalize(f"{source}, and that cuts against the idea that {target}."))
+        elif step.from_node == previous:
+            sentences.append(f"And because {source}, {target}.")
+        else:
+            sentences.append(f"Because {source}, {target}.")
+        previous = step.to_node
+    return sentences
+
+
+def _voiced(concept: str) -> str:
+    """A graph concept as it reads mid-sentence in the persona's voice."""
+    return lower_first(to_first_person(concept.rstrip(" .")))

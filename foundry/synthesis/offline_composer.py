@@ -11,6 +11,10 @@ structured like the persona's arguments:
   ("Locate the claim on its adoption curve" -> "First, I locate the claim on its adoption curve:"),
   so personas with different methods argue in different shapes, not just different words.
 - Each move has its own shape (claim, challenge, clarification, concession, reframe).
+- When the persona has a belief graph, the turn also argues along the path synthesis chose from
+  it (`foundry.synthesis.belief_paths`): one sentence per edge, after the opening, so the turn
+  links the persona's own concepts as its graph does ("Because A, B."; "A, and that cuts against
+  the idea that B.").
 
 Randomness only comes from `random.Random` seeded with a SHA-256 of seed, prompt, move and persona:
 the same inputs give the same text, and a different seed, prompt or move gives another.
@@ -30,8 +34,9 @@ from collections.abc import Sequence
 
 from foundry.data.schemas import CorpusItem, PersonaContract
 from foundry.data.textnorm import shingles, words
+from foundry.synthesis.belief_paths import BeliefStep
 from foundry.synthesis.composer_method import SLOT
-from foundry.synthesis.composer_moves import MOVE_SHAPES, MoveContext, Plan
+from foundry.synthesis.composer_moves import MOVE_SHAPES, MoveContext, Plan, belief_sentences
 from foundry.synthesis.composer_text import (
     capitalize,
     extract_fragments,
@@ -57,6 +62,7 @@ def compose_turn(
     passages: Sequence[CorpusItem],
     opponent_text: str | None = None,
     seed: str = "",
+    beliefs: Sequence[BeliefStep] = (),
 ) -> str:
     """Compose one debate turn for `contract` from its own passages, shaped by its method.
 
@@ -68,6 +74,8 @@ def compose_turn(
         passages: The persona's corpus items retrieved for the prompt (the content's source).
         opponent_text: The other side's last turn; `challenge` and `concession` quote from it.
         seed: Extra seed text, so one (persona, prompt, move) can give several turns.
+        beliefs: The belief path to argue along (`choose_belief_path`); empty without a graph,
+            and then the turn is exactly what it was before belief graphs existed.
 
     Returns:
         The turn: 60-200 words when the passages give enough material.
@@ -85,6 +93,9 @@ def compose_turn(
         )
     turn = _Turn(sources, extract_fragments(sources, prompt, rng))
     plan = MOVE_SHAPES[move](MoveContext(contract, prompt, opponent_text, sources, rng))
+    if beliefs:
+        head, body, tail = plan
+        plan = [*head, *belief_sentences(beliefs)], body, tail
     _fill(turn, plan, contract, rng)
     return turn.text()
 

@@ -5,7 +5,10 @@ same prompt and move (what cross-persona pairs need). Slots cover the train and 
 stable hashed order, the move rotating with the topic; held-out topics are never planned.
 
 A request's cache key hashes everything that shapes the answer (provider, model, template, both
-prompts, sampling parameters), so a rerun finds what it already paid for and nothing else.
+prompts, sampling parameters), so a rerun finds what it already paid for and nothing else. A
+persona's belief graph enters the key the way its contract does, through the prompt: the path a
+request argues along is written into its user prompt, so editing the graph redoes exactly the
+turns whose path it changed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 
+from foundry.data.beliefs import BeliefGraph
 from foundry.data.framing import (
     TopicSplit,
     contract_system_prompt,
@@ -23,9 +28,18 @@ from foundry.data.framing import (
 )
 from foundry.data.retrieval import PassageIndex
 from foundry.data.schemas import CorpusItem, DebateTopic, PersonaContract, Split
+from foundry.logs import get_logger
+from foundry.synthesis.belief_paths import (
+    BeliefStep,
+    choose_belief_path,
+    describe_path,
+    path_node_ids,
+)
 from foundry.synthesis.config import Move, SynthesisConfig
 from foundry.synthesis.jobs import GenerationJob
 from foundry.synthesis.prompt_templates import PromptTemplate
+
+logger = get_logger(__name__)
 
 # The word range asked of the writer; the quality filter's bounds are wider on purpose.
 TARGET_WORDS = (80, 250)
@@ -49,6 +63,7 @@ class TurnRequest:
     job: GenerationJob
     passage_ids: tuple[str, ...]
     opponent: str = ""
+    belief_nodes: tuple[str, ...] = ()
 
 
 def plan_slots(topics: TopicSplit, moves: Sequence[Move], count: int, seed: int = 0) -> list[Slot]:
@@ -77,23 +92,30 @@ def turn_request(
     model: str,
     opponent: tuple[str, str] | None = None,
     plain: bool = False,
+    beliefs: BeliefGraph | None = None,
 ) -> TurnRequest:
     """The request for `contract`'s turn in `slot`; `opponent` is (name, text) for a challenge.
 
     `plain` (the `local` provider) asks as the prompt-only baseline is asked: the contract as
     system prompt and the short debate prompt as user turn, which a small base model can take.
+    `beliefs` is the persona's belief graph: a path through it chosen for the topic goes into the
+    user prompt (and to the offline composer), and its node ids into the turn; the prompt-only
+    baseline never gets it.
     """
     opponent_text = opponent[1] if opponent else None
     prompt = move_prompt(slot.topic, slot.move, opponent_text or "")
+    path: list[BeliefStep] = []
     if plain:
         system, user = contract_system_prompt(contract), prompt
     else:
+        path = _belief_path(beliefs, slot, contract.slug, template)
         user = template.user.format(
             prompt=slot.topic.prompt,
             move_instruction=_move_instruction(template, slot.move, opponent),
             passages="\n".join(f"- {p.text[:PASSAGE_CHARS]}" for p in passages),
             min_words=TARGET_WORDS[0],
             max_words=TARGET_WORDS[1],
+            beliefs=_beliefs_block(template, path),
         )
         system = template.system.format(persona=persona_system_prompt(contract))
     key = job_key(provider, model, template.name, system, user, config)
@@ -111,6 +133,7 @@ def turn_request(
             "passages": list(passages),
             "opponent_text": opponent_text,
             "template": template.name,
+            "belief_path": path,
         },
     )
     return TurnRequest(
@@ -120,6 +143,34 @@ def turn_request(
         job=job,
         passage_ids=tuple(p.id for p in passages),
         opponent=opponent[0] if opponent else "",
+        belief_nodes=tuple(path_node_ids(path)),
+    )
+
+
+def _belief_path(
+    beliefs: BeliefGraph | None, slot: Slot, slug: str, template: PromptTemplate
+) -> list[BeliefStep]:
+    """The path the turn argues along: seeded by the slot, so a rerun asks the same request."""
+    if beliefs is None:
+        return []
+    if not template.has_beliefs:
+        _warn_template_without_beliefs(template.name)
+        return []
+    seed = f"{slot.topic.id}:{slot.move}:{slug}"
+    return choose_belief_path(beliefs, slot.topic.prompt, seed=seed)
+
+
+def _beliefs_block(template: PromptTemplate, path: list[BeliefStep]) -> str:
+    """What fills `{beliefs}`: empty without a path, so such a request keeps its old key."""
+    return "\n\n" + template.beliefs.format(path=describe_path(path)) if path else ""
+
+
+@cache
+def _warn_template_without_beliefs(name: str) -> None:
+    logger.warning(
+        "prompt template %r has no `beliefs` block or no `{beliefs}` slot in `user`, so belief "
+        "graphs are left out of its requests; add both (see debate-turn-v1.yaml) to use them",
+        name,
     )
 
 

@@ -3,6 +3,8 @@
 `load_template(name)` reads one by the name configs use (`synthesis.template`, e.g.
 `debate-turn-v1`); a path to a YAML file of the same shape works too, for trying a new wording.
 The template name goes into every cache key, so changing wording means a new file, never an edit.
+An optional part that renders empty for every request made before it existed (`beliefs`, the
+belief-path block) can be added to a template in place: no earlier request's key changes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from foundry.synthesis.jobs import SynthesisError
 
@@ -40,6 +42,16 @@ class PromptTemplate(BaseModel):
     revise: str
     generic_system: str
     violation: str
+    beliefs: str = Field(
+        "",
+        description="The block (with `{path}`) that fills `{beliefs}` in `user` when the persona "
+        "has a belief graph; empty, or no `{beliefs}` slot, keeps belief graphs out of requests.",
+    )
+
+    @property
+    def has_beliefs(self) -> bool:
+        """Whether requests made with this template can carry a belief path."""
+        return bool(self.beliefs) and "{beliefs}" in self.user
 
 
 def available_templates() -> list[str]:

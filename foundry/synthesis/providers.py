@@ -110,6 +110,7 @@ class OfflineProvider:
                     meta["passages"],
                     meta.get("opponent_text"),
                     seed=job.key,
+                    beliefs=meta.get("belief_path", ()),
                 )
                 usage = Usage(output_tokens=len(words(text)))
                 sink(job, _free_result(job, text, self, usage, started, "offline"))

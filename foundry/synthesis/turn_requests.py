@@ -1,9 +1,10 @@
 """Turn requests and their cache rows: what synthesis asks a provider for, and what it keeps.
 
 Public entry points: `persona_request(...)` builds one persona's `TurnRequest` for a slot (its
-passages retrieved for the topic and, for a challenge, another persona's best-fitting passage),
-`turn_row` is the cache row of a generated turn, `collect_turns` reads back the turns the caches
-hold, and `synthesis_cache(config, slug)` opens a persona's `generations.jsonl`.
+passages retrieved for the topic, for a challenge another persona's best-fitting passage, and a
+path through the persona's belief graph when it has one), `turn_row` is the cache row of a
+generated turn, `collect_turns` reads back the turns the caches hold, and
+`synthesis_cache(config, slug)` opens a persona's `generations.jsonl`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from foundry.config import FoundryConfig
+from foundry.data.beliefs import BeliefGraph
 from foundry.data.retrieval import PassageIndex
 from foundry.data.schemas import DebateTurn
 from foundry.data.validation import ValidationSummary
@@ -33,8 +35,10 @@ def persona_request(
     indexes: dict[str, PassageIndex],
     template: Any,
     engine: Provider,
+    beliefs: BeliefGraph | None = None,
 ) -> TurnRequest:
-    """The request for `slug`'s turn in `slot`, grounded in its passages for the topic."""
+    """The request for `slug`'s turn in `slot`, grounded in its passages for the topic and,
+    with `beliefs` (its graph, `load_persona_beliefs`), in a path of its own beliefs."""
     contracts = {p.slug: p.contract for p in summary.personas if p.contract is not None}
     opponent = None
     if slot.move == "challenge":
@@ -51,12 +55,17 @@ def persona_request(
         model=engine.model,
         opponent=opponent,
         plain=engine.name == "local",
+        beliefs=beliefs,
     )
 
 
 def turn_row(request: TurnRequest, generated: GenerationResult) -> dict[str, Any]:
-    """The cache row of a generated turn: the `DebateTurn` fields plus `kind`."""
-    return generation_row(request.job, generated) | {
+    """The cache row of a generated turn: the `DebateTurn` fields plus `kind`.
+
+    `belief_nodes` is written only when the turn argued along a belief path, so a persona without
+    a graph gets the rows it got before graphs existed.
+    """
+    row = generation_row(request.job, generated) | {
         "kind": "turn",
         "topic_id": request.slot.topic.id,
         "prompt": request.prompt,
@@ -66,6 +75,9 @@ def turn_row(request: TurnRequest, generated: GenerationResult) -> dict[str, Any
         "passage_ids": list(request.passage_ids),
         "opponent": request.opponent,
     }
+    if request.belief_nodes:
+        row["belief_nodes"] = list(request.belief_nodes)
+    return row
 
 
 def collect_turns(

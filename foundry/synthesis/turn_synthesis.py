@@ -31,6 +31,7 @@ from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger
 from foundry.synthesis.attribution_bars import AttributionBar
+from foundry.synthesis.belief_paths import load_persona_beliefs
 from foundry.synthesis.constitution import critique_and_revise
 from foundry.synthesis.generation_cache import GenerationCache
 from foundry.synthesis.jobs import (
@@ -141,6 +142,7 @@ def synthesize(
     per_persona = count or config.synthesis.turns_per_persona
     slots = plan_slots(topic_split, config.synthesis.moves, per_persona, config.training.seed)
     caches = {slug: synthesis_cache(config, slug) for slug in selected}
+    graphs = {slug: load_persona_beliefs(config.persona_dir(slug)) for slug in selected}
     indexes = {
         p.slug: PassageIndex([i for i in p.items if i.split == "train"]) for p in summary.personas
     }
@@ -155,7 +157,7 @@ def synthesize(
     for phase in ("opening", "challenge"):
         phase_slots = [s for s in slots if (s.move == "challenge") == (phase == "challenge")]
         requests = [
-            persona_request(config, summary, slug, slot, indexes, template, engine)
+            persona_request(config, summary, slug, slot, indexes, template, engine, graphs[slug])
             for slug in selected
             for slot in phase_slots
         ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 
 import pytest
@@ -153,3 +155,41 @@ def test_pairs_with_claude_include_constitution_violations(server, tmp_path):
     assert strategies == {"cross_persona", "generic", "constitution_violation"}
     kinds = {r["kind"] for r in _rows(config, "tobias-renn")}
     assert {"generic", "violation"} <= kinds
+
+
+def test_a_belief_graph_reaches_the_request_and_its_nodes_the_turn(server, tmp_path):
+    config = _config(tmp_path)
+    nodes = [
+        ("n1", "central banks guard their balance sheets", "assumption"),
+        ("n2", "reserve assets must stay liquid in a crisis", "inference"),
+        ("n3", "inflation stays above target", "inference"),
+        ("n4", "data-center spending follows market share", "inference"),
+        ("n5", "export controls on chips delay rival models", "inference"),
+        ("n6", "dollar stablecoins spread dollar demand", "inference"),
+    ]
+    edges = [("n1", "n2", 1), ("n2", "n3", -1), ("n4", "n5", 1), ("n6", "n1", -1)]
+    graph = {
+        "nodes": [{"id": i, "concept": c, "type": t} for i, c, t in nodes],
+        "edges": [{"from": a, "to": b, "polarity": p, "confidence": 0.7} for a, b, p in edges],
+    }
+    (config.persona_dir("tobias-renn") / "beliefs.json").write_text(json.dumps(graph))
+    sent: list[tuple[str, str]] = []
+    server.reply_with = lambda system, user: sent.append((system, user))  # None: the usual answer
+
+    synthesize(config, _settings(server), personas=["tobias-renn"], count=6)
+
+    lead = "Argue along these beliefs of yours"
+    cited = [(system, user) for system, user in sent if lead in user]
+    assert len(sent) == 6 and cited
+    rows = {r["prompt_hash"]: r for r in _rows(config, "tobias-renn")}
+    relation_of = {(a, b): "supports" if p == 1 else "opposes" for a, b, p in edges}
+    for system, user in cited:
+        path = [line for line in user.split(lead, 1)[1].splitlines() if line.startswith("- [")]
+        steps = [re.fullmatch(r"- \[(n\d)\] [a-z -]+ (\w+) \[(n\d)\] [a-z -]+", s) for s in path]
+        assert steps and all(steps), path
+        assert all(relation_of[m[1], m[3]] == m[2] for m in steps)  # the persona's own edges
+        row = rows[hashlib.sha256(f"{system}\0{user}".encode()).hexdigest()]
+        assert row["belief_nodes"] == list(dict.fromkeys(n for m in steps for n in (m[1], m[3])))
+    turns = _rows(config, "tobias-renn", "turns.jsonl")
+    turns += _rows(config, "tobias-renn", "rejected.jsonl")
+    assert sum(bool(t["belief_nodes"]) for t in turns) == len(cited)
