@@ -8,13 +8,16 @@ offline composer words it, Claude is asked to argue along it and cite its node i
 
 Public entry points: `load_persona_beliefs(persona_dir)` (the graph, or None without one),
 `choose_belief_path(graph, topic, seed)` (the steps), `describe_path(steps)` (the steps as the
-request cites them) and `path_node_ids(steps)` (what the turn records).
+request cites them), `path_node_ids(steps)` (what the turn records) and
+`strip_node_citations(text, node_ids)` (the turn without Claude's `[n3]` citations, as it is trained
+on: a persona never writes node ids).
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -130,6 +133,23 @@ def path_node_ids(steps: Sequence[BeliefStep]) -> list[str]:
     """The node ids the steps use, each once, in argument order."""
     ids = [node_id for step in steps for node_id in (step.from_node, step.to_node)]
     return list(dict.fromkeys(ids))
+
+
+def strip_node_citations(text: str, node_ids: Sequence[str]) -> str:
+    """`text` without bracketed citations of `node_ids` ("[n3]", "[n2, n4]", "[n2][n3]").
+
+    Brackets naming anything else stay: only ids the turn was asked to cite are markers.
+    """
+    if not node_ids or "[" not in text:
+        return text
+    ids = "|".join(re.escape(node_id) for node_id in sorted(node_ids, key=len, reverse=True))
+    citation = re.compile(rf"[ \t]*\[\s*(?:{ids})(?:\s*[,;]\s*(?:{ids}))*\s*\]")
+    stripped = citation.sub("", text)
+    if stripped == text:
+        return text
+    stripped = re.sub(r"[ \t]+([,.;:!?)])", r"\1", stripped)
+    stripped = re.sub(r"\([ \t]*\)", "", stripped)
+    return re.sub(r"[ \t]{2,}", " ", stripped).strip()
 
 
 def _step(edge: BeliefEdge, from_concept: str, to_concept: str) -> BeliefStep:

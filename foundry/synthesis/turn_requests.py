@@ -3,7 +3,8 @@
 Public entry points: `persona_request(...)` builds one persona's `TurnRequest` for a slot (its
 passages retrieved for the topic, for a challenge another persona's best-fitting passage, and a
 path through the persona's belief graph when it has one), `turn_row` is the cache row of a
-generated turn, `collect_turns` reads back the turns the caches hold, and
+generated turn (the text as the provider wrote it), `collect_turns` reads back the turns the
+caches hold (without belief-node citations, as they are filtered and trained on), and
 `synthesis_cache(config, slug)` opens a persona's `generations.jsonl`.
 """
 
@@ -16,6 +17,7 @@ from foundry.data.beliefs import BeliefGraph
 from foundry.data.retrieval import PassageIndex
 from foundry.data.schemas import DebateTurn
 from foundry.data.validation import ValidationSummary
+from foundry.synthesis.belief_paths import strip_node_citations
 from foundry.synthesis.generation_cache import GENERATIONS_FILENAME, GenerationCache, generation_row
 from foundry.synthesis.jobs import GenerationResult, Provider
 from foundry.synthesis.plan import Slot, TurnRequest, choose_opponent, turn_request
@@ -90,4 +92,5 @@ def collect_turns(
         row = caches[request.persona].get(request.job.key)
         if row is not None:
             fields = {k: v for k, v in row.items() if k in DebateTurn.model_fields}
+            fields["text"] = strip_node_citations(fields["text"], fields.get("belief_nodes", ()))
             turns[request.persona].append(DebateTurn.model_validate(fields))

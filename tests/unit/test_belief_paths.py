@@ -19,14 +19,16 @@ from foundry.synthesis.belief_paths import (
     describe_path,
     load_persona_beliefs,
     path_node_ids,
+    strip_node_citations,
 )
 from foundry.synthesis.composer_moves import belief_sentences
+from foundry.synthesis.generation_cache import GenerationCache
 from foundry.synthesis.jobs import GenerationResult, Usage
 from foundry.synthesis.offline_composer import compose_turn
 from foundry.synthesis.plan import PASSAGE_CHARS, TARGET_WORDS, Slot, job_key, turn_request
 from foundry.synthesis.prompt_templates import load_template
 from foundry.synthesis.providers import OFFLINE_MODEL
-from foundry.synthesis.turn_requests import turn_row
+from foundry.synthesis.turn_requests import collect_turns, turn_row
 from tests.conftest import SAMPLE_DIR, make_project
 
 SLUG = "tobias-renn"
@@ -195,6 +197,39 @@ def test_an_offline_turn_argues_along_the_path_and_records_its_nodes(project, gr
     row = turn_row(request, _result(request, text))
     turn = DebateTurn.model_validate({k: v for k, v in row.items() if k in DebateTurn.model_fields})
     assert turn.belief_nodes == ["n1", "n2", "n3", "n4"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Spending rises [n2], so prices fall [n3].", "Spending rises, so prices fall."),
+        ("It cuts both ways [n2, n3]; [n4][n1] settles it.", "It cuts both ways; settles it."),
+        ("One thing ( [n2] ) matters.", "One thing matters."),
+        # Only the ids the turn was asked to cite are markers: n12 is not n1, [x1] is not a node.
+        ("Tier [n12] and [x1] stay, [n1] goes.", "Tier [n12] and [x1] stay, goes."),
+        ("No citations here.", "No citations here."),
+    ],
+)
+def test_citations_of_the_path_nodes_are_taken_out_and_nothing_else(text, expected):
+    assert strip_node_citations(text, ["n1", "n2", "n3", "n4"]) == expected
+
+
+def test_a_cited_turn_is_read_back_without_its_citations_and_the_cache_keeps_them(
+    project, graph, tmp_path
+):
+    request = _request(project, graph)
+    cited = "Hyperscalers are paid for share [n1], so spending keeps rising [n2] until it does not."
+    cache = GenerationCache(tmp_path / "generations.jsonl")
+    cache.append(turn_row(request, _result(request, cited)))
+    turns: dict[str, list[DebateTurn]] = {SLUG: []}
+
+    collect_turns([request], {SLUG: cache}, turns)
+
+    (turn,) = turns[SLUG]
+    uncited = "Hyperscalers are paid for share, so spending keeps rising until it does not."
+    assert turn.text == uncited
+    assert turn.belief_nodes == ["n1", "n2", "n3", "n4"]
+    assert GenerationCache(tmp_path / "generations.jsonl").get(request.job.key)["text"] == cited
 
 
 def test_without_a_graph_the_request_and_turn_are_what_they_were(project, graph):
