@@ -168,9 +168,17 @@ def _content_id(path: Path, text: str) -> str:
 
 
 def drop_duplicate_items(
-    items: list[CorpusItem], threshold: float, stats: CorpusStats, problems: list[Problem]
+    items: list[CorpusItem],
+    threshold: float,
+    stats: CorpusStats,
+    problems: list[Problem],
+    corpus_dir: Path | None = None,
 ) -> list[CorpusItem]:
-    """`items` without exact or near repeats (similarity >= `threshold`) of an earlier item."""
+    """`items` without exact or near repeats (similarity >= `threshold`) of an earlier item.
+
+    The warning counts every record dropped as a repeat, including a record repeated under its own
+    id (`records_to_items` drops those), and points at `corpus_dir`.
+    """
     duplicates = find_duplicates([i.text for i in items], threshold)
     for index, (kept, score) in duplicates.items():
         if score >= 1.0:
@@ -180,15 +188,19 @@ def drop_duplicate_items(
         logger.debug(
             "%s repeats %s (similarity %.2f); dropped", items[index].id, items[kept].id, score
         )
-    if duplicates:
-        first, (kept, _) = next(iter(duplicates.items()))
+    dropped = stats.exact_duplicates + stats.near_duplicates
+    if dropped:
+        detail = f"{stats.exact_duplicates} exact, {stats.near_duplicates} near"
+        if duplicates:
+            first, (kept, _) = next(iter(duplicates.items()))
+            detail += f"; first: {items[first].id!r} repeats {items[kept].id!r}"
+        persona = items[0].persona if items else "?"
         problems.append(
             Problem(
                 "warning",
-                None,
-                f"persona {items[first].persona}",
-                f"{len(duplicates)} duplicate item(s) dropped (first: {items[first].id!r} repeats "
-                f"{items[kept].id!r})",
+                corpus_dir,
+                f"persona {persona}",
+                f"{dropped} duplicate item(s) dropped ({detail})",
                 "nothing to do unless the items were meant to differ",
             )
         )

@@ -99,7 +99,13 @@ def prepare_persona(
     records, files = _read_records(persona_dir / CORPUS_DIRNAME, config, problems)
     stats = CorpusStats(files=files)
     items = records_to_items(records, slug, stats, problems)
-    items = drop_duplicate_items(items, config.personas.near_duplicate_threshold, stats, problems)
+    items = drop_duplicate_items(
+        items,
+        config.personas.near_duplicate_threshold,
+        stats,
+        problems,
+        persona_dir / CORPUS_DIRNAME,
+    )
     topic_split = topic_split if topic_split is not None else project_topic_split(config)[1]
     rule = SplitRule(config.personas.test_fraction, config.personas.validation_fraction)
     topics = topic_split.framing + topic_split.heldout

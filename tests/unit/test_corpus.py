@@ -216,6 +216,10 @@ def test_same_id_with_same_text_is_dropped_as_exact_duplicate(tmp_path: Path) ->
     assert _errors(prepared) == []
     assert prepared.stats.exact_duplicates == 1
     assert sorted(i.id for i in prepared.items) == ["r0", "r1", "r2", "r3", "r4"]
+    # A repeated record is reported like any other repeat, at the persona's corpus folder.
+    [warning] = [w for w in _warnings(prepared) if "duplicate" in w.message]
+    assert "1 duplicate item(s) dropped (1 exact, 0 near)" in warning.message
+    assert warning.path == config.persona_dir("wren-halloway") / "corpus"
 
 
 def test_near_duplicate_texts_are_dropped_and_counted(tmp_path: Path) -> None:
@@ -234,7 +238,9 @@ def test_near_duplicate_texts_are_dropped_and_counted(tmp_path: Path) -> None:
     ids = {i.id for i in prepared.items}
     assert "long-a" in ids and "long-b" not in ids
     [warning] = [w for w in _warnings(prepared) if "duplicate" in w.message]
-    assert "'long-b' repeats 'long-a'" in warning.message
+    assert "1 duplicate item(s) dropped (0 exact, 1 near; first: 'long-b' repeats 'long-a')" in (
+        warning.message
+    )
 
 
 def test_unknown_kind_is_a_warning_and_the_kind_is_guessed(tmp_path: Path) -> None:
