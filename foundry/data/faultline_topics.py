@@ -42,6 +42,7 @@ from foundry.slugs import MAX_SLUG_CHARS, slugify
 FAULTLINE_TAG = "faultline"
 PERSONA_TAG = "persona:"
 DECK_TAG = "deck:"
+QUESTION_TAG = "settling-question"  # a conflict's question: held out, never synthesized
 _GROUP = "faultline"  # group prefix: faultline-conflict-<kind>, faultline-position-<type>
 
 
@@ -123,7 +124,7 @@ def plan_topics(
     report = TopicsReport(
         path=str(path),
         deck=deck,
-        questions=sum("settling-question" in t.tags for t in unique),
+        questions=sum(QUESTION_TAG in t.tags for t in unique),
         positions=sum("position" in t.tags for t in unique),
         deck_topics=sum("deck-topic" in t.tags for t in unique),
         duplicates=len(new) - len(unique),
@@ -188,10 +189,11 @@ def _split(
     """`topics` and their split; when their groups are too few to hold one out, each written
     topic becomes its own group (a held-out single question beats no held-out question)."""
     fractions = config.evaluation.heldout_topic_fraction, config.synthesis.dev_topic_fraction
-    split = split_topics(topics, *fractions)
+    asked = [t.prompt for t in topics if QUESTION_TAG in t.tags]  # the conflicts' questions
+    split = split_topics(topics, *fractions, asked)
     if not split.heldout:
         topics = [t.model_copy(update={"group": ""}) if t.id in written else t for t in topics]
-        split = split_topics(topics, *fractions)
+        split = split_topics(topics, *fractions, asked)
     return topics, split
 
 
@@ -237,7 +239,7 @@ def _question_topics(source: Path, slugs: dict[str, str], imported: set[str]) ->
         _topic(
             f"conflict-{c.id}",
             " ".join(c.question.split()),
-            _tags("settling-question", [c.persona_a, c.persona_b]),
+            _tags(QUESTION_TAG, [c.persona_a, c.persona_b]),
             f"{_GROUP}-conflict-{c.kind}",
         )
         for c in conflicts

@@ -10,12 +10,14 @@ adapter (`BASE_ADAPTER` for the bare base).
 Topics split three ways by group (`split_topics`): `train` topics frame corpus items and get
 synthetic turns; `dev` topics get synthetic turns and pairs that only ever land in the eval split
 (DPO and SFT eval loss); `heldout` topics are never trained on or synthesized: evaluation's own.
+A topic that asks a question the evaluation asks anyway (a conflict's question, `asked`) is held
+out with its group whatever the hash says, so no synthetic turn ever answers an evaluation prompt.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -54,15 +56,23 @@ class TopicSplit(BaseModel):
 
 
 def split_topics(
-    topics: Sequence[DebateTopic], heldout_fraction: float, dev_fraction: float
+    topics: Sequence[DebateTopic],
+    heldout_fraction: float,
+    dev_fraction: float,
+    asked: Collection[str] = (),
 ) -> TopicSplit:
     """Split topics by group into train, dev and held-out, stably (a hash order of group keys).
 
-    With three groups or more, dev and held-out get at least one group each and train keeps at
-    least one; with fewer, everything is train. Adding a topic never moves another group.
+    Every group with a topic whose prompt is one of `asked` (questions the evaluation asks by
+    itself: the conflicts') is held out, so those prompts are never synthesized. Of the other
+    groups, with three or more, dev and held-out get at least one each and train keeps at least
+    one; with fewer, they are all train. Adding a topic never moves another group.
     """
+    questions = {question_key(q) for q in asked}
+    forced = {t.group_key for t in topics if question_key(t.prompt) in questions}
     groups = sorted(
-        {t.group_key for t in topics}, key=lambda g: hashlib.sha256(g.encode()).hexdigest()
+        {t.group_key for t in topics} - forced,
+        key=lambda g: hashlib.sha256(g.encode()).hexdigest(),
     )
     heldout_n = dev_n = 0
     if len(groups) >= 3:
@@ -70,13 +80,19 @@ def split_topics(
         dev_n = max(1, round(len(groups) * dev_fraction))
         heldout_n = min(heldout_n, len(groups) - 2)
         dev_n = min(dev_n, len(groups) - heldout_n - 1)
-    heldout, dev = set(groups[:heldout_n]), set(groups[heldout_n : heldout_n + dev_n])
+    heldout = set(groups[:heldout_n]) | forced
+    dev = set(groups[heldout_n : heldout_n + dev_n])
     split = TopicSplit()
     for topic in topics:
         key = topic.group_key
         role = "heldout" if key in heldout else "dev" if key in dev else "train"
         getattr(split, role).append(topic)
     return split
+
+
+def question_key(prompt: str) -> str:
+    """A prompt compared as a question: case and spacing do not make it another one."""
+    return " ".join(prompt.casefold().split())
 
 
 def nearest_topics(texts: Sequence[str], topics: Sequence[DebateTopic]) -> list[DebateTopic | None]:

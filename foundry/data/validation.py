@@ -148,12 +148,27 @@ def _read_records(
 def project_topic_split(
     config: FoundryConfig,
 ) -> tuple[list[DebateTopic], TopicSplit, list[Problem]]:
-    """The topics file read and split by group into train, dev (validation) and held-out (test)."""
+    """The topics file read and split by group into train, dev (validation) and held-out (test);
+    a topic asking a conflict's question is held out (`split_topics`)."""
     topics, problems = load_topics(config.topics_file)
-    split = split_topics(
-        topics, config.evaluation.heldout_topic_fraction, config.synthesis.dev_topic_fraction
+    return topics, split_project_topics(config, topics), problems
+
+
+def split_project_topics(config: FoundryConfig, topics: list[DebateTopic]) -> TopicSplit:
+    """`topics` split the project's way: its fractions, and its conflicts' questions held out."""
+    return split_topics(
+        topics,
+        config.evaluation.heldout_topic_fraction,
+        config.synthesis.dev_topic_fraction,
+        conflict_questions(config),
     )
-    return topics, split, problems
+
+
+def conflict_questions(config: FoundryConfig) -> list[str]:
+    """The questions of the project's conflicts: evaluation prompts, never synthesized. A bad
+    record is left out here; `validate_personas` reports it."""
+    conflicts, _ = load_conflicts(config.conflicts_file, discover_personas(config.personas_dir))
+    return [c.question for c in conflicts]
 
 
 def _check_splits(

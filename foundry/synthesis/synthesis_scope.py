@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import TopicSplit, split_topics
+from foundry.data.framing import TopicSplit
 from foundry.data.personas import load_topics
-from foundry.data.validation import PreparedPersona, ValidationSummary
+from foundry.data.validation import PreparedPersona, ValidationSummary, split_project_topics
 from foundry.synthesis.jobs import SynthesisError
 
 
@@ -67,9 +67,7 @@ def synthesis_topics(
         errors = [p for p in problems if p.level == "error"]
         if errors:
             raise SynthesisError("\n".join(str(p) for p in errors))
-        split = split_topics(
-            topics, config.evaluation.heldout_topic_fraction, config.synthesis.dev_topic_fraction
-        )
+        split = split_project_topics(config, topics)
     if not split.framing:
         raise SynthesisError(
             f"no debate topics to synthesize on (held-out topics are never used); add topics to "

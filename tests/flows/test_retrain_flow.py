@@ -1,8 +1,12 @@
-"""The whole `retrain` flow on the sample under Prefect's test harness: a cold run, a rerun that
-is all cache hits, an edit that retrains one persona, and a failure that spares the others.
+"""The whole `retrain` flow under Prefect's test harness, on a Faultline deck shaped like real ones:
+a cold run, a rerun that is all cache hits, an edit that retrains one persona, and a failure that
+spares the others.
 
-The runs build on each other (module-scoped project), as a user's runs do: each test asserts on
-the task run states Prefect recorded, on the registry and on the artifacts, never on time.
+The project starts as a user's does: `foundry init --empty`, then `foundry import faultline` of
+`tests/fixtures/faultline_deck` (one persona with 20 essays cut at 2,000 characters, two on the same
+chips in similar prose, one of dated tweets with duplicates, conflicts and belief graphs). The runs
+build on each other (module-scoped project), as a user's runs do: each test asserts on the task run
+states Prefect recorded, on the registry and on the artifacts, never on time.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from tests.conftest import TINY_TRAINING, make_project
 
 pytestmark = pytest.mark.slow
 
-PERSONAS = ["jonah-okafor", "marguerite-vale", "priya-castellanos", "tobias-renn"]
+DECK = Path(__file__).parents[1] / "fixtures" / "faultline_deck"
+PERSONAS = ["felix-ardmore", "ottilie-brask", "renske-halloran", "wren-castellano"]
+ESSAYIST = "ottilie-brask"  # 20 essays, each cut at 2,000 characters, and nothing else
 SMALL = (
     TINY_TRAINING
     + """
@@ -100,10 +106,11 @@ def _champion(config, slug: str) -> int | None:
 
 
 def _edit_corpus(config, slug: str, text: str) -> None:
-    folder = config.persona_dir(slug) / "corpus"
-    target = next(p for p in sorted(folder.iterdir()) if p.suffix == ".md")
-    with target.open("a", encoding="utf-8") as handle:
-        handle.write(f"\n\n{text}\n")
+    """A new item in the persona's imported corpus, as a re-import of a grown deck would add."""
+    path = config.persona_dir(slug) / "corpus" / "faultline.json"
+    items = json.loads(path.read_text(encoding="utf-8"))
+    item = {"id": f"edit-{len(items)}", "content": text, "date": "2025-01-02", "platform": "blog"}
+    path.write_text(json.dumps([*items, item], indent=2), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +118,14 @@ def project(prefect_harness, tmp_path_factory):
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    from foundry.cli.main import app
+
     root = make_project(tmp_path_factory.mktemp("retrain") / "repo", git=True, config_text=SMALL)
-    config = load_config(root / "foundry.yaml")
-    init_project(config)
-    yield config
+    config_file = str(root / "foundry.yaml")
+    for args in (["init", "--empty"], ["import", "faultline", str(DECK)]):
+        result = CliRunner().invoke(app, [*args, "--config", config_file], terminal_width=200)
+        assert result.exit_code == 0, result.output
+    yield load_config(root / "foundry.yaml")
     monkeypatch.undo()
 
 
@@ -139,7 +150,9 @@ def rerun(project, cold):
 def edited(project, rerun):
     from flows.retrain import retrain
 
-    _edit_corpus(project, "jonah-okafor", "Freight rates move first; the quay tells you later.")
+    _edit_corpus(
+        project, ESSAYIST, "Packaging, not lithography, sets how many K3 boards ship next year."
+    )
     return retrain(config_path=str(project.source), return_state=True)
 
 
@@ -148,9 +161,11 @@ def failed(project, edited):
     """Two personas edited; one of them cannot train (its work folder is a plain file)."""
     from flows.retrain import retrain
 
-    _edit_corpus(project, "marguerite-vale", "Every archive is an argument about what mattered.")
-    _edit_corpus(project, "priya-castellanos", "A trial that cannot fail teaches nothing.")
-    blocker = project.cache_dir / "work" / "priya-castellanos"
+    _edit_corpus(
+        project, "renske-halloran", "Lead times are a ledger of demand, not a rumour of it."
+    )
+    _edit_corpus(project, "wren-castellano", "Lead times on K3 boards: 22 weeks, down from 30.")
+    blocker = project.cache_dir / "work" / "wren-castellano"
     shutil.rmtree(blocker, ignore_errors=True)
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a folder\n")
@@ -176,12 +191,36 @@ def test_cold_run_trains_evaluates_registers_and_promotes_every_persona(project,
     assert result["data_rev"] == read_data_version(project).data_rev
     summary = _artifact("retrain-summary", cold.state_details.flow_run_id)
     assert "retrained: " + ", ".join(PERSONAS) in summary
-    assert "persona-tobias-renn: v1 promoted" in summary and "#/models/persona-" in summary
+    assert "persona-felix-ardmore: v1 promoted" in summary and "#/models/persona-" in summary
     assert "Persona vectors" in summary
     evaluation = json.loads((Path(result["evaluation"]["folder"]) / "metrics.json").read_text())
     assert {"steer", "dpo+steer"} <= set(evaluation["variants"])
     table = _artifact("retrain-metrics", cold.state_details.flow_run_id)
     assert all(slug in table for slug in PERSONAS)
+
+
+def test_the_deck_is_judged_on_its_own_conflicts_and_topics_never_trained_on(project, cold):
+    """On-domain topics only, the deck's conflicts in the report, and no synthetic turn on a
+    question the evaluation asks."""
+    import yaml
+
+    deck_conflicts = json.loads((DECK / "worldviews" / "_conflicts.json").read_text())
+    outsider = "Petra Sunnvale"  # the one conflict naming a persona outside the deck
+    in_deck = {c["id"] for c in deck_conflicts if outsider not in (c["personaA"], c["personaB"])}
+    assert len(in_deck) == len(deck_conflicts) - 1
+    topics = yaml.safe_load(project.topics_file.read_text())["topics"]
+    assert topics and all("faultline" in t["tags"] for t in topics)  # no sample topic left
+    result = cold.result()
+    evaluation = json.loads((Path(result["evaluation"]["folder"]) / "metrics.json").read_text())
+    assert evaluation["conflict_ids"] and set(evaluation["conflict_ids"]) <= in_deck
+    assert evaluation["metrics"]["dpo"]["conflicts"]["conflicts"] == len(evaluation["conflict_ids"])
+    asked = set(evaluation["heldout_topics"])
+    assert len(asked) == len(evaluation["heldout_topics"])  # each prompt asked once
+    for slug in PERSONAS:
+        turns = project.data_dir / "synthetic" / slug / "turns.jsonl"
+        synthesized = {json.loads(line)["topic_id"] for line in turns.read_text().splitlines()}
+        assert synthesized and not synthesized & asked, (slug, synthesized & asked)
+        assert not any(topic.startswith("conflict-") for topic in synthesized)
 
 
 def test_the_cold_run_deploys_each_new_champion_to_the_local_target(project, cold):
@@ -247,30 +286,30 @@ def test_editing_one_persona_retrains_only_that_persona(project, edited):
     assert edited.is_completed(), edited.message
     states = _task_states(edited.state_details.flow_run_id)
     for step in STEP_TASKS:
-        assert states[f"{step}[jonah-okafor]"] == "Completed", (step, states)
-        for slug in PERSONAS[1:]:
+        assert states[f"{step}[{ESSAYIST}]"] == "Completed", (step, states)
+        for slug in (s for s in PERSONAS if s != ESSAYIST):
             assert states[f"{step}[{slug}]"] == "Cached", (step, slug, states)
     assert next(s for n, s in states.items() if n.startswith("build-base")) == "Cached"
     assert next(s for n, s in states.items() if n.startswith("evaluate")) == "Completed"
-    assert _versions(project, "jonah-okafor") == [1, 2]
-    assert all(_versions(project, slug) == [1] for slug in PERSONAS[1:])
-    assert edited.result()["personas"]["jonah-okafor"]["status"] == "retrained"
+    assert _versions(project, ESSAYIST) == [1, 2]
+    assert all(_versions(project, slug) == [1] for slug in PERSONAS if slug != ESSAYIST)
+    assert edited.result()["personas"][ESSAYIST]["status"] == "retrained"
 
 
 def test_a_failing_persona_leaves_the_others_registered_and_its_champion_in_place(project, failed):
     assert failed.is_failed()
-    assert "priya-castellanos" in failed.message and "train" in failed.message
+    assert "wren-castellano" in failed.message and "train" in failed.message
     result = failed.result(raise_on_failure=False)
-    assert set(result["failed"]) == {"priya-castellanos"}
-    assert result["personas"]["marguerite-vale"]["status"] == "retrained"
-    assert _versions(project, "marguerite-vale") == [1, 2]
-    assert _versions(project, "priya-castellanos") == [1]
-    assert _champion(project, "priya-castellanos") == 1
+    assert set(result["failed"]) == {"wren-castellano"}
+    assert result["personas"]["renske-halloran"]["status"] == "retrained"
+    assert _versions(project, "renske-halloran") == [1, 2]
+    assert _versions(project, "wren-castellano") == [1]
+    assert _champion(project, "wren-castellano") == 1
     states = _task_states(failed.state_details.flow_run_id)
-    assert states["train[priya-castellanos]"] == "Failed"
-    assert "register[priya-castellanos]" not in states
+    assert states["train[wren-castellano]"] == "Failed"
+    assert "register[wren-castellano]" not in states
     summary = _artifact("retrain-summary", failed.state_details.flow_run_id)
-    assert "**priya-castellanos**" in summary and "champion is unchanged" in summary
+    assert "**wren-castellano**" in summary and "champion is unchanged" in summary
 
 
 def test_a_broken_persona_stops_the_run_before_anything_is_written(prefect_harness, tmp_path):
@@ -328,13 +367,13 @@ def test_watch_data_retrains_only_what_changed_since_its_champion(project, faile
 
     result = watch_data(config_path=str(project.source))
 
-    assert result["changed"] == ["priya-castellanos"]  # its edit never reached a champion
+    assert result["changed"] == ["wren-castellano"]  # its edit never reached a champion
     summary = result["retrain"]
-    assert summary["personas"]["priya-castellanos"]["status"] == "retrained"
+    assert summary["personas"]["wren-castellano"]["status"] == "retrained"
     assert all(
-        summary["personas"][s]["status"] == "cached" for s in PERSONAS if s != "priya-castellanos"
+        summary["personas"][s]["status"] == "cached" for s in PERSONAS if s != "wren-castellano"
     )
-    assert _champion(project, "priya-castellanos") == 2
+    assert _champion(project, "wren-castellano") == 2
     again = watch_data(config_path=str(project.source))
     assert again["changed"] == [] and again["retrain"] is None
 
@@ -342,7 +381,7 @@ def test_watch_data_retrains_only_what_changed_since_its_champion(project, faile
 def test_the_promote_flow_promotes_an_earlier_version(project, edited):
     from flows.promote import promote_flow
 
-    result = promote_flow("jonah-okafor", version=1, config_path=str(project.source), force=True)
+    result = promote_flow(ESSAYIST, version=1, config_path=str(project.source), force=True)
 
     assert result["promoted"] and result["version"] == 1
-    assert _champion(project, "jonah-okafor") == 1  # back from v2
+    assert _champion(project, ESSAYIST) == 1  # back from v2

@@ -121,9 +121,13 @@ def test_split_of_the_imported_topics_holds_out_whole_groups(config, deck_only) 
     _, split, problems = project_topic_split(config)
 
     assert not problems
-    assert deck_only.topics.heldout_groups == 2  # round(8 groups x 25%)
+    # The 3 settling questions' groups (conflict questions are evaluation's), and of the 5 other
+    # groups round(5 x 25%) = 1.
+    assert deck_only.topics.heldout_groups == 4
     heldout = {t.group_key for t in split.heldout}
-    assert len(heldout) == 2 and split.dev and split.train
+    assert len(heldout) == 4 and split.dev and split.train
+    questions = [t for t in _topics(config).values() if "settling-question" in t.tags]
+    assert len(questions) == 3 and all(t in split.heldout for t in questions)
     for role in ("train", "dev"):
         assert not heldout & {t.group_key for t in getattr(split, role)}
     assert validate_personas(config).topic_split.heldout == split.heldout
@@ -306,7 +310,7 @@ def test_cli_import_says_what_it_did_to_the_topics(project, config, monkeypatch)
     assert result.exit_code == 0, result.output
     assert (
         "topics: 9 written from the whole folder (3 settling question(s), 6 position(s)) to "
-        f"{config.topics_file}; 63 sample topic(s) replaced, 0 kept; 8 group(s), 2 held out for "
+        f"{config.topics_file}; 63 sample topic(s) replaced, 0 kept; 8 group(s), 4 held out for "
         "evaluation"
     ) in result.output
 

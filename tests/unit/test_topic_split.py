@@ -66,3 +66,39 @@ def test_move_prompt_adds_a_cue_and_quotes_at_most_thirty_words():
     challenge = move_prompt(topic, "challenge", quote)
     assert "w29 ..." in challenge and "w30" not in challenge
     assert "conventional view" in move_prompt(topic, "challenge")
+
+
+def test_a_topic_asking_a_conflict_question_is_held_out_with_its_group():
+    topics = _topics(20)
+    plain = split_topics(topics, 0.25, 0.1)
+    trained = plain.train[0]
+    asked = [f"  {trained.prompt.upper()} "]  # case and spacing do not make another question
+
+    split = split_topics(topics, 0.25, 0.1, asked)
+
+    held = {t.id for t in split.heldout}
+    assert {t.id for t in topics if t.group == trained.group} <= held
+    assert all(t.group != trained.group for t in split.framing)
+    # The other groups are split as before among themselves: 25 % of 19 held out besides.
+    assert len({t.group for t in split.heldout}) == 1 + 5 and split.dev and split.train
+
+
+def test_a_conflict_question_in_the_topics_file_is_never_synthesized_and_asked_once(config):
+    """An imported deck's topics file holds its conflicts' questions: they are evaluation's."""
+    import yaml
+
+    from foundry.data.validation import validate_personas
+    from foundry.evaluation.answers import EvalSetup
+
+    conflicts = yaml.safe_load(config.conflicts_file.read_text())["conflicts"]
+    question = conflicts[0]["question"]
+    raw = yaml.safe_load(config.topics_file.read_text())
+    raw["topics"].append({"id": "asked-twice", "prompt": question, "group": "own-group"})
+    config.topics_file.write_text(yaml.safe_dump(raw))
+
+    summary = validate_personas(config)
+
+    assert "asked-twice" in {t.id for t in summary.topic_split.heldout}
+    assert question not in {t.prompt for t in summary.topic_split.framing}
+    prompts = [t.prompt for t in EvalSetup.build(config, summary).prompts]
+    assert prompts.count(question) == 1
