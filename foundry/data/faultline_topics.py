@@ -60,6 +60,10 @@ class TopicsReport(BaseModel):
     kept: int = Field(0, description="Topics already in the file, kept as they were.")
     groups: int = Field(0, description="Topic groups in the file after the import.")
     heldout_groups: int = Field(0, description="Of them, held out for evaluation.")
+    conflict_groups: int = Field(
+        0,
+        description="Of them, groups of conflict questions: never trained on, asked as conflicts.",
+    )
 
     @property
     def written(self) -> int:
@@ -79,6 +83,8 @@ class TopicsReport(BaseModel):
         if self.duplicates:
             changes.append(f"{self.duplicates} duplicate prompt(s) skipped")
         held = f"{self.groups} group(s), {self.heldout_groups} held out for evaluation"
+        if self.conflict_groups:
+            held += f", {self.conflict_groups} of conflict questions (asked as the conflicts)"
         return f"{text}; {', '.join(changes)}; {held}"
 
 
@@ -133,6 +139,7 @@ def plan_topics(
         kept=len(kept),
         groups=len({t.group_key for t in topics}),
         heldout_groups=len({t.group_key for t in split.heldout}),
+        conflict_groups=len({t.group_key for t in split.conflict_topics}),
     )
     if not split.heldout:
         what = f"only {report.groups} topic group(s): nothing is held out for evaluation"

@@ -10,8 +10,11 @@ adapter (`BASE_ADAPTER` for the bare base).
 Topics split three ways by group (`split_topics`): `train` topics frame corpus items and get
 synthetic turns; `dev` topics get synthetic turns and pairs that only ever land in the eval split
 (DPO and SFT eval loss); `heldout` topics are never trained on or synthesized: evaluation's own.
-A topic that asks a question the evaluation asks anyway (a conflict's question, `asked`) is held
-out with its group whatever the hash says, so no synthetic turn ever answers an evaluation prompt.
+A topic that asks a question the evaluation asks anyway (a conflict's question, `asked`) goes with
+its group to a fourth role, `conflict_topics`: never synthesized or trained on (its `role` reads
+`heldout`), but not one of evaluation's held-out topics either: the evaluation asks it as the
+conflict, and the corpus documents nearest to it stay where the date puts them, as they would if
+the question were only in `conflicts.yaml`.
 """
 
 from __future__ import annotations
@@ -42,16 +45,26 @@ class TopicSplit(BaseModel):
     train: list[DebateTopic] = Field(default_factory=list)
     dev: list[DebateTopic] = Field(default_factory=list)
     heldout: list[DebateTopic] = Field(default_factory=list)
+    conflict_topics: list[DebateTopic] = Field(
+        default_factory=list,
+        description="Groups with a conflict's question: never trained on, asked as conflicts.",
+    )
 
     @property
     def framing(self) -> list[DebateTopic]:
         """Topics a corpus item may be framed by: everything but the held-out ones."""
         return self.train + self.dev
 
+    @property
+    def every(self) -> list[DebateTopic]:
+        """All topics, the ones a text's nearest topic is chosen among."""
+        return self.train + self.dev + self.heldout + self.conflict_topics
+
     def role(self, topic_id: str) -> TopicRole:
-        for role in ("train", "dev", "heldout"):
+        """A conflict's topic reads `heldout`: nothing is trained on it."""
+        for role in ("train", "dev", "heldout", "conflict_topics"):
             if any(t.id == topic_id for t in getattr(self, role)):
-                return role  # type: ignore[return-value]
+                return "heldout" if role == "conflict_topics" else role  # type: ignore[return-value]
         raise KeyError(f"topic {topic_id!r} is not in the topics file")
 
 
@@ -64,9 +77,9 @@ def split_topics(
     """Split topics by group into train, dev and held-out, stably (a hash order of group keys).
 
     Every group with a topic whose prompt is one of `asked` (questions the evaluation asks by
-    itself: the conflicts') is held out, so those prompts are never synthesized. Of the other
-    groups, with three or more, dev and held-out get at least one each and train keeps at least
-    one; with fewer, they are all train. Adding a topic never moves another group.
+    itself: the conflicts') goes to `conflict_topics`, so those prompts are never synthesized.
+    Of the other groups, with three or more, dev and held-out get at least one each and train
+    keeps at least one; with fewer, they are all train. Adding a topic never moves another group.
     """
     questions = {question_key(q) for q in asked}
     forced = {t.group_key for t in topics if question_key(t.prompt) in questions}
@@ -80,12 +93,16 @@ def split_topics(
         dev_n = max(1, round(len(groups) * dev_fraction))
         heldout_n = min(heldout_n, len(groups) - 2)
         dev_n = min(dev_n, len(groups) - heldout_n - 1)
-    heldout = set(groups[:heldout_n]) | forced
+    heldout = set(groups[:heldout_n])
     dev = set(groups[heldout_n : heldout_n + dev_n])
     split = TopicSplit()
     for topic in topics:
         key = topic.group_key
-        role = "heldout" if key in heldout else "dev" if key in dev else "train"
+        role = "train"
+        if key in forced:
+            role = "conflict_topics"
+        elif key in heldout or key in dev:
+            role = "heldout" if key in heldout else "dev"
         getattr(split, role).append(topic)
     return split
 

@@ -53,7 +53,7 @@ def position_topics(
 ) -> dict[str, tuple[str, list[DebateTopic]]]:
     """position key -> (topic role, the topics of its nearest topic's group), for every position
     with a counterclaim. The role is `heldout` when the nearest of all topics is held-out."""
-    topics = split.framing + split.heldout
+    topics = split.every
     positions = [(i, p) for i, p in enumerate(contract.positions) if p.counterclaim]
     texts = [f"{p.claim} {p.counterclaim}" for _, p in positions]
     found = {}

@@ -108,7 +108,7 @@ def prepare_persona(
     )
     topic_split = topic_split if topic_split is not None else project_topic_split(config)[1]
     rule = SplitRule(config.personas.test_fraction, config.personas.validation_fraction)
-    topics = topic_split.framing + topic_split.heldout
+    topics = topic_split.every
     items = assign_splits(items, rule, topic_split.heldout, topics)
     _check_size(items, contract, config.personas.min_items, persona_dir, problems)
     stats.items = len(items)

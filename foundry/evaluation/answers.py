@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from foundry.config import FoundryConfig
-from foundry.data.framing import TopicSplit, debate_prompt, item_prompts, question_key
+from foundry.data.framing import TopicSplit, debate_prompt, item_prompts
 from foundry.data.schemas import Conflict, DebateTopic, PersonaContract, Position
 from foundry.data.stance import position_key, trained_positions
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
-from foundry.evaluation.conflicts import conflict_topic, topic_id
+from foundry.evaluation.conflicts import conflict_topic
 from foundry.evaluation.schema import Skipped
 from foundry.steering.variants import (
     VARIANTS,
@@ -77,8 +77,7 @@ class EvalSetup:
         setup = cls(
             config=config,
             contracts={p.slug: p.contract for p in personas},  # type: ignore[misc]
-            prompts=_plain_prompts(summary.topic_split.heldout, conflicts)[:limit]
-            + [conflict_topic(c) for c in conflicts],
+            prompts=summary.topic_split.heldout[:limit] + [conflict_topic(c) for c in conflicts],
             conflicts=conflicts,
             train_texts={p.slug: trained_texts(config, p, summary.topic_split) for p in personas},
             classifier_texts={
@@ -296,11 +295,3 @@ def _generator(load: LoadModel, requests: list[Any], params: GenerationParams) -
         return generate(model, tokenizer, requests, params)
 
     return compute
-
-
-def _plain_prompts(heldout: list[DebateTopic], conflicts: list[Conflict]) -> list[DebateTopic]:
-    """The held-out topics not asked as conflicts already (an imported deck's topics file holds
-    its conflicts' questions too): each prompt is answered and counted once."""
-    ids = {topic_id(c) for c in conflicts}
-    questions = {question_key(c.question) for c in conflicts}
-    return [t for t in heldout if t.id not in ids and question_key(t.prompt) not in questions]

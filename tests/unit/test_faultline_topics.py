@@ -121,13 +121,14 @@ def test_split_of_the_imported_topics_holds_out_whole_groups(config, deck_only) 
     _, split, problems = project_topic_split(config)
 
     assert not problems
-    # The 3 settling questions' groups (conflict questions are evaluation's), and of the 5 other
-    # groups round(5 x 25%) = 1.
-    assert deck_only.topics.heldout_groups == 4
+    # The 3 settling questions' groups are the conflicts' (asked as them, never trained on); of
+    # the 5 other groups round(5 x 25%) = 1 is held out.
+    assert deck_only.topics.heldout_groups == 1 and deck_only.topics.conflict_groups == 3
     heldout = {t.group_key for t in split.heldout}
-    assert len(heldout) == 4 and split.dev and split.train
+    assert len(heldout) == 1 and split.dev and split.train
     questions = [t for t in _topics(config).values() if "settling-question" in t.tags]
-    assert len(questions) == 3 and all(t in split.heldout for t in questions)
+    assert len(questions) == 3 and split.conflict_topics == questions
+    assert all(split.role(t.id) == "heldout" for t in questions)
     for role in ("train", "dev"):
         assert not heldout & {t.group_key for t in getattr(split, role)}
     assert validate_personas(config).topic_split.heldout == split.heldout
@@ -310,9 +311,9 @@ def test_cli_import_says_what_it_did_to_the_topics(project, config, monkeypatch)
     assert result.exit_code == 0, result.output
     assert (
         "topics: 9 written from the whole folder (3 settling question(s), 6 position(s)) to "
-        f"{config.topics_file}; 63 sample topic(s) replaced, 0 kept; 8 group(s), 4 held out for "
-        "evaluation"
-    ) in result.output
+        f"{config.topics_file}; 63 sample topic(s) replaced, 0 kept; 8 group(s), 1 held out for "
+        "evaluation, 3 of conflict questions (asked as the conflicts)"
+    ) in " ".join(result.output.split())
 
 
 def test_validate_reports_a_broken_beliefs_json_naming_the_file(config, deck_only) -> None:

@@ -68,7 +68,7 @@ def test_move_prompt_adds_a_cue_and_quotes_at_most_thirty_words():
     assert "conventional view" in move_prompt(topic, "challenge")
 
 
-def test_a_topic_asking_a_conflict_question_is_held_out_with_its_group():
+def test_a_topic_asking_a_conflict_question_is_kept_from_training_with_its_group():
     topics = _topics(20)
     plain = split_topics(topics, 0.25, 0.1)
     trained = plain.train[0]
@@ -76,11 +76,11 @@ def test_a_topic_asking_a_conflict_question_is_held_out_with_its_group():
 
     split = split_topics(topics, 0.25, 0.1, asked)
 
-    held = {t.id for t in split.heldout}
-    assert {t.id for t in topics if t.group == trained.group} <= held
-    assert all(t.group != trained.group for t in split.framing)
-    # The other groups are split as before among themselves: 25 % of 19 held out besides.
-    assert len({t.group for t in split.heldout}) == 1 + 5 and split.dev and split.train
+    assert split.conflict_topics == [t for t in topics if t.group == trained.group]
+    assert all(t.group != trained.group for t in split.framing + split.heldout)
+    assert split.role(trained.id) == "heldout"  # nothing is trained on it
+    # The other groups are split among themselves: 25 % of 19 held out for evaluation.
+    assert len({t.group for t in split.heldout}) == 5 and split.dev and split.train
 
 
 def test_a_conflict_question_in_the_topics_file_is_never_synthesized_and_asked_once(config):
@@ -98,7 +98,8 @@ def test_a_conflict_question_in_the_topics_file_is_never_synthesized_and_asked_o
 
     summary = validate_personas(config)
 
-    assert "asked-twice" in {t.id for t in summary.topic_split.heldout}
+    assert [t.id for t in summary.topic_split.conflict_topics] == ["asked-twice"]
     assert question not in {t.prompt for t in summary.topic_split.framing}
+    assert question not in {t.prompt for t in summary.topic_split.heldout}
     prompts = [t.prompt for t in EvalSetup.build(config, summary).prompts]
     assert prompts.count(question) == 1
