@@ -4,6 +4,7 @@ A deploy tags the model version with `deploy.<target>.{remote_id, served_name, d
 smoke_latency_s}` and points the registered model's `deploy.<target>.version` at it;
 `current_deployment` reads that back (the rollback target of the next deploy), `undeploy` stops
 serving and clears it, and `deployment_status` lists it beside what each target answers for now.
+`served_models` gives the `model` name a client sends to reach each persona on a target.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from deploy import DeployError
+from deploy import DeployError, check_target
 from deploy.bundle import AdapterBundle
 from deploy.smoke import SmokeResult
 from deploy.target import Remote, Target
@@ -44,6 +45,38 @@ def current_deployment(client: Any, slug: str, target: str) -> tuple[int, Remote
         mv_tags.get(_tag(target, "remote_id"), ""), mv_tags.get(_tag(target, "served_name"), "")
     )
     return int(version), remote
+
+
+def served_models(config: FoundryConfig, slugs: list[str], target: str) -> dict[str, str]:
+    """The `model` name that reaches each persona's adapter on `target` (OpenAI-compatible).
+
+    `local` (`foundry serve`) serves every persona's adapter under its slug, deployed or only
+    trained; the other targets serve what `foundry deploy` recorded on the model version.
+
+    Raises:
+        DeployError: unknown target, or a persona has no deployment recorded on it (the
+            message names every such persona and the command that deploys them).
+    """
+    check_target(target)
+    if target == "local":
+        return {slug: slug for slug in slugs}
+    client = open_client(config)
+    models: dict[str, str] = {}
+    missing: list[str] = []
+    for slug in slugs:
+        current = current_deployment(client, slug, target)
+        if current is None or not current[1].served_name:
+            missing.append(slug)
+        else:
+            models[slug] = current[1].served_name
+    if missing:
+        flags = " ".join(f"--persona {slug}" for slug in missing)
+        leave_out = " (or leave those personas out with --persona)" if models else ""
+        raise DeployError(
+            f"no deployment on {target} recorded for {', '.join(missing)}; deploy with "
+            f"`foundry deploy --target {target} {flags}`{leave_out}"
+        )
+    return models
 
 
 def _now() -> str:

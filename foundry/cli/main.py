@@ -82,9 +82,12 @@ def _register_model_commands() -> None:
         epilog="Example: foundry pairs --persona tobias-renn --export together --out pairs.jsonl",
         name="pairs",
     )(cli_synth.pairs)
-    prompts_app.command("export", epilog="Example: foundry prompts export --out prompts/")(
-        cli_synth.prompts_export
-    )
+    prompts_app.command(
+        "export",
+        epilog="Example: foundry prompts export --format faultline --out personas.json   "
+        "(adapters instead: add --base-url http://127.0.0.1:8000/v1 for `foundry serve`; "
+        "markdown: foundry prompts export --out prompts/)",
+    )(cli_synth.prompts_export)
     from foundry.cli import eval as cli_eval
     from foundry.cli.registry import registry_app
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +26,7 @@ from foundry.cli.common import (
     print_table,
     user_errors,
 )
+from foundry.config import FoundryConfig
 
 ProviderOption = Annotated[
     str,
@@ -188,16 +190,90 @@ def _relative(path: str, root: Path) -> str:
 def prompts_export(
     config: ConfigOption = None,
     persona: PersonaOption = None,
-    out: Annotated[Path, typer.Option(help="Folder for <slug>.md system prompts.")] = Path(
-        "prompts"
-    ),
+    export_format: Annotated[
+        Literal["markdown", "faultline"],
+        typer.Option(
+            "--format",
+            help="markdown: <slug>.md enhanced system prompts in a folder; faultline: one JSON "
+            "list of {name, system_prompt, id} for Faultline's `--personas-json`.",
+        ),
+    ] = "markdown",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for markdown (default: prompts/), file for faultline (default: "
+            "personas.json)."
+        ),
+    ] = None,
+    base_url: Annotated[
+        str,
+        typer.Option(
+            help="faultline only: an OpenAI-compatible endpoint serving the adapters (e.g. "
+            "http://127.0.0.1:8000/v1 for `foundry serve`); each entry then names its adapter "
+            "(`model`, `base_url`) instead of carrying the contract as system prompt."
+        ),
+    ] = "",
+    target: Annotated[
+        Literal["local", "vllm", "together", "fireworks"] | None,
+        typer.Option(
+            help="With --base-url: where the adapters are served, which gives each `model` name "
+            "(local: the slug; vllm, together, fireworks: the name `foundry deploy` recorded). "
+            "Default: local."
+        ),
+    ] = None,
 ) -> None:
-    """Write each persona's enhanced system prompt (contract, reasoning method, constitution)."""
+    """Write each persona's system prompt for another engine: enhanced prompts (contract,
+    reasoning method, constitution) as markdown, or Faultline's personas JSON."""
+    if export_format == "markdown" and (base_url or target):
+        raise typer.BadParameter(
+            "--base-url and --target apply to --format faultline only", param_hint="--format"
+        )
+    if target and not base_url:
+        raise typer.BadParameter(
+            "--target picks the served model names; give the endpoint with --base-url URL",
+            param_hint="--base-url",
+        )
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            f"expected an http(s) URL such as http://127.0.0.1:8000/v1, got {base_url!r}",
+            param_hint="--base-url",
+        )
+    cfg = load_cli_config(config)
+    if export_format == "faultline":
+        _export_faultline(cfg, persona, out or Path("personas.json"), base_url, target or "local")
+        return
     from foundry.synthesis.system_prompts import export_system_prompts
 
-    cfg = load_cli_config(config)
+    folder = out or Path("prompts")
     with user_errors():
-        written = export_system_prompts(cfg, persona, out)
+        written = export_system_prompts(cfg, persona, folder)
     for path in written:
         console.print(f"[green]✓[/] {path}")
-    console.print(f"{len(written)} system prompt(s) in {out}")
+    console.print(f"{len(written)} system prompt(s) in {folder}")
+
+
+def _export_faultline(
+    cfg: FoundryConfig, persona: list[str] | None, out: Path, base_url: str, target: str
+) -> None:
+    """Write Faultline's personas JSON; with `base_url`, each entry names its served adapter."""
+    from foundry.synthesis.system_prompts import ServedModels, export_faultline_personas
+
+    models: ServedModels | None = None
+    if base_url:
+        from deploy.records import served_models
+
+        models = partial(served_models, cfg, target=target)
+    with user_errors():
+        count = export_faultline_personas(cfg, persona, out, models, base_url)
+    if base_url:
+        console.print(
+            f"{count} persona(s) in {out}: each names its adapter on {target} at {base_url}, "
+            "with an empty system_prompt (the adapter is the persona)",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"{count} persona(s) in {out}, each with its contract as system_prompt "
+            "(the prompt-only baseline)",
+            highlight=False,
+        )
