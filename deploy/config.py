@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -20,6 +20,21 @@ class LocalTargetConfig(_Section):
         description="A running `foundry serve` (e.g. http://127.0.0.1:8000) to hot-swap adapters "
         "on; empty: the deploy starts a temporary server on a free port for the smoke test.",
     )
+    lora_roots: list[str] = Field(
+        [],
+        description="Folders besides the project folder (relative to it, or absolute) from which "
+        "`foundry serve --allow-runtime-lora` loads adapters named in `/v1/load_lora_adapter`.",
+    )
+
+    @field_validator("lora_roots")
+    @classmethod
+    def _named_roots(cls, roots: list[str]) -> list[str]:
+        if any(not root.strip() for root in roots):
+            raise ValueError(
+                f"an empty folder in {roots}: list each folder adapters may be loaded from, or "
+                "leave `deploy.local.lora_roots` out (the project folder is always allowed)"
+            )
+        return roots
 
 
 class VllmTargetConfig(_Section):

@@ -5,11 +5,13 @@ and registers each persona vector (`<slug>@steer` on the base, `<slug>@dpo+steer
 adapter), then returns the OpenAI-compatible app (`deploy.openai_server`) and its batching
 engine. Each persona is served by its champion deployed with `foundry deploy --target local`
 (recorded in `.foundry/serving/local/manifest.json`), else by its trained `registry.stage`
-adapter, so every persona answers in development too.
+adapter, so every persona answers in development too. `runtime_lora_roots(config)` lists the
+folders `foundry serve --allow-runtime-lora` may load adapters from.
 
 `LocalTarget` deploys by copying the champion's adapter files under `.foundry/serving/local/`;
-it hot-swaps them on the server at `deploy.local.url` when one runs, and otherwise starts a
-temporary server on a free port for the smoke test.
+it hot-swaps them on the server at `deploy.local.url` when one runs (sending
+`FOUNDRY_SERVE_API_KEY` when set), and otherwise starts a temporary server on a free port for the
+smoke test.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from deploy.manifest import read_manifest
 from deploy.openai_server import create_app
 from deploy.self_hosted import AdapterFolderTarget
 from deploy.vllm_client import VllmClient
-from foundry.config import FoundryConfig
+from foundry.config import FoundryConfig, load_settings
 from foundry.training.base_model import base_tag
 
 BASE_NAME = "base"
@@ -67,11 +69,27 @@ def served_adapters(
     return dict(sorted(folders.items())), origin
 
 
+def runtime_lora_roots(config: FoundryConfig) -> list[Path]:
+    """The folders runtime adapter loading may read from: the project folder, the local
+    target's copies (`foundry deploy --target local` hot-swaps from there) and
+    `deploy.local.lora_roots` (relative to the project folder)."""
+    extra = [config.resolve(Path(root)) for root in config.deploy.local.lora_roots]
+    return list(dict.fromkeys([config.root, serving_root(config), *extra]))
+
+
 def build_app(
-    config: FoundryConfig, *, max_batch: int = 16, window_s: float = 0.01, source: str = "auto"
+    config: FoundryConfig,
+    *,
+    max_batch: int = 16,
+    window_s: float = 0.01,
+    source: str = "auto",
+    api_key: str | None = None,
+    allow_runtime_lora: bool = True,
+    lora_roots: list[Path] | None = None,
 ) -> tuple[Any, BatchingEngine, dict[str, Path], set[str]]:
     """(app, engine, served adapters, registered vector names); `source` as in
-    `served_adapters`."""
+    `served_adapters`, `api_key`, `allow_runtime_lora` and `lora_roots` as in
+    `deploy.openai_server.create_app`."""
     from foundry.data.personas import discover_personas
     from foundry.steering.hooks import register_vectors
     from foundry.steering.store import META_FILE, load_persona_vector
@@ -95,7 +113,11 @@ def build_app(
                 register_vectors(model, {f"{slug}@{variant}": vector.steer_vector(variant)})
                 names.add(f"{slug}@{variant}")
     engine = BatchingEngine(model, base.tokenizer, max_batch=max_batch, window_s=window_s)
-    return create_app(engine, BASE_NAME, adapters, names), engine, adapters, names
+    app = create_app(
+        engine, BASE_NAME, adapters, names,
+        api_key=api_key, allow_runtime_lora=allow_runtime_lora, lora_roots=lora_roots,
+    )  # fmt: skip
+    return app, engine, adapters, names
 
 
 @dataclass
@@ -136,7 +158,11 @@ class LocalTarget(AdapterFolderTarget):
     def __init__(self, config: FoundryConfig) -> None:
         self.config = config
         self._temporary: tuple[ThreadServer, BatchingEngine] | None = None
-        url = config.deploy.local.url
+        url, client = config.deploy.local.url, None
+        if url:
+            key = load_settings().serve_api_key
+            secret = key.get_secret_value() if key else None
+            client = VllmClient(url, secret, setting="deploy.local.url")
         super().__init__(
             root=str(serving_root(config)),
             served_root="",
@@ -144,7 +170,7 @@ class LocalTarget(AdapterFolderTarget):
             manifest=manifest_path(config),
             max_rank=0,
             max_bytes=int(config.deploy.max_adapter_mb * 2**20),
-            client=VllmClient(url, setting="deploy.local.url") if url else None,
+            client=client,
             accepted=(base_tag(config),),
         )
 
@@ -167,7 +193,7 @@ class LocalTarget(AdapterFolderTarget):
 
     def running_client(self, start: bool = False) -> VllmClient | None:
         if self.client is None and start:
-            app, engine, _, _ = build_app(self.config)
+            app, engine, _, _ = build_app(self.config, lora_roots=runtime_lora_roots(self.config))
             try:
                 server = serve_in_thread(app)
             except DeployError:

@@ -298,6 +298,12 @@ class Settings(BaseSettings):
         validation_alias=_env("ANTHROPIC_BASE_URL"),
         description="Another Anthropic endpoint (a proxy, or a test server); empty: the SDK's.",
     )
+    serve_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=f"{ENV_PREFIX}SERVE_API_KEY",
+        description="The key `foundry serve` requires; `foundry deploy --target local` sends it "
+        "to the server at `deploy.local.url`.",
+    )
 
 
 def load_settings() -> Settings:

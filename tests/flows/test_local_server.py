@@ -1,11 +1,14 @@
 """The local OpenAI-compatible server on a random tiny Llama with two LoRA adapters, over real
-HTTP on 127.0.0.1: models, completions (plain and streamed), batching across adapters, and
-vLLM's runtime adapter loading semantics."""
+HTTP on 127.0.0.1: models, completions (plain and streamed), batching across adapters, vLLM's
+runtime adapter loading semantics, and what keeps it safe: the API key and the folders runtime
+loading may read from."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,10 +40,10 @@ def _adapter(model, folder, seed: int):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def tiny(tmp_path_factory):
+    """(engine, the adapters it serves: persona-0 and persona-1, folders of persona-0..2)."""
     import torch
 
-    from deploy.local import serve_in_thread
     from foundry.training.adapters import attach_adapters
     from foundry.training.config import TinyModelConfig
     from foundry.training.tiny_model import PretrainDoc, new_tiny_model, train_tokenizer
@@ -62,11 +65,18 @@ def server(tmp_path_factory):
     vector = np.random.default_rng(0).normal(size=32).astype(np.float32) * 4
     register_vectors(model, {"persona-0@steer": SteerVector(1, vector, 1.0, "persona-0")})
     engine = BatchingEngine(model, tokenizer, max_batch=16, window_s=0.05)
-    app = create_app(engine, BASE, serving, {"persona-0@steer"})
-    running = serve_in_thread(app)
+    yield engine, serving, folders
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny):
+    from deploy.local import serve_in_thread
+
+    engine, serving, folders = tiny
+    running = serve_in_thread(create_app(engine, BASE, serving, {"persona-0@steer"}))
     yield running.url, engine, folders
     running.stop()
-    engine.close()
 
 
 def _chat(url: str, model: str, **extra) -> requests.Response:
@@ -350,3 +360,195 @@ def test_deploy_cli_names_unknown_personas_versions_and_targets(config):
         assert result.exit_code == 1 and message in result.output, (extra, result.output)
     status = CliRunner().invoke(app, [*args, "status", "-t", "local"], terminal_width=200)
     assert status.exit_code == 0 and "nothing deployed yet" in status.output, status.output
+
+
+KEY = "pf-test-key-0123"
+
+
+@pytest.fixture
+def guarded(tiny):
+    """Start apps over the tiny engine with the given safety settings (`create_app`'s keyword
+    arguments); returns each one's URL, stopped after the test."""
+    from deploy.local import serve_in_thread
+
+    engine, serving, _ = tiny
+    running = []
+
+    def start(**safety) -> str:
+        running.append(serve_in_thread(create_app(engine, BASE, serving, **safety)))
+        return running[-1].url
+
+    yield start
+    for one in running:
+        one.stop()
+
+
+def _ids(url: str, **headers) -> list[str]:
+    return [
+        m["id"]
+        for m in requests.get(f"{url}/v1/models", headers=headers, timeout=10).json()["data"]
+    ]
+
+
+def test_with_an_api_key_only_requests_carrying_it_are_answered(guarded):
+    import openai
+
+    url = guarded(api_key=KEY)
+    question = [{"role": "user", "content": "Say something."}]
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+    reply = sdk.chat.completions.create(
+        model="persona-0", messages=question, max_tokens=4, temperature=0,
+        extra_body={"min_tokens": 4},
+    )  # fmt: skip
+    assert reply.model == "persona-0" and reply.choices[0].message.content.strip()
+    chunks = sdk.chat.completions.create(
+        model="persona-0", messages=question, max_tokens=4, temperature=0,
+        extra_body={"min_tokens": 4}, stream=True,
+    )  # fmt: skip
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed.strip() == reply.choices[0].message.content  # streams through the check
+    assert [m.id for m in sdk.models.list().data] == [BASE, "persona-0", "persona-1"]
+
+    wrong = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY[:-1], max_retries=0)  # a prefix
+    with pytest.raises(openai.AuthenticationError, match="Incorrect API key"):
+        wrong.chat.completions.create(model="persona-0", messages=question, max_tokens=4)
+    with pytest.raises(openai.AuthenticationError):
+        wrong.models.list()
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{url}/v1", api_key=KEY + "x", max_retries=0).models.list()
+
+    body = {"model": "persona-0", "messages": question, "lora_name": "persona-0"}
+    routes = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"),
+              ("POST", "/v1/load_lora_adapter"), ("POST", "/v1/unload_lora_adapter")]  # fmt: skip
+    for method, path in routes:
+        bare = requests.request(method, f"{url}{path}", json=body, timeout=10)
+        assert bare.status_code == 401, (path, bare.text)
+        error = bare.json()["error"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_api_key")
+        assert "didn't provide an API key" in error["message"] and KEY not in bare.text
+    assert _ids(url, Authorization=f"Bearer {KEY}") == [BASE, "persona-0", "persona-1"]
+
+
+def test_runtime_adapter_endpoints_are_refused_without_allow_runtime_lora(guarded, tiny):
+    from deploy import DeployError
+    from deploy.vllm_client import VllmClient
+
+    _, _, folders = tiny
+    url = guarded(allow_runtime_lora=False)
+    load = requests.post(
+        f"{url}/v1/load_lora_adapter",
+        json={"lora_name": "guarded-2", "lora_path": str(folders["persona-2"])}, timeout=30,
+    )  # fmt: skip
+    unload = requests.post(
+        f"{url}/v1/unload_lora_adapter", json={"lora_name": "persona-0"}, timeout=10
+    )
+    for reply in (load, unload):
+        assert reply.status_code == 403, reply.text
+        assert "--allow-runtime-lora" in reply.json()["error"]["message"]
+    assert _ids(url) == [BASE, "persona-0", "persona-1"]
+    assert _chat(url, "persona-0").status_code == 200  # still served
+    # `foundry deploy --target local` against such a server says what to do
+    with pytest.raises(DeployError, match="403: runtime adapter loading is off"):
+        VllmClient(url).load("guarded-2", str(folders["persona-2"]))
+
+
+def test_runtime_loading_reads_only_folders_under_the_allowed_roots(guarded, tiny, tmp_path):
+    _, _, folders = tiny
+    root, outside = tmp_path / "allowed", tmp_path / "outside"
+    shutil.copytree(folders["persona-2"], root / "p2")
+    shutil.copytree(folders["persona-2"], outside / "p2")
+    os.symlink(outside / "p2", root / "link", target_is_directory=True)
+    url = guarded(lora_roots=[root])
+
+    def load(path) -> requests.Response:
+        body = {"lora_name": "guarded-2", "lora_path": str(path)}
+        return requests.post(f"{url}/v1/load_lora_adapter", json=body, timeout=30)
+
+    escapes = [outside / "p2", f"{root}/../outside/p2", root / "link", folders["persona-2"],
+               "/nowhere"]  # fmt: skip
+    for path in escapes:
+        refused = load(path)
+        assert refused.status_code == 403, (path, refused.text)
+        assert str(root.resolve()) in refused.json()["error"]["message"]
+    assert "guarded-2" not in _ids(url)
+    assert load(f"{root}/p2\x00").status_code == 400  # not a path: no 500
+
+    loaded = load(root / "p2")
+    assert loaded.status_code == 200, loaded.text
+    assert _chat(url, "guarded-2").status_code == 200
+    removed = requests.post(
+        f"{url}/v1/unload_lora_adapter", json={"lora_name": "guarded-2"}, timeout=10
+    )
+    assert removed.status_code == 200 and "guarded-2" not in _ids(url)
+
+
+def test_local_deploy_sends_foundry_serve_api_key_to_the_running_server(
+    guarded, config, monkeypatch
+):
+    from deploy import DeployError
+    from deploy.local import make_target
+
+    config.deploy.local.url = guarded(api_key=KEY)
+    monkeypatch.setenv("FOUNDRY_SERVE_API_KEY", KEY)
+    assert make_target(config).running_client().models() == [BASE, "persona-0", "persona-1"]
+    monkeypatch.delenv("FOUNDRY_SERVE_API_KEY")
+    with pytest.raises(DeployError, match="401: You didn't provide an API key"):
+        make_target(config).running_client().models()
+
+
+def test_serve_cli_wires_the_api_key_and_runtime_lora_and_warns_off_loopback(project, monkeypatch):
+    """`foundry serve` hands its options to `build_app` (the model loading and uvicorn are
+    stubbed), reads the key from FOUNDRY_SERVE_API_KEY, never prints it, and warns when it
+    listens beyond this machine without one."""
+    from types import SimpleNamespace
+
+    import uvicorn
+    import yaml
+    from typer.testing import CliRunner
+
+    import deploy.local
+    from foundry.cli.main import app
+
+    settings = yaml.safe_load((project / "foundry.yaml").read_text()) or {}
+    settings.setdefault("deploy", {}).setdefault("local", {})["lora_roots"] = ["more-adapters"]
+    (project / "foundry.yaml").write_text(yaml.safe_dump(settings))
+    built: list[dict] = []
+
+    def fake_build_app(config, **options):
+        built.append(options)
+        return object(), SimpleNamespace(close=lambda: None), {}, set()
+
+    monkeypatch.setattr(deploy.local, "build_app", fake_build_app)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.delenv("FOUNDRY_SERVE_API_KEY", raising=False)
+
+    def serve(*args: str, key: str | None = None):
+        env = {"FOUNDRY_SERVE_API_KEY": key} if key else None
+        cli = ["serve", "-c", str(project / "foundry.yaml"), *args]
+        return CliRunner().invoke(app, cli, env=env, terminal_width=200)
+
+    result = serve("--api-key", KEY, "--allow-runtime-lora")
+    assert result.exit_code == 0, result.output
+    assert built[-1]["api_key"] == KEY and built[-1]["allow_runtime_lora"] is True
+    root = project.resolve()
+    assert built[-1]["lora_roots"] == [
+        root,
+        root / ".foundry/serving/local",
+        root / "more-adapters",
+    ]
+    assert KEY not in result.output and "API key required" in result.output
+
+    result = serve("--host", "0.0.0.0", key="from-the-env")
+    assert result.exit_code == 0, result.output
+    assert built[-1]["api_key"] == "from-the-env" and built[-1]["allow_runtime_lora"] is False
+    assert "warning" not in result.output and "from-the-env" not in result.output
+
+    result = serve("--host", "0.0.0.0")
+    assert result.exit_code == 0 and built[-1]["api_key"] is None
+    assert "warning: serving on 0.0.0.0 without an API key" in result.output, result.output
+    assert "warning" not in serve("--host", "127.0.0.1").output
+    assert serve("--api-key", " ").exit_code == 2
+
+    help_text = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200).output
+    for option in ("--api-key", "FOUNDRY_SERVE_API_KEY", "--allow-runtime-lora"):
+        assert option in help_text

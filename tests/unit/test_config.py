@@ -135,6 +135,15 @@ def test_invalid_choice_error_names_key_and_shows_value(tmp_path: Path) -> None:
     assert "'tensorflow'" in message
 
 
+def test_lora_roots_must_be_a_list_of_named_folders(tmp_path: Path) -> None:
+    text = "deploy:\n  local:\n    lora_roots: {}\n"
+    config = load_config(write_config(tmp_path, text.format("[adapters, /srv/loras]")), environ={})
+    assert config.deploy.local.lora_roots == ["adapters", "/srv/loras"]
+    empty = config_error(write_config(tmp_path, text.format("[adapters, '']")))
+    assert "`deploy.local.lora_roots`" in empty and "project folder is always allowed" in empty
+    assert "`deploy.local.lora_roots`" in config_error(write_config(tmp_path, text.format("x")))
+
+
 def test_every_invalid_key_is_reported_at_once(tmp_path: Path) -> None:
     path = write_config(tmp_path, "personas:\n  test_fraction: 0\n  min_items: 1\n")
     message = config_error(path)
