@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from deploy.config import DeployConfig
 from foundry.costs.config import CostsConfig
 from foundry.data.config import PersonasConfig, VersioningConfig
+from foundry.debate.config import DebateConfig
 from foundry.errors import ConfigError
 from foundry.evaluation.config import EvaluationConfig
 from foundry.orchestration.config import OrchestrationConfig
@@ -80,6 +81,7 @@ class FoundryConfig(_Section):
     costs: CostsConfig = Field(default_factory=CostsConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     steering: SteeringConfig = Field(default_factory=SteeringConfig)
+    debate: DebateConfig = Field(default_factory=DebateConfig)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)

@@ -116,6 +116,13 @@ def _register_model_commands() -> None:
     app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(
         cli_vectors.monitor
     )
+    from foundry.cli import debate as cli_debate
+
+    app.command(
+        "debate",
+        epilog="Example: foundry debate --conflict all --compare prompt,dpo   or   foundry debate "
+        '"Will AI capex earn back its cost?" --persona tobias-renn --persona jonah-okafor',
+    )(cli_debate.debate)
 
 
 _register_model_commands()

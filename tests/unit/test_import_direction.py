@@ -1,8 +1,9 @@
 """Imports point one way and never in a circle, read from the source (ast), not by executing it.
 
-The order, highest first: cli → flows → tasks → orchestration → deploy/registry → evaluation/costs
-→ synthesis → training → steering → data → config. A module may import its own layer or any layer
-below it. `foundry.orchestration` (run keys and cache, schedules, the UI servers) serves the flows
+The order, highest first: cli → flows → tasks → orchestration → debate → deploy/registry →
+evaluation/costs → synthesis → training → steering → data → config. A module may import its own
+layer or any layer below it. `foundry.debate` runs debates through the variants and the served
+targets (deploy) and measures them with evaluation's measures, so it sits above both. `foundry.orchestration` (run keys and cache, schedules, the UI servers) serves the flows
 and the CLI, and reads the registry's store, so it sits just above deploy/registry.
 The config layer is the ground every stage stands on: the root modules (`foundry/config.py`,
 `errors.py`, `logs.py`, `atomic.py`, `slugs.py`) and each stage's own section of `foundry.yaml`
@@ -28,6 +29,7 @@ LAYERS = (
     "synthesis",
     "evaluation costs",
     "deploy registry",
+    "debate",
     "orchestration",
     "tasks",
     "flows",

@@ -1,0 +1,1 @@
+"""Multi-round debates among the personas, through any variant and target, and their measures."""
