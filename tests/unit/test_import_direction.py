@@ -3,8 +3,9 @@
 The order, highest first: cli → flows → tasks → orchestration → debate → deploy/registry →
 evaluation/costs → synthesis → training → steering → data → config. A module may import its own
 layer or any layer below it. `foundry.debate` runs debates through the variants and the served
-targets (deploy) and measures them with evaluation's measures, so it sits above both. `foundry.orchestration` (run keys and cache, schedules, the UI servers) serves the flows
-and the CLI, and reads the registry's store, so it sits just above deploy/registry.
+targets (deploy) and measures them with evaluation's measures, so it sits above both.
+`foundry.orchestration` (run keys and cache, schedules, the UI servers) serves the flows and the
+CLI, and reads the registry's store, so it sits above deploy/registry.
 The config layer is the ground every stage stands on: the root modules (`foundry/config.py`,
 `errors.py`, `logs.py`, `atomic.py`, `slugs.py`) and each stage's own section of `foundry.yaml`
 (a module named `config` inside a stage package). Every import counts, including those inside
