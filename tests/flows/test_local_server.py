@@ -552,3 +552,42 @@ def test_serve_cli_wires_the_api_key_and_runtime_lora_and_warns_off_loopback(pro
     help_text = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200).output
     for option in ("--api-key", "FOUNDRY_SERVE_API_KEY", "--allow-runtime-lora"):
         assert option in help_text
+
+
+def test_a_debate_through_foundry_serve_runs_with_its_api_key_and_is_refused_without(
+    guarded, config, monkeypatch
+):
+    import openai
+
+    from foundry.data.personas import require_contract
+    from foundry.debate.config import DebateConfig
+    from foundry.debate.engine import run_debates
+    from foundry.debate.speakers import ServedModel
+    from foundry.debate.targets import served_speaker
+    from foundry.debate.transcript import DebateSpec
+
+    url = guarded(api_key=KEY)
+    slugs = ["jonah-okafor", "marguerite-vale"]
+    contracts = {slug: require_contract(config.persona_dir(slug)) for slug in slugs}
+    settings = DebateConfig(rounds=2, max_new_tokens=8, target="local")
+    spec = DebateSpec.for_question("Who pays for the overbuild?", slugs)
+
+    def speaker():
+        made = served_speaker(config, contracts, slugs, "dpo", "local", settings, f"{url}/v1")
+        # `foundry serve` names each adapter by its persona's slug; this tiny server holds two
+        # random adapters, so the personas are pointed at them.
+        assert {slug: m.model for slug, m in made.models.items()} == dict(zip(slugs, slugs))
+        made.models = {slug: ServedModel(f"persona-{i}") for i, slug in enumerate(slugs)}
+        return made
+
+    monkeypatch.setenv("FOUNDRY_SERVE_API_KEY", KEY)
+    records = run_debates([spec], contracts, speaker(), settings, "dpo")[spec.id]
+
+    assert [(r.round, r.speaker) for r in records] == [(1, s) for s in slugs] + [
+        (2, s) for s in slugs
+    ]
+    assert all(r.target == "local" and r.tokens > 0 and r.latency_s > 0 for r in records)
+    assert "Debate question: Who pays for the overbuild?" in records[2].prompt
+    monkeypatch.delenv("FOUNDRY_SERVE_API_KEY")
+    with pytest.raises(openai.AuthenticationError):
+        run_debates([spec], contracts, speaker(), settings, "dpo")

@@ -223,6 +223,49 @@ def test_the_deck_is_judged_on_its_own_conflicts_and_topics_never_trained_on(pro
         assert not any(topic.startswith("conflict-") for topic in synthesized)
 
 
+def test_foundry_debate_compares_prompt_and_dpo_on_a_conflict_and_monitor_reads_it(
+    project, cold, tmp_path
+):
+    """The trained adapters debate one of the deck's conflicts over two rounds, side by side with
+    the prompt-only personas; the transcripts are what `foundry monitor` reads."""
+    import yaml
+
+    from foundry.cli.main import app
+    from foundry.debate.transcript import read_records
+
+    conflict = "k3-orders-real-or-doubled"  # renske-halloran (A) vs felix-ardmore (B)
+    [sides] = [
+        (c["persona_a"], c["persona_b"])
+        for c in yaml.safe_load(project.conflicts_file.read_text())["conflicts"]
+        if c["id"] == conflict
+    ]
+    out = tmp_path / "debates"
+    args = ["debate", "--conflict", conflict, "--compare", "prompt,dpo", "--rounds", "2"]
+    config = ["--config", str(project.source)]
+
+    result = CliRunner().invoke(app, [*args, "--out", str(out), *config], terminal_width=200)
+
+    assert result.exit_code == 0, result.output
+    for row in ("homogeneity, round 2", "conflict fidelity (likelihood), round 1", "copy rate"):
+        assert row in result.output
+    assert f"round 2 · {sides[1]} (dpo)" in result.output  # turns stream as they come
+    for variant in ("prompt", "dpo"):
+        records = read_records(out / f"{conflict}.{variant}.jsonl")
+        assert [(r.round, r.speaker) for r in records] == [(n, s) for n in (1, 2) for s in sides]
+        assert {(r.variant, r.target, r.conflict_id) for r in records} == {
+            (variant, "in-process", conflict)
+        }
+    measures = json.loads((out / "measures.json").read_text())
+    assert [m["variant"] for m in measures] == ["prompt", "dpo"]
+    assert all(len(m["homogeneity"]) == 2 and m["sides"] == 2 for m in measures)
+    assert (out / "homogeneity.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| homogeneity, round 1 |" in (out / "comparison.md").read_text()
+    monitor = ["monitor", str(out / f"{conflict}.dpo.jsonl"), *config]
+    read = CliRunner().invoke(app, monitor, terminal_width=200)
+    assert read.exit_code == 0, read.output
+    assert "Persona monitoring" in read.output
+
+
 def test_the_cold_run_deploys_each_new_champion_to_the_local_target(project, cold):
     """`deploy=True` (`foundry run --deploy`): each champion smoke-tested on `deploy.target`
     (local: a temporary server) and recorded on its model version."""
