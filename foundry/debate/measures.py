@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from foundry.data.schemas import Conflict, PersonaContract
 from foundry.debate.transcript import TurnRecord
+from foundry.debate.vector_monitoring import VectorMonitoring
 from foundry.evaluation.conflicts import (
     Side,
     Tag,
@@ -78,6 +79,7 @@ class DebateMeasures(BaseModel):
     copy_rate: float | None = None
     mean_tokens: float = 0.0
     empty_turns: int = 0  # left out of homogeneity
+    vectors: VectorMonitoring | None = None  # drift on the persona vectors, when they exist
 
 
 def measure_debates(

@@ -1,8 +1,10 @@
 """The debate comparison: one row per measure, one column per variant, and a PNG of homogeneity by
-round per variant (with 95 % intervals). The CLI prints the rows, the flow publishes the markdown.
+round per variant (with 95 % intervals). The CLI prints the rows, the flow publishes the markdown
+and logs the numbers to MLflow.
 
-Entry points: `comparison_rows(measures)`, `comparison_markdown(measures)` and
-`write_homogeneity_plot(measures, path)`.
+Entry points: `comparison_rows(measures)`, `comparison_markdown(measures)`,
+`write_homogeneity_plot(measures, path)`, and `flat_measures(measures)` /
+`flat_intervals(measures)` (MLflow's names: `debate.<variant>.<measure>[.round<r>]`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ def comparison_rows(measures: Sequence[DebateMeasures]) -> list[tuple[str, list[
         "mean tokens per turn": [f"{m.mean_tokens:.0f}" for m in measures],
         "empty turns": [str(m.empty_turns) for m in measures],
     }
+    for r in range(rounds):
+        cells[f"own persona-vector score, round {r + 1}"] = [
+            _share(m.vectors.own_score[r] if m.vectors and r < len(m.vectors.own_score) else None)
+            for m in measures
+        ]
+    cells["drift / convergence flags"] = [
+        f"{m.vectors.drift_flags} / {m.vectors.convergence_flags}" if m.vectors else "-"
+        for m in measures
+    ]
     return rows + list(cells.items())
 
 
@@ -87,7 +98,8 @@ def comparison_markdown(measures: Sequence[DebateMeasures]) -> str:
         f"{first.target}, embeddings {first.embeddings}. Homogeneity: mean pairwise cosine of a "
         "round's turns within a debate (lower: more distinct); fidelity: share of conflict sides "
         "whose turn holds its own assumption (chance 0.50). In brackets: 95 % bootstrap "
-        "intervals resampling debates."
+        "intervals resampling debates. Own persona-vector score: 1 reads like the persona's own "
+        "texts, 0 like the others' (`foundry monitor`; '-' without persona vectors)."
     )
     return "\n".join(lines) + "\n\n" + note + "\n"
 
@@ -117,3 +129,52 @@ def write_homogeneity_plot(measures: Sequence[DebateMeasures], path: Path) -> Pa
     fig.savefig(buffer, format="png", dpi=DPI)
     write_bytes_atomic(path, buffer.getvalue())
     return path
+
+
+def _numbers(m: DebateMeasures) -> dict[str, Estimate]:
+    """Every number of one variant's measures under its MLflow name (without the prefix)."""
+    found: dict[str, Estimate] = {"homogeneity_slope": m.homogeneity_slope}
+    series = {
+        "homogeneity": m.homogeneity,
+        "fidelity_likelihood": m.fidelity_likelihood,
+        "fidelity_embedding": m.fidelity_embedding,
+        "distinct_2": [Estimate(value=v) for v in m.distinct_2],
+    }
+    for name, estimates in series.items():
+        found |= {f"{name}.round{r}": e for r, e in enumerate(estimates, start=1)}
+    scalars = {
+        "copy_rate": m.copy_rate,
+        "disagree_share": m.disagree_share,
+        "typed_share": m.typed_share,
+        "mean_confidence": m.mean_confidence,
+        "stance_changes": m.stance_changes,
+        "mean_tokens": m.mean_tokens,
+        "empty_turns": m.empty_turns,
+        "debates": m.debates,
+    }
+    return found | {name: Estimate(value=value) for name, value in scalars.items()}
+
+
+def _prefix(variant: str) -> str:
+    return f"debate.{variant.replace('+', '_')}."  # MLflow names allow no "+" (dpo+steer)
+
+
+def flat_measures(measures: Sequence[DebateMeasures]) -> dict[str, float]:
+    """`debate.<variant>.<measure>` -> value for every number that exists; per-round measures
+    end in `.round<r>` (`debate.dpo.homogeneity.round2`)."""
+    return {
+        _prefix(m.variant) + name: float(e.value)
+        for m in measures
+        for name, e in _numbers(m).items()
+        if e.value is not None
+    }
+
+
+def flat_intervals(measures: Sequence[DebateMeasures]) -> dict[str, list[float]]:
+    """The 95 % intervals of the numbers of `flat_measures` that have one, under the same names."""
+    return {
+        _prefix(m.variant) + name: list(e.interval)
+        for m in measures
+        for name, e in _numbers(m).items()
+        if e.value is not None and e.interval
+    }

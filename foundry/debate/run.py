@@ -31,6 +31,7 @@ from foundry.debate.transcript import (
     transcript_path,
     write_transcript,
 )
+from foundry.debate.vector_monitoring import vector_monitoring
 from foundry.evaluation.answers import trained_texts
 from foundry.evaluation.embeddings import embed_texts
 from foundry.evaluation.memorisation import training_indexes
@@ -212,4 +213,5 @@ def debate_variant(
         scorer=scorer,
         seed=settings.seed,
     )
+    measures.vectors = vector_monitoring(project.config, transcripts)
     return transcripts, measures, paths

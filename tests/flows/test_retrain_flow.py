@@ -258,6 +258,9 @@ def test_foundry_debate_compares_prompt_and_dpo_on_a_conflict_and_monitor_reads_
     measures = json.loads((out / "measures.json").read_text())
     assert [m["variant"] for m in measures] == ["prompt", "dpo"]
     assert all(len(m["homogeneity"]) == 2 and m["sides"] == 2 for m in measures)
+    # The cold run extracted persona vectors: the debate is read on them too.
+    assert all(len(m["vectors"]["own_score"]) == 2 for m in measures)
+    assert "own persona-vector score, round 2" in result.output
     assert (out / "homogeneity.png").read_bytes()[:4] == b"\x89PNG"
     assert "| homogeneity, round 1 |" in (out / "comparison.md").read_text()
     monitor = ["monitor", str(out / f"{conflict}.dpo.jsonl"), *config]

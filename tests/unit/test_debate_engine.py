@@ -209,3 +209,11 @@ def test_empty_turns_are_counted_and_left_out_of_homogeneity(contracts):
     m = measure_debates(transcripts, {}, contracts, fake_embed, {}, 12)
 
     assert m.empty_turns == 1 and m.homogeneity[0].value is None  # one turn: no pair
+
+
+def test_without_persona_vectors_the_debate_is_not_read_on_them(config, debated):
+    from foundry.debate.vector_monitoring import vector_monitoring
+
+    _, transcripts, _ = debated
+    assert not (config.vector_dir(A) / "vector.json").exists()
+    assert vector_monitoring(config, transcripts) is None
