@@ -3,9 +3,9 @@ and stage (sft, dpo, eval), each tagged with its lineage.
 
 Public entry points: `tracking_uri(config)`, `open_client(config)` (fails fast and clearly when a
 tracking server is unreachable), `start_parent_run`, `log_adapter_run`, `log_eval_run`,
-`log_eval_report`, `log_evaluation_run`, `finish_run` and `lineage_tags`. Params come from the
-resolved config and training summaries only, never from the environment, so no secret can reach
-a run.
+`log_eval_report`, `log_evaluation_run`, `log_debate_run`, `finish_run` and `lineage_tags`. Params
+come from the resolved config and training summaries only, never from the environment, so no
+secret can reach a run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,40 @@ def log_evaluation_run(
     run_id = client.create_run(experiment_id(client, config), tags=tags).info.run_id
     log_eval_report(report, folder, run_id, tracking_uri(config))
     client.set_terminated(run_id)
+    return run_id
+
+
+def log_debate_run(
+    config: FoundryConfig, metrics: Mapping[str, float], intervals: Mapping[str, list[float]],
+    params: Mapping[str, Any], files: list[Path], flow_run_id: str = "",
+) -> str:  # fmt: skip
+    """The `debate` flow's top-level run, beside the evaluation's in the project's experiment and
+    tagged `kind=debate`: lineage tags, `params` (debate settings, never a key), `metrics`
+    (`debate.<variant>.<measure>`), each interval as an `interval.<metric>` tag and `files`
+    under `debate/`; returns its id."""
+    from mlflow.entities import Metric, Param
+
+    client = open_client(config)
+    tags = {
+        RUN_NAME_TAG: "debate",
+        "kind": "debate",
+        **lineage_tags(config, "", flow_run_id),
+        **{f"interval.{name}": f"{low!r},{high!r}" for name, (low, high) in intervals.items()},
+    }
+    run_id = client.create_run(experiment_id(client, config), tags=tags).info.run_id
+    try:
+        stamp = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(name, value, stamp, 0) for name, value in metrics.items()],
+            params=[Param(name, str(value)) for name, value in params.items()],
+        )
+        for path in files:
+            client.log_artifact(run_id, str(path), artifact_path="debate")
+    except Exception:
+        finish_run(client, run_id, failed=True)
+        raise
+    finish_run(client, run_id)
     return run_id
 
 

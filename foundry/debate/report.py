@@ -139,6 +139,7 @@ def _numbers(m: DebateMeasures) -> dict[str, Estimate]:
         "fidelity_likelihood": m.fidelity_likelihood,
         "fidelity_embedding": m.fidelity_embedding,
         "distinct_2": [Estimate(value=v) for v in m.distinct_2],
+        "own_vector_score": [Estimate(value=v) for v in (m.vectors.own_score if m.vectors else [])],
     }
     for name, estimates in series.items():
         found |= {f"{name}.round{r}": e for r, e in enumerate(estimates, start=1)}
@@ -151,6 +152,8 @@ def _numbers(m: DebateMeasures) -> dict[str, Estimate]:
         "mean_tokens": m.mean_tokens,
         "empty_turns": m.empty_turns,
         "debates": m.debates,
+        "drift_flags": m.vectors.drift_flags if m.vectors else None,
+        "convergence_flags": m.vectors.convergence_flags if m.vectors else None,
     }
     return found | {name: Estimate(value=value) for name, value in scalars.items()}
 

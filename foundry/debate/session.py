@@ -56,7 +56,7 @@ class DebateSession:
             )  # fmt: skip
             scorer = None
         _, measures, paths = debate_variant(
-            self.project, self.specs, speaker, self.settings, variant, self.folder / "t", scorer
+            self.project, self.specs, speaker, self.settings, variant, self.folder, scorer
         )
         logger.info("%s: %d transcript(s) in %s", variant, len(paths), self.folder)
         return measures

@@ -28,6 +28,7 @@ runner = CliRunner()
 EXPECTED = {
     "nightly-retrain": ("retrain", {"cron": "0 3 * * *"}),
     "weekly-evaluation": ("evaluate", {"cron": "0 5 * * 1"}),
+    "weekly-debate": ("debate", {"cron": "0 6 * * 1"}),
     "data-watch": ("watch-data", {"cron": "*/30 * * * *"}),
 }
 
@@ -111,6 +112,18 @@ def test_prefect_yaml_entrypoints_resolve_to_the_named_flows_and_their_parameter
         assert all(s.timezone == "UTC" for s in spec.schedules)
         assert (spec.work_pool, spec.work_queue) == (LOCAL_POOL, "default")
         assert spec.description and "foundry" in spec.tags
+
+
+def test_the_weekly_debate_debates_the_champions_on_every_held_out_conflict():
+    [spec] = select_deployments(load_deployments(REPO_ROOT), ["weekly-debate"])
+
+    assert spec.parameters == {
+        "conflicts": ["all"],
+        "variants": ["prompt", "dpo"],
+        "champions": True,
+    }
+    validated = spec.flow.validate_parameters(spec.parameters)
+    assert {name: validated[name] for name in spec.parameters} == spec.parameters
 
 
 def test_served_deployments_carry_schedules_parameters_and_no_work_pool():
