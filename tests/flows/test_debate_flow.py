@@ -160,6 +160,21 @@ def test_the_metrics_and_files_are_one_mlflow_run_beside_the_evaluation(config, 
     assert files == {"debate/comparison.md", "debate/homogeneity.png", "debate/measures.json"}
 
 
+def test_champions_without_any_registered_fails_before_debating(prefect_harness, config):
+    from flows.debate import debate_flow
+
+    state = debate_flow(
+        str(config.source), conflicts=CONFLICTS[:1], variants=["prompt"], champions=True,
+        return_state=True,
+    )  # fmt: skip
+
+    assert state.is_failed()
+    with pytest.raises(DebateError, match="no persona has a champion to debate"):
+        state.result()
+    [run] = task_runs(state.state_details.flow_run_id)
+    assert run.name.startswith("fetch-champions") and run.state.name == "Completed"
+
+
 # Retries: a served target's transient errors, and only those
 
 
