@@ -576,7 +576,7 @@ def test_a_debate_through_foundry_serve_runs_with_its_api_key_and_is_refused_wit
         made = served_speaker(config, contracts, slugs, "dpo", "local", settings, f"{url}/v1")
         # `foundry serve` names each adapter by its persona's slug; this tiny server holds two
         # random adapters, so the personas are pointed at them.
-        assert {slug: m.model for slug, m in made.models.items()} == dict(zip(slugs, slugs))
+        assert {slug: m.model for slug, m in made.models.items()} == {slug: slug for slug in slugs}
         made.models = {slug: ServedModel(f"persona-{i}") for i, slug in enumerate(slugs)}
         return made
 
