@@ -68,50 +68,38 @@ def debate(
     or disagrees (and which assumption it contests), and the last round ends with a final
     position and confidence. Transcripts are JSONL that `foundry monitor` reads.
     """
-    from foundry.debate.config import DebateConfig
-    from foundry.debate.report import comparison_markdown, comparison_rows, write_homogeneity_plot
-    from foundry.debate.run import DebateProject, InProcessModel, debate_specs, debate_variant
-    from foundry.debate.targets import served_speaker
+    from foundry.debate.report import comparison_rows
+    from foundry.debate.session import open_session, write_outputs
 
     cfg = load_cli_config(config)
     with user_errors():
-        updates = {"rounds": rounds, "variant": variant, "target": target, "seed": seed}
-        settings = DebateConfig.model_validate(
-            cfg.debate.model_dump()
-            | {k: v for k, v in updates.items() if v is not None}
-            | {"critique": critique or cfg.debate.critique}
-        )
-        variants = (
-            [v.strip() for v in compare.split(",") if v.strip()] if compare else [settings.variant]
-        )
-        for name in variants:
-            DebateConfig(variant=name)  # the same check and message as foundry.yaml
-        project = DebateProject.load(cfg)
-        specs = debate_specs(project, question, conflict or (), topics, persona or ())
-        folder = out or cfg.resolve(Path(settings.out_dir)) / datetime.now(UTC).strftime(
-            "%Y%m%d-%H%M%S"
-        )
-        slugs = sorted({s for spec in specs for s in spec.personas})
+        variants = [v.strip() for v in (compare or variant or cfg.debate.variant).split(",")]
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        folder = out or cfg.resolve(Path(cfg.debate.out_dir)) / stamp
+        with console.status("Loading the personas (and in-process, the base and adapters)..."):
+            session = open_session(
+                cfg,
+                folder,
+                conflicts=conflict or (),
+                topics_file=topics,
+                personas=persona or (),
+                variants=[v for v in variants if v],
+                rounds=rounds,
+                target=target,
+                question=question,
+                overrides={"seed": seed, "critique": critique or None},
+                base_url=base_url,
+            )
+        settings = session.settings
         console.print(
-            f"{len(specs)} debate(s) among {', '.join(slugs)}: {settings.rounds} round(s), "
-            f"variant(s) {', '.join(variants)}, target {settings.target}"
+            f"{len(session.specs)} debate(s) among {', '.join(session.personas)}: "
+            f"{settings.rounds} round(s), variant(s) {', '.join(session.variants)}, target "
+            f"{settings.target}"
         )
-        local = None
-        if settings.target == "in-process":
-            with console.status("Loading the base model and adapters..."):
-                local = InProcessModel.load(project, specs, variants)
         results = []
-        for name in variants:
-            if local is not None:
-                speaker = local.speaker(name, settings)
-                scorer = local.scorer(settings.batch_size)
-            else:
-                speaker = served_speaker(
-                    cfg, project.contracts, slugs, name, settings.target, settings, base_url
-                )
-                scorer = None
+        for name in session.variants:
 
-            def show(number: int, records, name=name) -> None:
+            def show(number: int, records: list, name: str = name) -> None:
                 if quiet:
                     return
                 for r in records:
@@ -121,29 +109,16 @@ def debate(
                     )
 
             with console.status(f"Debating through {name}..."):
-                _, measures, paths = debate_variant(
-                    project, specs, speaker, settings, name, folder, scorer, show
-                )
-            results.append(measures)
-            console.print(f"[green]✓[/] {name}: {len(paths)} transcript(s) in {folder}")
-        table = Table(title=f"Debates: {len(specs)} x {settings.rounds} round(s)")
-        table.add_column("measure")
-        for m in results:
-            table.add_column(m.variant, justify="right")
-        for label, cells in comparison_rows(results):
-            table.add_row(label, *cells)
-        print_table(table, console)
-        from foundry.atomic import write_text_atomic
-
-        write_text_atomic(folder / "comparison.md", comparison_markdown(results))
-        write_text_atomic(
-            folder / "measures.json",
-            "[\n" + ",\n".join(m.model_dump_json(indent=2) for m in results) + "\n]\n",
-        )
-        plot = write_homogeneity_plot(results, folder / "homogeneity.png")
-    console.print(
-        f"Table: {folder / 'comparison.md'}; plot: {plot}; measures: {folder / 'measures.json'}"
-    )
-    console.print(
-        f"Next: `foundry monitor {next(iter(sorted(folder.glob('*.jsonl'))), 'TRANSCRIPT')}`"
-    )
+                results.append(session.debate(name, show))
+            console.print(f"[green]✓[/] {name}: transcripts in {folder}")
+        paths = write_outputs(folder, results)
+    table = Table(title=f"Debates: {len(session.specs)} x {settings.rounds} round(s)")
+    table.add_column("measure")
+    for m in results:
+        table.add_column(m.variant, justify="right")
+    for label, cells in comparison_rows(results):
+        table.add_row(label, *cells)
+    print_table(table, console)
+    console.print(f"Table: {paths['comparison']}; plot: {paths['plot']}")
+    first = min(folder.glob("*.jsonl"), default="TRANSCRIPT")
+    console.print(f"Next: `foundry monitor {first}` reads a transcript on the persona vectors.")

@@ -135,8 +135,7 @@ def _homogeneity(
             debates.append(debate)
     if not values:
         return Estimate(value=None)
-    interval = bootstrap_interval(values, debates, seed=seed)
-    return Estimate(value=_round(np.mean(values)), interval=interval)
+    return Estimate(value=_round(np.mean(values)), interval=_interval(values, debates, seed))
 
 
 def _slope(transcripts, vector, rounds: int, seed: int) -> Estimate:
@@ -154,8 +153,7 @@ def _slope(transcripts, vector, rounds: int, seed: int) -> Estimate:
             debates.append(debate)
     if not slopes:
         return Estimate(value=None)
-    interval = bootstrap_interval(slopes, debates, seed=seed)
-    return Estimate(value=_round(np.mean(slopes)), interval=interval)
+    return Estimate(value=_round(np.mean(slopes)), interval=_interval(slopes, debates, seed))
 
 
 Votes = dict[tuple[str, str], float]  # (conflict id, persona) -> 1 own, 0 other, 0.5 tie
@@ -195,6 +193,10 @@ def _fidelity(
             scores = scorer([row for _, row in rows])
             totals = dict(zip([tag for tag, _ in rows], scores, strict=True))
         result = conflict_fidelity(chosen, answers, totals, embed, seed=seed)
+        if result is not None and len(chosen) < 2:  # one conflict: an interval would say nothing
+            result = result.model_copy(
+                update={"likelihood_interval": None, "embedding_interval": None}
+            )
         if scorer is None:
             likely.append((Estimate(value=None), {}))
         else:
@@ -297,6 +299,14 @@ def _copy_rate(turns, training: Mapping[str, TrainingTextIndex], run_words: int)
         if t.speaker in training
     ]
     return _round(np.mean(checked)) if checked else None
+
+
+def _interval(values: Sequence[float], debates: Sequence[str], seed: int) -> list[float] | None:
+    """The bootstrap interval over debates; None from one debate (resampling one debate gives
+    back its own value, which is no error bar)."""
+    if len(set(debates)) < 2:
+        return None
+    return bootstrap_interval(values, debates, seed=seed)
 
 
 def _round(value: float) -> float:

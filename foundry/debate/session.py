@@ -18,6 +18,7 @@ from typing import get_args
 from foundry.atomic import write_text_atomic
 from foundry.config import FoundryConfig
 from foundry.debate.config import DebateConfig, DebateVariant
+from foundry.debate.engine import OnRound
 from foundry.debate.measures import DebateMeasures
 from foundry.debate.report import comparison_markdown, write_homogeneity_plot
 from foundry.debate.run import DebateProject, InProcessModel, debate_specs, debate_variant
@@ -39,25 +40,28 @@ class DebateSession:
     variants: list[str]
     folder: Path
     local: InProcessModel | None = None
+    base_url: str | None = None  # a served target's URL (default: its configured one)
 
     @property
     def personas(self) -> list[str]:
         return sorted({s for spec in self.specs for s in spec.personas})
 
-    def debate(self, variant: str) -> DebateMeasures:
-        """Run `variant`'s debates, write a transcript per debate, and measure them."""
+    def debate(self, variant: str, on_round: OnRound | None = None) -> DebateMeasures:
+        """Run `variant`'s debates, write a transcript per debate, and measure them;
+        `on_round(r, records)` sees each round's turns as they come."""
         if self.local is not None:
             speaker = self.local.speaker(variant, self.settings)
             scorer = self.local.scorer(self.settings.batch_size)
         else:
             speaker = served_speaker(
                 self.project.config, self.project.contracts, self.personas, variant,
-                self.settings.target, self.settings,
+                self.settings.target, self.settings, self.base_url,
             )  # fmt: skip
             scorer = None
         _, measures, paths = debate_variant(
-            self.project, self.specs, speaker, self.settings, variant, self.folder, scorer
-        )
+            self.project, self.specs, speaker, self.settings, variant, self.folder, scorer,
+            on_round,
+        )  # fmt: skip
         logger.info("%s: %d transcript(s) in %s", variant, len(paths), self.folder)
         return measures
 
@@ -71,6 +75,9 @@ def open_session(
     variants: Sequence[str] = ("prompt", "dpo"),
     rounds: int | None = None,
     target: str | None = None,
+    question: str | None = None,
+    overrides: dict[str, object] | None = None,
+    base_url: str | None = None,
 ) -> DebateSession:
     """Check the asked debates and load what the variants speak through.
 
@@ -84,12 +91,15 @@ def open_session(
         variants: the variants compared on the same debates and seeds.
         rounds: rounds per debate (default `debate.rounds`).
         target: `in-process` or a served target (default `debate.target`).
+        question: one question debated instead of conflicts or a topics file.
+        overrides: other `debate:` settings for this run (`seed`, `critique`, ...).
+        base_url: a served target's URL (default: the configured one).
 
     Raises:
         DebateError: an unknown variant, persona or conflict, or no debate asked.
         pydantic.ValidationError: `rounds` or `target` out of range, naming the field.
     """
-    updates = {"rounds": rounds, "target": target}
+    updates = {"rounds": rounds, "target": target, **(overrides or {})}
     settings = DebateConfig.model_validate(
         config.debate.model_dump() | {k: v for k, v in updates.items() if v is not None}
     )
@@ -100,7 +110,7 @@ def open_session(
             f"`variants` must name one or more of {', '.join(known)}, got {list(variants)}"
         )
     project = DebateProject.load(config)
-    specs = debate_specs(project, None, conflicts, topics_file, personas)
+    specs = debate_specs(project, question, conflicts, topics_file, personas)
     logger.info(
         "%d debate(s) among %d persona(s): %d round(s), variant(s) %s, target %s",
         len(specs), len({s for spec in specs for s in spec.personas}), settings.rounds,
@@ -109,7 +119,7 @@ def open_session(
     local = None
     if settings.target == "in-process":
         local = InProcessModel.load(project, specs, variants)
-    return DebateSession(project, specs, settings, list(variants), folder, local)
+    return DebateSession(project, specs, settings, list(variants), folder, local, base_url)
 
 
 def write_outputs(folder: Path, measures: Sequence[DebateMeasures]) -> dict[str, Path]:

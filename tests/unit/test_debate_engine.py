@@ -175,6 +175,7 @@ def test_the_measures_follow_the_scripted_debate(debated, contracts):
 
     # Round 1: alpha vs beta (cosine 0) in both debates; round 2: alpha vs alpha (cosine 1).
     assert [e.value for e in m.homogeneity] == [0.0, 1.0]
+    assert [e.interval for e in m.homogeneity] == [[0.0, 0.0], [1.0, 1.0]]  # two debates
     assert m.homogeneity_slope.value == 1.0
     # Embedding fidelity: both sides hold their own in round 1; in round 2 B reads as alpha.
     assert [e.value for e in m.fidelity_embedding] == [1.0, 0.5]
@@ -196,6 +197,8 @@ def test_a_change_without_the_flip_condition_is_not_counted_as_citing_it(contrac
 
     assert (m.stance_changes, m.changes_citing_flip) == (1, 0)
     assert m.copy_rate is None  # no training texts given
+    # One debate: no interval (resampling one debate returns its own value).
+    assert m.homogeneity[0].interval is None and m.fidelity_embedding[0].interval is None
 
 
 def test_empty_turns_are_counted_and_left_out_of_homogeneity(contracts):
