@@ -24,15 +24,15 @@ Run: `.venv/bin/python benchmarks/debate.py [--base tiny|smollm2] [--project DIR
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import secrets
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from generation import random_adapter
 
 from foundry.config import FoundryConfig, load_config
 from foundry.debate.config import DebateConfig
@@ -98,8 +98,6 @@ def open_project(args: argparse.Namespace, folder: Path) -> tuple[FoundryConfig,
 
 def write_random_adapters(config: FoundryConfig) -> None:
     """A differing random DPO adapter for every sample persona, where `dpo` resolves them."""
-    import torch
-    from peft import LoraConfig, get_peft_model
 
     from foundry.data.personas import discover_personas
     from foundry.training.base_model import load_base
@@ -107,16 +105,7 @@ def write_random_adapters(config: FoundryConfig) -> None:
     base = load_base(config)
     lora = config.training.lora
     for seed, slug in enumerate(discover_personas(config.personas_dir), start=1):
-        torch.manual_seed(seed)
-        settings = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            target_modules=lora.target_modules,
-            init_lora_weights=False,  # non-zero B: each adapter changes the output
-        )
-        with warnings.catch_warnings():  # PEFT 0.21 reads a property transformers 5 deprecated
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
-            adapter = get_peft_model(copy.deepcopy(base.model), settings)
+        adapter = random_adapter(base.model, lora, seed)
         adapter.save_pretrained(config.adapter_dir(slug, "dpo"))
 
 

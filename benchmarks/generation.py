@@ -50,10 +50,26 @@ PROMPTS = [
 ]
 
 
-def build_model(folder: Path) -> tuple[Any, Any]:
-    """The cached tiny base with four differing random adapters attached."""
+def random_adapter(model: Any, lora: Any, seed: int) -> Any:
+    """A LoRA adapter with random non-zero weights at the configured rank: the compute of a
+    trained adapter (its text is not a persona's)."""
     import torch
     from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    settings = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        target_modules=lora.target_modules,
+        init_lora_weights=False,  # non-zero B: each adapter changes the output
+    )
+    with warnings.catch_warnings():  # PEFT 0.21 reads a property transformers 5 deprecated
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        return get_peft_model(copy.deepcopy(model), settings)
+
+
+def build_model(folder: Path) -> tuple[Any, Any]:
+    """The cached tiny base with four differing random adapters attached."""
 
     config = load_config(REPO_ROOT / "foundry.yaml")
     config.paths.data_dir = config.paths.examples_dir
@@ -61,17 +77,7 @@ def build_model(folder: Path) -> tuple[Any, Any]:
     lora = config.training.lora
     adapters = {}
     for seed, name in enumerate(ADAPTERS, start=1):
-        torch.manual_seed(seed)
-        settings = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            target_modules=lora.target_modules,
-            init_lora_weights=False,  # non-zero B: each adapter changes the output
-        )
-        with warnings.catch_warnings():  # PEFT 0.21 reads a property transformers 5 deprecated
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
-            adapter = get_peft_model(copy.deepcopy(base.model), settings)
-        adapter.save_pretrained(folder / name)
+        random_adapter(base.model, lora, seed).save_pretrained(folder / name)
         adapters[name] = folder / name
     return attach_adapters(base.model, adapters), base.tokenizer
 
