@@ -157,7 +157,7 @@ def _monitor(cfg: Any, transcript: Path, drift: float, drop: float, window: int)
     from foundry.steering.inputs import read_steering_corpus
     from foundry.steering.monitoring import monitor_transcript
     from foundry.steering.projections import baselines, projection_matrix
-    from foundry.steering.store import load_persona_vector
+    from foundry.steering.store import load_steer_vectors
     from foundry.steering.transcripts import read_transcript
     from foundry.training.base_model import load_base
 
@@ -171,12 +171,7 @@ def _monitor(cfg: Any, transcript: Path, drift: float, drop: float, window: int)
             f"no persona vector for {', '.join(missing)}; run `foundry vectors extract` first"
         )
     hidden = int(base.model.config.hidden_size)
-    vectors = {
-        slug: load_persona_vector(
-            cfg.vector_dir(slug), base_model=base.identity, hidden_size=hidden
-        ).steer_vector("")
-        for slug in held
-    }
+    vectors = load_steer_vectors({s: cfg.vector_dir(s) for s in held}, base.identity, hidden)
     turns = read_transcript(transcript, known=list(vectors))
     matrix = projection_matrix(base.model, base.tokenizer, held, vectors)
     report = monitor_transcript(

@@ -37,7 +37,7 @@ def vector_monitoring(
     from foundry.steering.inputs import read_steering_corpus
     from foundry.steering.monitoring import monitor_transcript
     from foundry.steering.projections import baselines, projection_matrix
-    from foundry.steering.store import load_persona_vector
+    from foundry.steering.store import load_steer_vectors
     from foundry.steering.transcripts import Turn
     from foundry.training.base_model import load_base
 
@@ -48,12 +48,8 @@ def vector_monitoring(
         return None
     base = load_base(config)
     hidden = int(base.model.config.hidden_size)
-    vectors = {
-        slug: load_persona_vector(
-            config.vector_dir(slug), base_model=base.identity, hidden_size=hidden
-        ).steer_vector("")
-        for slug in speakers
-    }
+    folders = {slug: config.vector_dir(slug) for slug in speakers}
+    vectors = load_steer_vectors(folders, base.identity, hidden)
     held = read_steering_corpus(config).validation
     matrix = projection_matrix(base.model, base.tokenizer, {s: held[s] for s in speakers}, vectors)
     calibration = baselines(matrix)

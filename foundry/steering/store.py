@@ -157,3 +157,16 @@ def vector_digest(folder: Path) -> str:
         digest.update(name.encode())
         digest.update(hashlib.sha256((folder / name).read_bytes()).digest())
     return digest.hexdigest()
+
+
+def load_steer_vectors(
+    vector_dirs: dict[str, Path], base_identity: str, hidden_size: int
+) -> dict[str, SteerVector]:
+    """Each persona's vector (persona -> its vector folder) as monitoring reads it: unscaled,
+    checked against the base model it is read on."""
+    return {
+        slug: load_persona_vector(
+            folder, base_model=base_identity, hidden_size=hidden_size
+        ).steer_vector("")
+        for slug, folder in vector_dirs.items()
+    }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from http.client import HTTPMessage
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from foundry.debate.transcript import DebateError
 from foundry.orchestration.retries import is_served_outage
 from tests.conftest import SAMPLE_DIR, TINY_TRAINING, make_project
 from tests.fakes.http_fake import FakeHttpServer, FaultScript, Reply
+from tests.flows.conftest import settled_task_runs
 
 pytestmark = pytest.mark.slow
 
@@ -40,27 +40,6 @@ def config(tmp_path_factory):
     config = load_config(root / "foundry.yaml")
     ensure_base(config)
     return config
-
-
-def task_runs(flow_run_id, settle_s: float = 60.0) -> list:
-    """The flow run's task runs as the API holds them, once every one is final (their states
-    reach the API through Prefect's event pipeline, a moment after the flow returns)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    async def read():
-        async with get_client() as client:
-            deadline = time.monotonic() + settle_s
-            while True:
-                runs = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-                )
-                settled = all(run.state is not None and run.state.is_final() for run in runs)
-                if (runs and settled) or time.monotonic() > deadline:
-                    return runs
-                await asyncio.sleep(0.2)
-
-    return asyncio.run(read())
 
 
 def artifacts(flow_run_id) -> dict[str, object]:
@@ -90,7 +69,7 @@ def debated(prefect_harness, config):
 
 def test_the_flow_runs_each_step_as_a_completed_task(debated):
     state, _ = debated
-    runs = task_runs(state.state_details.flow_run_id)
+    runs = settled_task_runs(state.state_details.flow_run_id)
 
     names = sorted(run.name for run in runs)
     assert len(names) == 3 and names[0] == "debate[prompt]"
@@ -171,7 +150,7 @@ def test_champions_without_any_registered_fails_before_debating(prefect_harness,
     assert state.is_failed()
     with pytest.raises(DebateError, match="no persona has a champion to debate"):
         state.result()
-    [run] = task_runs(state.state_details.flow_run_id)
+    [run] = settled_task_runs(state.state_details.flow_run_id)
     assert run.name.startswith("fetch-champions") and run.state.name == "Completed"
 
 
@@ -265,7 +244,9 @@ def debate_through(server: FakeChatServer, tmp_path):
         str(root / "foundry.yaml"), conflicts=CONFLICTS[:1], variants=["prompt"], rounds=1,
         target="local", return_state=True,
     )  # fmt: skip
-    [run] = [r for r in task_runs(state.state_details.flow_run_id) if r.name == "debate[prompt]"]
+    [run] = [
+        r for r in settled_task_runs(state.state_details.flow_run_id) if r.name == "debate[prompt]"
+    ]
     return state, run
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from typer.testing import CliRunner
 from foundry.config import load_config
 from foundry.data.versions import init_project, read_data_version
 from tests.conftest import TINY_TRAINING, make_project
+from tests.flows.conftest import settled_task_runs
 
 pytestmark = pytest.mark.slow
 
@@ -43,29 +43,9 @@ steering: {enabled: true, prompts: 2, sweep_prompts: 2, alphas: [0, 4], max_new_
 STEP_TASKS = ("synthesize", "pairs", "train", "vectors", "register")
 
 
-def _task_states(flow_run_id, settle_s: float = 60.0) -> dict[str, str]:
-    """task run name -> final state name, as Prefect recorded them.
-
-    Task-run states reach the API through Prefect's event pipeline, after the flow has returned,
-    so a task run can still read `Running` for a moment under load: wait (bounded) until every
-    task run of the flow run is in a final state, then report what the API holds.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    async def read():
-        async with get_client() as client:
-            deadline = time.monotonic() + settle_s
-            while True:
-                runs = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-                )
-                settled = all(run.state is not None and run.state.is_final() for run in runs)
-                if (runs and settled) or time.monotonic() > deadline:
-                    return runs
-                await asyncio.sleep(0.2)
-
-    return {run.name: run.state.name for run in asyncio.run(read())}
+def _task_states(flow_run_id) -> dict[str, str]:
+    """task run name -> final state name, as Prefect recorded them."""
+    return {run.name: run.state.name for run in settled_task_runs(flow_run_id)}
 
 
 def _artifact(key: str, flow_run_id) -> str:
