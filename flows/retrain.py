@@ -26,6 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.retrain_summary import render_summary, summary_table
 from foundry.config import load_config
 from foundry.logs import get_logger, prefect_logs
+from foundry.orchestration.executors import model_steps
 from foundry.orchestration.plan import RetrainPlan
 from foundry.orchestration.retrain_run import RetrainRun, failure_reason, names_with_status
 from foundry.orchestration.retries import retry_options
@@ -73,17 +74,19 @@ def retrain(
         run = RetrainRun(config, plan, force)
         version_data_task(config_path)
         # Models load in the pool's processes (started on first use, ended before evaluation),
-        # so this process does not hold them while the workers train.
-        with training_pool(*run.pool_size()):
-            run.step(build_base_task, plan.base_key, config_path, refresh=force)
-            _synthesize(run, config_path)
-            _pairs(run, config_path)
-            version = version_data_task(config_path)
-            run.data_rev = version["data_rev"]
-            _train(run, config_path)
-            if config.steering.enabled:
-                _vectors(run, config_path)
-        _evaluate(run, config_path)
+        # so this process does not hold them while the workers train. With the `ray` executor,
+        # training, vectors and evaluation run as Ray tasks instead (`model_steps`).
+        with model_steps(config):
+            with training_pool(*run.pool_size()):
+                run.step(build_base_task, plan.base_key, config_path, refresh=force)
+                _synthesize(run, config_path)
+                _pairs(run, config_path)
+                version = version_data_task(config_path)
+                run.data_rev = version["data_rev"]
+                _train(run, config_path)
+                if config.steering.enabled:
+                    _vectors(run, config_path)
+            _evaluate(run, config_path)
         _register(run, config_path)
         if deploy:
             _deploy(run, config_path)

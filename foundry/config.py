@@ -64,6 +64,12 @@ class PathsConfig(_Section):
     cache_dir: Path = Field(
         Path(".foundry"), description="Local caches and stores (tiny base model, DVC remote)."
     )
+    shared_url: str = Field(
+        "",
+        description="fsspec URL every Ray node reaches (s3://bucket/foundry, a mounted folder): "
+        "steps' inputs and adapters travel through it. Empty: the project folder itself is on "
+        "a filesystem every node mounts at the same path.",
+    )
 
 
 class FoundryConfig(_Section):
@@ -151,10 +157,10 @@ class FoundryConfig(_Section):
 
     def config_hash(self) -> str:
         """A short hash of the resolved settings (not of paths), for caching and lineage."""
-        # Where things live, how they are served and priced, and how long to wait for a remote
-        # job change no result: they stay out, so editing them keeps every cache.
+        # Where things live, how they are served, priced and scheduled, and how long to wait for a
+        # remote job change no result: they stay out, so editing them keeps every cache.
         unhashed = {
-            "paths": True, "deploy": True, "costs": True,
+            "paths": True, "deploy": True, "costs": True, "orchestration": True,
             "training": {"together": {"poll_s", "timeout_s"}},
         }  # fmt: skip
         payload = self.model_dump(mode="json", exclude=unhashed)

@@ -15,10 +15,12 @@ from typing import Any
 from prefect import task
 
 from foundry.config import FoundryConfig, load_config
-from foundry.evaluation.run import EVAL_DIRNAME, evaluate
+from foundry.evaluation.cache import CACHE_DIRNAME
+from foundry.evaluation.run import EVAL_DIRNAME, JUDGE_DIRNAME, evaluate
 from foundry.evaluation.schema import EvalReport
 from foundry.evaluation.summary import flat_intervals, flat_metrics
 from foundry.evaluation.verdict import headline_rows
+from foundry.orchestration.executors import run_model_step
 from registry.promotion import persona_metrics
 from registry.tracking import log_eval_report, log_evaluation_run, tracking_uri
 
@@ -62,15 +64,29 @@ def evaluate_task(
     return {"folder": str(folder), "metrics": flat_metrics(report)}
 
 
+def evaluate_personas(config_path: str | None, personas: list[str], data_rev: str) -> dict:
+    """The evaluation's answers and scores (where the run puts model steps: here, or a Ray
+    node); the report as JSON and its folder."""
+    report, folder = evaluate(_config(config_path), personas=personas, data_rev=data_rev)
+    return {"report": report.model_dump(mode="json"), "folder": str(folder)}
+
+
 @task(name="evaluate-personas")
 def evaluation_task(
     config_path: str | None, personas: list[str], data_rev: str = ""
 ) -> dict[str, Any]:
     """The retrain flow's evaluation: report artifacts, an MLflow `evaluation` run, and each
     persona's gate metrics for the registry."""
+    from prefect.logging import get_run_logger
+
     started = time.perf_counter()
     config = _config(config_path)
-    report, folder = evaluate(config, personas=personas, data_rev=data_rev)
+    cache = config.cache_dir
+    evaluated = run_model_step(
+        "evaluate", evaluate_personas, config_path, personas, data_rev, log=get_run_logger(),
+        outputs=[cache / EVAL_DIRNAME, cache / CACHE_DIRNAME, cache / JUDGE_DIRNAME],
+    )  # fmt: skip
+    report, folder = EvalReport.model_validate(evaluated["report"]), Path(evaluated["folder"])
     _publish(report, folder)
     run_id = log_evaluation_run(config, report, folder, data_rev)
     stage = config.registry.stage

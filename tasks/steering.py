@@ -49,9 +49,14 @@ def vectors_persona(config_path: str | None, slug: str, data_rev: str = "") -> d
 
 @task(name="persona-vectors", task_run_name="vectors[{slug}]")
 def vectors_task(config_path: str | None, slug: str, data_rev: str = "") -> dict[str, Any]:
-    """Extract one persona's vector in the flow's training pool."""
+    """Extract one persona's vector where the run puts model steps (the flow's training pool, or
+    Ray)."""
     from prefect.logging import get_run_logger
 
-    from foundry.training.pool import run_in_pool
+    from foundry.orchestration.executors import run_model_step
 
-    return run_in_pool(vectors_persona, config_path, slug, data_rev, log=get_run_logger())
+    outputs = [load_config(Path(config_path) if config_path else None).vector_dir(slug)]
+    return run_model_step(
+        "vectors", vectors_persona, config_path, slug, data_rev, log=get_run_logger(),
+        outputs=outputs,
+    )  # fmt: skip

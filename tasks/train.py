@@ -17,7 +17,7 @@ from prefect import task
 
 from foundry.config import FoundryConfig, load_config
 from foundry.synthesis.pair_sets import load_pairs
-from foundry.training.adapter_training import train_dpo, train_sft
+from foundry.training.adapter_training import train_dpo, train_sft, work_root
 from foundry.training.artifacts import TrainingError
 from foundry.training.base_model import ensure_base
 
@@ -83,13 +83,17 @@ def train_persona(config_path: str | None, slug: str, data_rev: str = "") -> dic
 
 @task(name="train-persona", task_run_name="train[{slug}]")
 def train_persona_task(config_path: str | None, slug: str, data_rev: str = "") -> dict[str, Any]:
-    """Train one persona's adapters in the flow's training pool (`foundry.training.pool`); its
-    `seconds` are the training's own, not the wait for a free process."""
+    """Train one persona's adapters where the run puts model steps (the flow's training pool, or
+    Ray: `foundry.orchestration.executors`); its `seconds` are the training's own, not the wait
+    for a free process."""
     from prefect.logging import get_run_logger
 
-    from foundry.training.pool import run_in_pool
+    from foundry.orchestration.executors import run_model_step
 
-    limit = _config(config_path).orchestration.train_timeout_s
-    return run_in_pool(
-        train_persona, config_path, slug, data_rev, log=get_run_logger(), timeout=limit
-    )
+    config = _config(config_path)
+    return run_model_step(
+        "train", train_persona, config_path, slug, data_rev, log=get_run_logger(),
+        timeout=config.orchestration.train_timeout_s,
+        outputs=[config.adapter_dir(slug, "sft"), config.adapter_dir(slug, "dpo")],
+        checkpoints=work_root(config, slug),
+    )  # fmt: skip

@@ -14,6 +14,9 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="foundry-tests-"))
 os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DVC_NO_ANALYTICS"] = "1"
+# Ray clusters the tests start listen on loopback only, and report no usage statistics.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.pop("FOUNDRY_CONFIG", None)
 for _name in [n for n in os.environ if n.startswith("FOUNDRY_") and "__" in n]:
     os.environ.pop(_name)

@@ -92,6 +92,8 @@ class RetrainRun:
             or (k.vectors and not has_result(self.config, k.vectors))
         ]
         orchestration = self.config.orchestration
+        if orchestration.executor == "ray":  # the pool only builds the base and the pairs
+            return plan_workers(1, 1, 0)
         return plan_workers(orchestration.workers, len(to_train), orchestration.threads_per_worker)
 
     def evaluation_personas(self) -> list[str]:

@@ -12,6 +12,7 @@ persona's `pairs.jsonl`, else cross-persona pairs) is synthesis's work.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from foundry.config import FoundryConfig
@@ -153,6 +154,11 @@ def train_dpo(
     )  # fmt: skip
 
 
+def work_root(config: FoundryConfig, slug: str) -> Path:
+    """Where persona `slug`'s trainings checkpoint (one folder per stage and inputs)."""
+    return config.cache_dir / "work" / slug
+
+
 def _base_for_training(
     config: FoundryConfig, backend: Backend, base: LoadedBase | None
 ) -> tuple[Any, Any, str]:
@@ -186,7 +192,7 @@ def _fit(
 
     kind = config.base_model.kind
     settings = config.training.resolved(stage, kind)
-    work_dir = config.cache_dir / "work" / slug / f"{stage}-{key}"
+    work_dir = work_root(config, slug) / f"{stage}-{key}"
     has_eval = bool(evaluation)
     if not has_eval:
         logger.warning("persona %s %s: no eval examples, so no early stopping", slug, stage)
