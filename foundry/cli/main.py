@@ -57,7 +57,8 @@ def _register_model_commands() -> None:
 
     app.command(
         "run",
-        epilog="Example: foundry run   (again: only what changed is redone; --force redoes all)",
+        epilog="Example: foundry run   (again: only what changed is redone; --force redoes all)."
+        " On a Ray cluster: FOUNDRY_ORCHESTRATION__EXECUTOR=ray foundry run (docs/scale-out.md)",
     )(cli_run.run)
     app.command("ui", epilog="Example: foundry ui   (then: foundry ui --stop)")(cli_ui.ui)
     from foundry.cli.schedule import schedule_app

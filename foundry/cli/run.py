@@ -60,6 +60,10 @@ def run(
     started = time.perf_counter()
     with user_errors(), _prefect_api(cfg) as api, listening(view.update), _warnings_only():
         console.print(f"Prefect API: {api or 'a temporary local server (start one: foundry ui)'}")
+        if cfg.orchestration.executor == "ray":
+            address = cfg.orchestration.ray.address or "a local Ray started for this run"
+            shared = cfg.paths.shared_url or "the project folder (shared filesystem)"
+            console.print(f"Model steps on Ray: {address}; artifacts through {shared}")
         shown = wide_console(console)  # in a log, the progress table's last frame stays whole
         with Live(view.render(), console=shown, refresh_per_second=2, transient=False) as live:
             view.live = live

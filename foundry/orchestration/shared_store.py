@@ -112,7 +112,9 @@ def _check_safetensors(path: Path, where: str) -> None:
         with safe_open(str(path), framework="pt") as handle:
             list(handle.keys())
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
-        raise WeightsPolicyError(f"{where}: {path} is not a readable safetensors file: {exc}")
+        raise WeightsPolicyError(
+            f"{where}: {path} is not a readable safetensors file: {exc}"
+        ) from None
 
 
 class SharedStore:
@@ -162,7 +164,9 @@ class SharedStore:
             finally:
                 temporary.unlink(missing_ok=True)
 
-    def fetch_tree(self, manifest: Manifest, root: Path, folders: Iterable[str], where: str) -> None:
+    def fetch_tree(
+        self, manifest: Manifest, root: Path, folders: Iterable[str], where: str
+    ) -> None:
         """Install each of `folders` (relative to `root`) from `manifest`, checked first: the
         policy on weights, every checksum, every safetensors file readable. Each folder is
         swapped in whole, so a failed fetch leaves the old one."""

@@ -1,6 +1,7 @@
 """The whole `retrain` flow under Prefect's test harness, on a Faultline deck shaped like real ones:
-a cold run, a rerun that is all cache hits, an edit that retrains one persona, and a failure that
-spares the others.
+a cold run, a rerun that is all cache hits, an edit that retrains one persona (with
+`orchestration.executor: ray`: a local Ray started by the run, artifacts through a shared folder),
+and a failure that spares the others.
 
 The project starts as a user's does: `foundry init --empty`, then `foundry import faultline` of
 `tests/fixtures/faultline_deck` (one persona with 20 essays cut at 2,000 characters, two on the same
@@ -128,12 +129,20 @@ def rerun(project, cold):
 
 @pytest.fixture(scope="module")
 def edited(project, rerun):
+    """The edit's run goes through Ray, switched on from the environment as a user would
+    (`FOUNDRY_ORCHESTRATION__EXECUTOR=ray foundry run`), inputs and adapters through a shared
+    folder given as a URL, the nodes' copies of the project in a scratch folder."""
     from flows.retrain import retrain
 
     _edit_corpus(
         project, ESSAYIST, "Packaging, not lithography, sets how many K3 boards ship next year."
     )
-    return retrain(config_path=str(project.source), return_state=True)
+    shared = project.root.parent / "shared"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FOUNDRY_ORCHESTRATION__EXECUTOR", "ray")
+        env.setenv("FOUNDRY_PATHS__SHARED_URL", f"file://{shared}")
+        env.setenv("FOUNDRY_ORCHESTRATION__RAY__SCRATCH_DIR", str(project.root.parent / "nodes"))
+        return retrain(config_path=str(project.source), return_state=True)
 
 
 @pytest.fixture(scope="module")
@@ -308,9 +317,28 @@ def test_a_rerun_with_nothing_changed_is_all_cache_hits(project, cold, rerun):
     assert "Where to look next" in rerun.output
 
 
-def test_editing_one_persona_retrains_only_that_persona(project, edited):
+def test_editing_one_persona_retrains_only_that_persona_on_ray(project, cold, edited):
     assert edited.is_completed(), edited.message
     states = _task_states(edited.state_details.flow_run_id)
+
+    # The same task runs as the local executor's cold run (which also deployed); Prefect names
+    # a task run without a name template with a random suffix.
+    def kinds(names):
+        return {name if "[" in name else name.rsplit("-", 1)[0] for name in names}
+
+    cold_states = _task_states(cold.state_details.flow_run_id)
+    assert kinds(states) == kinds(n for n in cold_states if not n.startswith("deploy"))
+    # Trained, vectors extracted and evaluated in a node's copy of the project; the adapter
+    # fetched into the project is that copy's, byte for byte. Switching executor kept the
+    # other personas' caches (orchestration is not part of the config hash).
+    node_copy = next((project.root.parent / "nodes" / "foundry-ray").iterdir())
+    node_config = project.model_copy()
+    node_config._root = node_copy
+    for part in ("sft/adapter_model.safetensors", "dpo/adapter_model.safetensors",
+                 "vector/vectors.safetensors"):  # fmt: skip
+        fetched = project.adapters_dir / ESSAYIST / part
+        assert (node_config.adapters_dir / ESSAYIST / part).read_bytes() == fetched.read_bytes()
+    assert (node_config.cache_dir / "eval" / "metrics.json").is_file()
     for step in STEP_TASKS:
         assert states[f"{step}[{ESSAYIST}]"] == "Completed", (step, states)
         for slug in (s for s in PERSONAS if s != ESSAYIST):

@@ -395,3 +395,40 @@ def test_a_stage_setting_given_in_the_file_wins_over_the_base_default(tmp_path: 
     config = load_config(write_config(tmp_path, text), environ={})
     sft = config.training.resolved("sft", config.base_model.kind)
     assert (sft.learning_rate, sft.max_length, sft.epochs, sft.batch_size) == (1e-4, 200, 1.0, 2)
+
+
+def test_the_executor_and_ray_settings_change_no_cache_key(tmp_path: Path) -> None:
+    local = load_config(write_config(tmp_path / "a", ""), environ={})
+    on_ray = load_config(
+        write_config(
+            tmp_path / "b",
+            "orchestration: {executor: ray, ray: {address: 'ray://head:10001', "
+            "train: {num_gpus: 1, resources: {a100: 1}}}}\n"
+            "paths: {shared_url: 's3://bucket/foundry'}\n",
+        ),
+        environ={},
+    )
+    assert on_ray.orchestration.ray.train.num_gpus == 1
+    assert local.config_hash() == on_ray.config_hash()
+
+
+def test_an_unknown_executor_and_a_negative_gpu_count_name_their_keys(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, "orchestration: {executor: dask, ray: {vectors: {num_gpus: -1}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert "orchestration.executor" in message and "dask" in message
+    assert "orchestration.ray.vectors.num_gpus" in message
+
+
+def test_the_executor_can_be_switched_from_the_environment(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    environ = {
+        "FOUNDRY_ORCHESTRATION__EXECUTOR": "ray",
+        "FOUNDRY_ORCHESTRATION__RAY__TRAIN__NUM_GPUS": "1",
+    }
+    config = load_config(path, environ=environ)
+    assert config.orchestration.executor == "ray"
+    assert config.orchestration.ray.train.num_gpus == 1
