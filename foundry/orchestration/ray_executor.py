@@ -13,18 +13,22 @@ URL, the flow uploads the step's inputs (config, data, base, adapters) to it, th
 into its scratch folder, works there, and uploads the folders the step writes; the flow fetches
 them. Either way the flow checks the outputs against the checksums the node wrote and refuses
 pickled weights before anything is registered. Log lines of the remote step reach the Prefect
-task run's logs while it runs, through a Ray queue.
+task run's logs while it runs, through a small Ray actor (`LogLines`) the step sends them to
+without waiting: a task blocked in `ray.get` hands its CPU back to Ray, which would then start
+another step on the same cores.
 
 Public entry points: `ray_session(config)` (connect or start Ray for a run) and `RaySession.run`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import os
 import queue as queue_module
+import socket
 import sys
 import tempfile
 import threading
@@ -96,6 +100,7 @@ class RaySession:
         self.inboxes: dict[int, queue_module.Queue] = {}
         self.in_flight: dict[int, Any] = {}
         self.closing = threading.Event()
+        self.pulling = threading.Lock()
 
     def run(
         self,
@@ -151,9 +156,10 @@ class RaySession:
                         "limit in `orchestration` if the work needs longer)"
                     )
             result = self.ray.get(ref)
-            time.sleep(0.2)  # the last lines travel through the queue after the result
-            _drain(inbox, log)
         finally:
+            with contextlib.suppress(Exception):  # the step flushed its lines before it ended
+                self.pull()
+            _drain(inbox, log)
             self.in_flight.pop(job, None)
             self.inboxes.pop(job, None)
             if not self.ray.wait([ref], timeout=0)[0]:
@@ -187,18 +193,21 @@ class RaySession:
             return
         self.store.fetch_tree(result["outputs"], self.config.root, result["folders"], where)
 
-    def relay(self) -> None:
-        """Hand each remote log line to the inbox of the job that wrote it (a thread)."""
-        while not self.closing.is_set():
-            try:
-                items = self.log_queue.get_nowait_batch(max(1, self.log_queue.qsize()))
-            except Exception:  # noqa: BLE001 - empty queue, or the queue actor is gone
-                time.sleep(0.2)
-                continue
-            for job, level, message in items:
+    def pull(self) -> None:
+        """Hand each remote log line sent so far to the inbox of the job that wrote it."""
+        with self.pulling:
+            for job, level, message in self.ray.get(self.log_queue.take.remote()):
                 inbox = self.inboxes.get(job)
                 if inbox is not None:
                     inbox.put((level, message))
+
+    def relay(self) -> None:
+        """`pull` every 0.2 s until the session closes (a thread)."""
+        while not self.closing.wait(0.2):
+            try:
+                self.pull()
+            except Exception:  # noqa: BLE001 - the actor is gone: the session is ending
+                return
 
     def cancel_all(self) -> None:
         for ref in list(self.in_flight.values()):
@@ -210,16 +219,21 @@ def ray_session(config: FoundryConfig) -> Iterator[RaySession]:
     """Connect to `orchestration.ray.address` (or start a local Ray) for the length of a run."""
     ray_config = config.orchestration.ray
     ray = import_ray(local=not ray_config.address)
-    from ray.util.queue import Queue
-
     started_here = False
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
         if ray_config.address:
             kwargs["address"] = ray_config.address
-        else:
-            kwargs["num_cpus"] = ray_config.local_cpus or os.cpu_count() or 1
-        ray.init(**kwargs)
+        else:  # `local`: a new instance, never a cluster some other process left running
+            kwargs |= {"address": "local", "num_cpus": ray_config.local_cpus or os.cpu_count()}
+        _check_reachable(ray_config.address)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = ray_config.address or "a local Ray"
+            raise ConfigError(
+                f"could not start or reach {where} (orchestration.ray.address): {exc}"
+            ) from None
         started_here = True
     resources = ray.cluster_resources()
     logger.info(
@@ -229,7 +243,7 @@ def ray_session(config: FoundryConfig) -> Iterator[RaySession]:
         f"; artifacts through {config.paths.shared_url}" if config.paths.shared_url else
         "; project folder shared",
     )  # fmt: skip
-    session = RaySession(config, ray, Queue(actor_options={"num_cpus": 0}))
+    session = RaySession(config, ray, ray.remote(num_cpus=0)(LogLines).remote())
     relay = threading.Thread(target=session.relay, name="ray-log-relay", daemon=True)
     relay.start()
     try:
@@ -238,9 +252,42 @@ def ray_session(config: FoundryConfig) -> Iterator[RaySession]:
         session.closing.set()
         session.cancel_all()
         relay.join(timeout=5)
-        ray.kill(session.log_queue.actor)
+        ray.kill(session.log_queue)
         if started_here:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a `host:port` nobody answers at (Ray itself keeps retrying for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # `auto`, empty, or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"no Ray cluster answers at {address} (orchestration.ray.address): {exc}; check the "
+            "head is up (`ray status` on it) and the port is reachable from here"
+        ) from None
+
+
+class LogLines:
+    """A Ray actor that holds remote steps' log lines until the flow's relay takes them; calls
+    from one step run in the order sent."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, int, str]] = []
+
+    def add(self, job: int, level: int, message: str) -> None:
+        self.lines.append((job, level, message))
+
+    def take(self) -> list[tuple[int, int, str]]:
+        lines, self.lines = self.lines, []
+        return lines
+
+    def flushed(self) -> bool:
+        """Runs after every line a caller sent before it (one caller's calls are in order)."""
+        return True
 
 
 def _drain(inbox: queue_module.Queue, log: Any) -> None:
@@ -363,8 +410,8 @@ class _QueueLines(logging.Handler):
         self.log_queue, self.job = log_queue, job
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.log_queue.put_nowait((self.job, record.levelno, record.getMessage()))
+        try:  # not awaited: see the module docstring
+            self.log_queue.add.remote(self.job, record.levelno, record.getMessage())
         except Exception:  # noqa: BLE001 - a lost log line must not fail training
             pass
 
@@ -382,6 +429,10 @@ def _relayed_logs(log_queue: Any, job: int) -> Iterator[None]:
     try:
         yield
     finally:
+        import ray
+
+        with contextlib.suppress(Exception):  # every line sent is in before the step ends
+            ray.get(log_queue.flushed.remote())
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
         root.propagate = saved[2]

@@ -65,3 +65,16 @@ def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(ConfigError, match=r"persona-foundry\[ray\].*executor: local"):
         import_ray()
+
+
+def test_an_address_nobody_answers_at_fails_fast_naming_the_key():
+    import socket
+
+    from foundry.orchestration.ray_executor import _check_reachable
+
+    with socket.socket() as probe:  # a port just freed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError, match=rf"no Ray cluster answers at ray://127.0.0.1:{port} "):
+        _check_reachable(f"ray://127.0.0.1:{port}")
+    _check_reachable("auto")  # resolved by Ray itself: not checked here
