@@ -17,20 +17,18 @@ task run's logs while it runs, through a small Ray actor (`LogLines`) the step s
 without waiting: a task blocked in `ray.get` hands its CPU back to Ray, which would then start
 another step on the same cores.
 
-Public entry points: `ray_session(config)` (connect or start Ray for a run) and `RaySession.run`.
+Public entry points: `ray_session(config)` (connect or start Ray for a run) and `RaySession.run`;
+what runs on the node is `foundry.orchestration.ray_node`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
-import logging
 import os
 import queue as queue_module
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,10 +38,10 @@ from typing import Any
 
 from foundry.config import ENV_PREFIX, FoundryConfig
 from foundry.errors import ConfigError
-from foundry.logs import ROOT, get_logger
-from foundry.orchestration.checkpoint_mirror import mirrored_checkpoints, restore_checkpoints
+from foundry.logs import get_logger
 from foundry.orchestration.config import StepResources
-from foundry.orchestration.shared_store import SharedStore, tree_manifest, verify_tree
+from foundry.orchestration.ray_node import LogLines, step_on_node
+from foundry.orchestration.shared_store import SharedStore, verify_tree
 
 logger = get_logger(__name__)
 
@@ -93,8 +91,8 @@ def config_overrides(environ: dict[str, str] | None = None) -> dict[str, str]:
 class RaySession:
     """One run's connection to Ray: the log relay, the shared store and in-flight tasks."""
 
-    def __init__(self, config: FoundryConfig, ray: Any, log_queue: Any) -> None:
-        self.config, self.ray, self.log_queue = config, ray, log_queue
+    def __init__(self, config: FoundryConfig, ray: Any, log_lines: Any) -> None:
+        self.config, self.ray, self.log_lines = config, ray, log_lines
         url = config.paths.shared_url
         self.store = SharedStore(url) if url else None
         self.inboxes: dict[int, queue_module.Queue] = {}
@@ -136,7 +134,7 @@ class RaySession:
             "url": self.config.paths.shared_url,
             "scratch": ray_config.scratch_dir,
             "inputs": self._publish_inputs() if self.store else None,
-            "log_queue": self.log_queue,
+            "log_lines": self.log_lines,
         }
         options = step_options(getattr(ray_config, step), ray_config.max_retries)
         inbox: queue_module.Queue = queue_module.Queue()
@@ -196,7 +194,7 @@ class RaySession:
     def pull(self) -> None:
         """Hand each remote log line sent so far to the inbox of the job that wrote it."""
         with self.pulling:
-            for job, level, message in self.ray.get(self.log_queue.take.remote()):
+            for job, level, message in self.ray.get(self.log_lines.take.remote()):
                 inbox = self.inboxes.get(job)
                 if inbox is not None:
                     inbox.put((level, message))
@@ -252,7 +250,7 @@ def ray_session(config: FoundryConfig) -> Iterator[RaySession]:
         session.closing.set()
         session.cancel_all()
         relay.join(timeout=5)
-        ray.kill(session.log_queue)
+        ray.kill(session.log_lines)
         if started_here:
             ray.shutdown()
 
@@ -269,25 +267,6 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
             f"no Ray cluster answers at {address} (orchestration.ray.address): {exc}; check the "
             "head is up (`ray status` on it) and the port is reachable from here"
         ) from None
-
-
-class LogLines:
-    """A Ray actor that holds remote steps' log lines until the flow's relay takes them; calls
-    from one step run in the order sent."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[int, int, str]] = []
-
-    def add(self, job: int, level: int, message: str) -> None:
-        self.lines.append((job, level, message))
-
-    def take(self) -> list[tuple[int, int, str]]:
-        lines, self.lines = self.lines, []
-        return lines
-
-    def flushed(self) -> bool:
-        """Runs after every line a caller sent before it (one caller's calls are in order)."""
-        return True
 
 
 def _drain(inbox: queue_module.Queue, log: Any) -> None:
@@ -330,109 +309,3 @@ def _remote_step(ray: Any) -> Any:
     if id(ray) not in _remote_cache:
         _remote_cache[id(ray)] = ray.remote(step_on_node)
     return _remote_cache[id(ray)]
-
-
-def step_on_node(spec: dict[str, Any]) -> dict[str, Any]:
-    """On a Ray node: unpack the inputs if they travel by URL, run the step with its checkpoints
-    mirrored, and describe (and upload) what it wrote."""
-    import ray
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    with _relayed_logs(spec["log_queue"], spec["job"]), _environment(spec["env"]):
-        store = SharedStore(spec["url"]) if spec["url"] else None
-        if store is None:
-            root, config_path = Path(spec["root"]), spec["config_path"]
-        else:
-            root = _scratch(spec)
-            store.get_tree(spec["inputs"], root)
-            config_path = str(root / spec["config_name"]) if spec["config_name"] else None
-            if spec["checkpoints"]:
-                restore_checkpoints(store, root, spec["checkpoints"])
-        mirror = (
-            mirrored_checkpoints(store, root, spec["checkpoints"])
-            if store is not None and spec["checkpoints"]
-            else _nothing()
-        )
-        cwd = os.getcwd()
-        os.chdir(root)  # a config path given relative to the project resolves the same here
-        try:
-            with mirror:
-                value = spec["fn"](config_path, *spec["args"])
-        finally:
-            os.chdir(cwd)
-        outputs = tree_manifest(root, spec["outputs"])
-        if store is not None:
-            store.put_tree(root, spec["outputs"])
-            if spec["checkpoints"]:
-                store.drop_checkpoints(spec["checkpoints"])
-    return {
-        "value": value,
-        "outputs": outputs,
-        "folders": spec["outputs"],
-        "root": str(root),
-        "node": ray.get_runtime_context().get_node_id(),
-    }
-
-
-def _scratch(spec: dict[str, Any]) -> Path:
-    """This node's copy of the project, one per (shared URL, project) pair."""
-    base = Path(spec["scratch"]) if spec["scratch"] else Path(tempfile.gettempdir())
-    key = hashlib.sha256(f"{spec['url']}\n{spec['root']}".encode()).hexdigest()[:16]
-    folder = base / "foundry-ray" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-@contextmanager
-def _environment(overrides: dict[str, str]) -> Iterator[None]:
-    """The flow's config overrides in this worker for one step (workers are reused)."""
-    previous = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-class _QueueLines(logging.Handler):
-    def __init__(self, log_queue: Any, job: int) -> None:
-        super().__init__(logging.INFO)
-        self.log_queue, self.job = log_queue, job
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:  # not awaited: see the module docstring
-            self.log_queue.add.remote(self.job, record.levelno, record.getMessage())
-        except Exception:  # noqa: BLE001 - a lost log line must not fail training
-            pass
-
-
-@contextmanager
-def _relayed_logs(log_queue: Any, job: int) -> Iterator[None]:
-    root = logging.getLogger(ROOT)
-    handler = _QueueLines(log_queue, job)
-    saved = (root.level, root.handlers[:], root.propagate)
-    root.setLevel(logging.INFO)
-    root.handlers[:] = [handler]
-    root.propagate = False
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    try:
-        yield
-    finally:
-        import ray
-
-        with contextlib.suppress(Exception):  # every line sent is in before the step ends
-            ray.get(log_queue.flushed.remote())
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-        root.propagate = saved[2]

@@ -200,10 +200,9 @@ def fit_and_install(
     it) and removed on success. `tokenizer` is saved beside the adapter when given (tiny base).
     """
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts; `progress_callback` logs
-    checkpoint = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+    checkpoint = last_complete_checkpoint(work_dir)
     resumed_from_step = _checkpoint_step(Path(checkpoint)) if checkpoint else None
     if checkpoint:
         logger.info("resuming from %s (step %d)", checkpoint, resumed_from_step)
@@ -238,6 +237,23 @@ def fit_and_install(
     return AdapterArtifact(
         persona=summary.persona, stage=summary.stage, path=target, summary=summary
     )
+
+
+def last_complete_checkpoint(work_dir: Path) -> str | None:
+    """The newest checkpoint in `work_dir` the trainer finished writing, or None.
+
+    The trainer writes `trainer_state.json` after the weights and optimizer state; a folder
+    without it was cut off mid-write (a killed process or a lost node) and would fail the resume,
+    so it is removed."""
+    if not work_dir.is_dir():
+        return None
+    folders = [p for p in work_dir.glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True):
+        if (folder / "trainer_state.json").is_file():
+            return str(folder)
+        logger.warning("removing %s: it was cut off while being written", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def _checkpoint_step(checkpoint: Path) -> int:

@@ -223,6 +223,9 @@ def test_killed_run_resumes_and_never_touches_the_installed_adapter(trained, cap
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     work = list((config.cache_dir / "work" / slug).glob("sft-*/checkpoint-2"))
     assert len(work) == 1
+    cut_off = work[0].parent / "checkpoint-4"  # a later one a lost node left half-written
+    cut_off.mkdir()
+    (cut_off / "adapter_model.safetensors").write_bytes(b"half")
 
     steps_run: list[int] = []
     with caplog.at_level("INFO", logger="foundry"):
@@ -238,6 +241,7 @@ def test_killed_run_resumes_and_never_touches_the_installed_adapter(trained, cap
     assert all(torch.allclose(resumed[k], uninterrupted[k], atol=1e-5) for k in uninterrupted)
     assert not work[0].parent.exists()
     assert any("resuming from" in r.getMessage() for r in caplog.records)
+    assert any(f"removing {cut_off}: it was cut off" in r.getMessage() for r in caplog.records)
     lines = [r.getMessage() for r in caplog.records if "tokens/s" in r.getMessage()]
     assert lines and all(line.startswith(f"step      4/{SFT_STEPS}") for line in lines[-1:])
 
