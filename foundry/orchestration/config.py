@@ -20,7 +20,7 @@ class StepResources(_Section):
     """What one Ray task of a step reserves; Ray places it on a node that has them free."""
 
     num_cpus: float = Field(1.0, gt=0, description="CPU cores (also the task's torch threads).")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs (1 puts one training per GPU).")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs (1: one such task per GPU).")
     memory_gb: float = Field(0.0, ge=0, description="Memory to reserve, GiB (0: none).")
     resources: dict[str, float] = Field(
         default_factory=dict,
