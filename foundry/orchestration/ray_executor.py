@@ -24,6 +24,7 @@ what runs on the node is `foundry.orchestration.ray_node`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import queue as queue_module
@@ -38,6 +39,8 @@ from typing import Any
 
 from foundry.config import ENV_PREFIX, FoundryConfig
 from foundry.errors import ConfigError
+from foundry.evaluation.cache import CACHE_DIRNAME
+from foundry.evaluation.run import JUDGE_DIRNAME
 from foundry.logs import get_logger
 from foundry.orchestration.config import StepResources
 from foundry.orchestration.ray_node import LogLines, step_on_node
@@ -177,7 +180,7 @@ class RaySession:
         config, root = self.config, self.config.root
         cache = config.cache_dir
         parts = [config.data_dir, cache / "base", config.adapters_dir]
-        parts += [cache / name for name in ("eval-cache", "eval-judge")]
+        parts += [cache / CACHE_DIRNAME, cache / JUDGE_DIRNAME]  # the evaluation's caches
         if config.source is not None:
             parts.append(config.source)
         assert self.store is not None
@@ -301,11 +304,7 @@ def _relocated(value: Any, old: str, new: str) -> Any:
     return value
 
 
-_remote_cache: dict[int, Any] = {}
-
-
+@functools.cache
 def _remote_step(ray: Any) -> Any:
     """`step_on_node` as a Ray remote function (made once per process)."""
-    if id(ray) not in _remote_cache:
-        _remote_cache[id(ray)] = ray.remote(step_on_node)
-    return _remote_cache[id(ray)]
+    return ray.remote(step_on_node)

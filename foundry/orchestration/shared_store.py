@@ -13,7 +13,6 @@ Public entry points: `SharedStore` (`put_tree`, `get_tree`, `fetch_tree`, checkp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -23,6 +22,7 @@ from typing import Any
 
 from foundry.atomic import replace_dir, staged_dir
 from foundry.errors import FoundryError
+from foundry.training.datasets import file_digest
 
 Manifest = dict[str, dict[str, Any]]
 # Weight formats that unpickle on load: never accepted from another machine.
@@ -39,11 +39,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _hashes:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _hashes[key] = digest.hexdigest()
+        _hashes[key] = file_digest(path)
     return _hashes[key]
 
 

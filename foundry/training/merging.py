@@ -27,6 +27,7 @@ from typing import Any, Literal
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.logs import get_logger, quiet_peft_warnings
 from foundry.training.artifacts import TrainingError
+from foundry.training.datasets import file_digest
 from foundry.training.trainers import ADAPTER_WEIGHTS
 
 logger = get_logger(__name__)
@@ -82,8 +83,8 @@ def merge_adapters(
         "density": density,
         "svd_rank": svd_rank,
         "sources": [
-            {"path": str(s.path), "weight": s.weight, "sha256": _sha256(s.path / ADAPTER_WEIGHTS)}
-            for s in sources
+            {"path": str(s.path), "weight": s.weight, "sha256": digest}
+            for s, digest in zip(sources, _digests(sources), strict=True)
         ],
     }
     with staged_dir(out_dir.parent, prefix=f".{out_dir.name}-") as stage:
@@ -116,7 +117,5 @@ def _check(sources: Sequence[MergeSource], method: str, density: float | None) -
         )
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digests(sources: Sequence[MergeSource]) -> list[str]:
+    return [file_digest(source.path / ADAPTER_WEIGHTS) for source in sources]
