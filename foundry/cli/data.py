@@ -83,6 +83,11 @@ def validate(config: ConfigOption = None, persona: PersonaOption = None) -> None
         summary = validate_personas(cfg, persona)
     for prepared in summary.personas:
         console.print(persona_table(prepared))
+    for prepared in summary.derived:
+        blend = prepared.contract.derived_from  # type: ignore[union-attr]
+        console.print(f"{prepared.slug}: derived persona ({blend.label()}); no corpus")
+        if prepared.problems:
+            console.print(problem_table(prepared.slug, prepared.problems))
     if summary.topic_problems or not summary.topics:
         console.print(problem_table("topics", summary.topic_problems))
     if summary.conflict_problems:
@@ -95,7 +100,9 @@ def validate(config: ConfigOption = None, persona: PersonaOption = None) -> None
         + (f": {', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}" if kinds else "")
     )
     console.print(
-        f"{len(summary.personas)} persona(s), {len(summary.topics)} topic(s): "
+        f"{len(summary.personas)} persona(s)"
+        + (f" and {len(summary.derived)} derived" if summary.derived else "")
+        + f", {len(summary.topics)} topic(s): "
         f"{errors} error(s), {warnings} warning(s)"
     )
     if not summary.personas:

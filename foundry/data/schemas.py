@@ -15,6 +15,12 @@ from foundry.synthesis.config import Move
 Split = Literal["train", "validation", "test"]
 ConflictKind = Literal["empirical", "causal", "temporal", "value", "boundary"]
 ItemKind = Literal["tweet", "essay", "transcript", "turn", "other"]
+# PEFT's adapter combination methods (`foundry.training.merging`); a derived persona names one.
+DerivedMethod = Literal["cat", "linear", "ties", "dare_linear", "dare_ties", "svd"]
+PRUNING_METHODS = ("ties", "dare_linear", "dare_ties")
+# TIES's sign election keeps, per weight, the sign most sources agree on: a negative weight flips
+# a source's vote instead of taking its update away, so it is not a subtraction.
+NO_SUBTRACTION = ("ties", "dare_ties")
 
 
 def legacy_split(value: object) -> object:
@@ -78,6 +84,63 @@ class Position(_Strict):
     type: str = ""
 
 
+class DerivedSource(_Strict):
+    """One persona a derived persona is blended from, and its weight (negative: subtracted)."""
+
+    slug: str
+    weight: float
+    version: str = Field(
+        "",
+        description="The source's registered model version when known (`v3`), else the sha256 "
+        "prefix of the adapter that was merged.",
+    )
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        return check_slug(value)
+
+
+class DerivedFrom(_Strict):
+    """How a derived persona was made: its sources' adapters combined by `method`."""
+
+    method: DerivedMethod
+    density: float | None = Field(
+        None, description="Share of each source's weights TIES/DARE keep, in (0, 1]."
+    )
+    sources: list[DerivedSource] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> DerivedFrom:
+        check_unique_ids("source", [s.slug for s in self.sources])
+        if any(s.weight == 0 for s in self.sources):
+            raise ValueError("a source weight of 0 contributes nothing; remove that source")
+        negative = [s.slug for s in self.sources if s.weight < 0]
+        if negative and self.method in NO_SUBTRACTION:
+            raise ValueError(
+                f"{self.method} cannot subtract ({', '.join(negative)} has a negative weight): its "
+                "sign election keeps each weight's majority sign, so a negative weight flips that "
+                "source's vote instead of removing its update; use cat (exact), linear, "
+                "dare_linear or svd to subtract"
+            )
+        if all(s.weight < 0 for s in self.sources):
+            raise ValueError("every source weight is negative; give at least one positive weight")
+        if self.method in PRUNING_METHODS and (self.density is None or not 0 < self.density <= 1):
+            raise ValueError(
+                f"{self.method} prunes each source to a share of its weights: set `density` in "
+                f"(0, 1], e.g. 0.5 (got {self.density})"
+            )
+        return self
+
+    def label(self) -> str:
+        """`jonah-okafor@v3:0.7,priya-castellanos@v2:0.3 ties d=0.5`: the lineage tag's text."""
+        parts = [
+            f"{s.slug}{'@' + s.version if s.version else ''}:{s.weight:g}" for s in self.sources
+        ]
+        density = f" d={self.density:g}" if self.density is not None else ""
+        return f"{','.join(parts)} {self.method}{density}"
+
+
 class PersonaContract(_Strict):
     """Who the persona is and how it reasons: the Faultline PersonaContract plus reasoning."""
 
@@ -101,10 +164,21 @@ class PersonaContract(_Strict):
     source_id: str = Field("", description="The id the persona had where it came from.")
     version: str = ""
     handle: str = ""
+    derived_from: DerivedFrom | None = Field(
+        None,
+        description="Set on a persona blended from others' adapters (`foundry merge`): it has no "
+        "corpus, is never trained, and is re-merged when a source's adapter changes.",
+    )
+
+    @property
+    def is_derived(self) -> bool:
+        return self.derived_from is not None
 
     @model_validator(mode="after")
     def _fill_slug(self) -> PersonaContract:
         self.slug = check_slug(self.slug) if self.slug else slugify(self.name)
+        if self.derived_from and self.slug in {s.slug for s in self.derived_from.sources}:
+            raise ValueError(f"derived persona {self.slug!r} names itself as a source")
         return self
 
     @field_validator("positions")

@@ -2,9 +2,12 @@
 
 Public entry points: `prepare_persona(config, slug)` (contract, items with their split, stats and
 problems), `validate_personas(config, slugs)` (the retrain flow's `plan` step calls it; it also
-checks each persona's `beliefs.json` with `check_beliefs`). Turning records into items (ids,
-kinds, duplicates) lives in `foundry.data.corpus_items`; the train/validation/test split by
-document in `foundry.data.splits`.
+checks each persona's `beliefs.json` with `check_beliefs`). A derived persona (contract with
+`derived_from`, `foundry.data.derived`) has no corpus: it is listed apart
+(`ValidationSummary.derived`), so what is built from the personas' own data (the tiny base, the
+classifiers, the synthesis) never sees it, and its sources are checked instead. Turning records
+into items (ids, kinds, duplicates) lives in `foundry.data.corpus_items`; the
+train/validation/test split by document in `foundry.data.splits`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from foundry.data.beliefs import BELIEFS_FILENAME, load_beliefs
 from foundry.data.conflicts import load_conflicts
 from foundry.data.corpus_formats import RawRecord, read_corpus_file
 from foundry.data.corpus_items import CorpusStats, drop_duplicate_items, records_to_items
+from foundry.data.derived import check_sources
 from foundry.data.framing import TopicSplit, split_topics
 from foundry.data.personas import (
     CORPUS_DIRNAME,
@@ -49,7 +53,11 @@ class PreparedPersona(BaseModel):
 
 
 class ValidationSummary(BaseModel):
-    personas: list[PreparedPersona]
+    personas: list[PreparedPersona] = Field(description="Personas with data of their own.")
+    derived: list[PreparedPersona] = Field(
+        default_factory=list,
+        description="Derived personas (blended from others' adapters; no corpus), in data order.",
+    )
     topics: list[DebateTopic]
     topic_problems: list[Any] = Field(default_factory=list)
     topic_split: TopicSplit = Field(
@@ -62,7 +70,7 @@ class ValidationSummary(BaseModel):
 
     @property
     def problems(self) -> list[Problem]:
-        personas = [p for persona in self.personas for p in persona.problems]
+        personas = [p for persona in [*self.personas, *self.derived] for p in persona.problems]
         return personas + self.topic_problems + self.conflict_problems
 
     @property
@@ -96,6 +104,10 @@ def prepare_persona(
         )
     persona_dir = persona_dir or config.persona_dir(slug)
     contract, problems = load_contract(persona_dir)
+    if contract is not None and contract.is_derived:  # no corpus: blended from its sources
+        return PreparedPersona(
+            slug=slug, contract=contract, items=[], stats=CorpusStats(), problems=problems
+        )
     records, files = _read_records(persona_dir / CORPUS_DIRNAME, config, problems)
     stats = CorpusStats(files=files)
     items = records_to_items(records, slug, stats, problems)
@@ -255,6 +267,12 @@ def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> 
     topics, topic_split, topic_problems = project_topic_split(config)
     prepared = [prepare_persona(config, slug, topic_split=topic_split) for slug in selected]
     conflicts, conflict_problems = load_conflicts(config.conflicts_file, available, selected)
+    derived = [p for p in prepared if p.contract is not None and p.contract.derived_from]
+    for persona in derived:
+        blend = persona.contract.derived_from  # type: ignore[union-attr]
+        persona.problems.extend(check_sources(persona.slug, blend, config.personas_dir, available))
+        logger.info("persona %s: derived, %s", persona.slug, blend.label())
+    prepared = [p for p in prepared if all(p is not d for d in derived)]
     for persona in prepared:
         persona.problems.extend(check_beliefs(config.personas_dir / persona.slug))
         logger.info(
@@ -269,6 +287,7 @@ def validate_personas(config: FoundryConfig, slugs: list[str] | None = None) -> 
         )
     return ValidationSummary(
         personas=prepared,
+        derived=derived,
         topics=topics,
         topic_problems=topic_problems,
         topic_split=topic_split,
