@@ -30,7 +30,7 @@ B = _contract(
     [
         Position(
             id="rates", claim="Rates fall by 2027.", counterclaim="They do not.", stance="disagree"
-        ),  # fmt: skip
+        ),
         Position(id="gold", claim="  gold OUTPERFORMS equities. ", stance="agree"),
         Position(id="solar", claim="Solar doubles by 2030.", stance="agree"),
     ],
@@ -64,8 +64,10 @@ def test_a_subtracted_source_gives_no_positions_and_the_summary_says_so():
     assert "without Ada Quill's stance" in blend.summary
     assert [p.id for p in blend.positions] == ["rates", "gold", "solar"]
     assert all(p.stance == "agree" or p.id == "rates" for p in blend.positions)
-    assert landing_shares(blend.derived_from) == {"bo-lind": pytest.approx(1 / 1.5),
-                                                  "ada-quill": pytest.approx(-0.5 / 1.5)}  # fmt: skip
+    assert landing_shares(blend.derived_from) == {
+        "bo-lind": pytest.approx(1 / 1.5),
+        "ada-quill": pytest.approx(-0.5 / 1.5),
+    }
 
 
 @pytest.mark.parametrize(
@@ -92,16 +94,25 @@ def test_blends_that_cannot_be_made_are_refused_with_the_reason(sources, method,
 def test_negative_weights_are_allowed_where_the_method_subtracts():
     for method in ("cat", "linear", "dare_linear", "svd"):
         density = 0.5 if method == "dare_linear" else None
-        DerivedFrom(method=method, density=density,
-                    sources=[{"slug": "a", "weight": 1}, {"slug": "b", "weight": -0.5}])  # fmt: skip
+        DerivedFrom(
+            method=method,
+            density=density,
+            sources=[{"slug": "a", "weight": 1}, {"slug": "b", "weight": -0.5}],
+        )
 
 
 def test_a_written_derived_contract_validates_without_a_corpus(config):
     sources = [
         require_contract(config.persona_dir(s)) for s in ("jonah-okafor", "priya-castellanos")
     ]
-    blend = compose_contract(list(zip(sources, (0.7, 0.3), strict=True)), "", "jonah-priya", "ties",
-                             0.5, versions={"jonah-okafor": "v3"})  # fmt: skip
+    blend = compose_contract(
+        list(zip(sources, (0.7, 0.3), strict=True)),
+        "",
+        "jonah-priya",
+        "ties",
+        0.5,
+        versions={"jonah-okafor": "v3"},
+    )
     write_contract(config.persona_dir("jonah-priya"), blend)
 
     loaded, problems = load_contract(config.persona_dir("jonah-priya"))
@@ -131,10 +142,13 @@ def test_a_derived_persona_naming_a_missing_source_is_an_error_that_names_it(con
 
 def test_a_derived_persona_cannot_blend_another_derived_persona(config):
     sources = [require_contract(config.persona_dir(s)) for s in ("jonah-okafor", "tobias-renn")]
-    write_contract(config.persona_dir("jt"), compose_contract(
-        list(zip(sources, (0.5, 0.5), strict=True)), "", "jt", "linear"))  # fmt: skip
-    again = compose_contract([(sources[0], 0.5), (require_contract(config.persona_dir("jt")), 0.5)],
-                             "", "jjt", "linear")  # fmt: skip
+    write_contract(
+        config.persona_dir("jt"),
+        compose_contract(list(zip(sources, (0.5, 0.5), strict=True)), "", "jt", "linear"),
+    )
+    again = compose_contract(
+        [(sources[0], 0.5), (require_contract(config.persona_dir("jt")), 0.5)], "", "jjt", "linear"
+    )
     write_contract(config.persona_dir("jjt"), again)
 
     summary = validate_personas(config, ["jjt"])
