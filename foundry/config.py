@@ -159,9 +159,12 @@ class FoundryConfig(_Section):
         """A short hash of the resolved settings (not of paths), for caching and lineage."""
         # Where things live, how they are served, priced and scheduled, and how long to wait for a
         # remote job change no result: they stay out, so editing them keeps every cache.
+        training: dict[str, Any] = {"together": {"poll_s", "timeout_s"}}
+        if self.training.experts == "single":  # the expert settings then change nothing
+            training |= {"experts": True, "expert_weights": True, "expert_gate": True}
         unhashed = {
             "paths": True, "deploy": True, "costs": True, "orchestration": True,
-            "training": {"together": {"poll_s", "timeout_s"}},
+            "training": training,
         }  # fmt: skip
         payload = self.model_dump(mode="json", exclude=unhashed)
         blob = json.dumps(payload, sort_keys=True).encode()

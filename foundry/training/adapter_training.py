@@ -21,7 +21,15 @@ from foundry.data.stance import first_prompt_each
 from foundry.data.validation import validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_warnings
-from foundry.training.artifacts import AdapterArtifact, Backend, Stage, TrainingError, TrainProgress
+from foundry.training.artifacts import (
+    SUMMARY_FILENAME,
+    AdapterArtifact,
+    Backend,
+    Stage,
+    TrainingError,
+    TrainingSummary,
+    TrainProgress,
+)
 from foundry.training.backends import resolve_backend
 from foundry.training.base_model import LoadedBase, ensure_base
 from foundry.training.config import TINY
@@ -33,6 +41,14 @@ from foundry.training.datasets import (
     file_digest,
     sft_examples,
     taught_position_rows,
+)
+from foundry.training.experts import (
+    REASONING,
+    STYLE,
+    check_backend,
+    combine_experts,
+    expert_path,
+    expert_work_dir,
 )
 from foundry.training.together import train_on_together
 from foundry.training.trainers import (
@@ -82,7 +98,26 @@ def train_sft(
     logger.info(
         "%d position rows: the persona's side of its non-held-out positions", len(positions)
     )
-    train, evaluation = sft_examples(persona, summary.topic_split.framing, synthetic, positions)
+    framing = summary.topic_split.framing
+    if config.training.experts == "style+reasoning":
+        style = sft_examples(persona, framing, None)  # the voice: the persona's own texts
+        reasoning = sft_examples(persona, framing, synthetic, positions, corpus=False)
+        artifacts = {
+            name: _train_expert(
+                config,
+                slug,
+                "sft",
+                name,
+                examples,
+                backend,
+                base if name == STYLE else None,
+                progress=progress,
+                data_rev=data_rev,
+            )  # fmt: skip
+            for name, examples in ((STYLE, style), (REASONING, reasoning))
+        }
+        return combine_experts(config, slug, "sft", artifacts, style[1] + reasoning[1])
+    train, evaluation = sft_examples(persona, framing, synthetic, positions)
     if backend == "together":
         return train_on_together(
             config, slug, "sft", train, evaluation, progress=progress, data_rev=data_rev
@@ -128,6 +163,10 @@ def train_dpo(
 
     backend = resolve_backend(config)
     sft_dir = config.adapter_dir(slug, "sft")
+    experts = config.training.experts == "style+reasoning"
+    if experts:  # DPO continues the reasoning expert; the style expert is kept as it is
+        check_backend(backend)
+        sft_dir = expert_path(config.adapter_dir(slug, "sft"), REASONING)
     if not (sft_dir / ADAPTER_WEIGHTS).is_file():
         raise TrainingError(
             f"DPO continues the SFT adapter, and persona {slug} has none at {sft_dir}; train it "
@@ -137,6 +176,37 @@ def train_dpo(
     raise_for_errors(summary.problems, f"persona {slug}")
     positions = taught_position_rows(config, summary.personas[0].contract, summary.topic_split)
     train, evaluation = dpo_examples(slug, pairs, first_prompt_each(positions))
+    if experts:
+        persona, framing = summary.personas[0], summary.topic_split.framing
+        synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
+        validation = (
+            sft_examples(persona, framing, None)[1]
+            + sft_examples(persona, framing, synthetic, positions, corpus=False)[1]
+        )
+        style_dir = expert_path(config.adapter_dir(slug, "sft"), STYLE)
+        artifacts = {
+            STYLE: AdapterArtifact(
+                persona=slug,
+                stage="sft",
+                path=style_dir,
+                summary=TrainingSummary.model_validate_json(
+                    (style_dir / SUMMARY_FILENAME).read_text()
+                ),
+            ),  # fmt: skip
+            REASONING: _train_expert(
+                config,
+                slug,
+                "dpo",
+                REASONING,
+                (train, evaluation),
+                backend,
+                base,
+                progress=progress,
+                data_rev=data_rev,
+                start_from=sft_dir,
+            ),  # fmt: skip
+        }
+        return combine_experts(config, slug, "dpo", artifacts, validation)
     if backend == "together":
         return train_on_together(
             config, slug, "dpo", train, evaluation, progress=progress, data_rev=data_rev
@@ -151,6 +221,43 @@ def train_dpo(
     return _fit(
         config, slug, "dpo", backend, model, tokenizer, train, evaluation, key,
         base_id=base_id, progress=progress, data_rev=data_rev,
+    )  # fmt: skip
+
+
+def _train_expert(
+    config: FoundryConfig,
+    slug: str,
+    stage: Stage,
+    expert: str,
+    examples: tuple[list[dict], list[dict]],
+    backend: Backend,
+    base: LoadedBase | None,
+    *,
+    progress: TrainProgress | None,
+    data_rev: str,
+    start_from: Path | None = None,
+) -> AdapterArtifact:
+    """Train one expert of `stage` (a fresh LoRA, or DPO continuing `start_from`) and install it
+    at `expert_work_dir`; the caller combines the two."""
+    from peft import PeftModel
+
+    check_backend(backend)
+    train, evaluation = examples
+    model, tokenizer, base_id = _base_for_training(config, backend, base)
+    parts: list[Any] = [config.config_hash(), stage, expert, base_id]
+    if start_from is not None:
+        with quiet_peft_warnings():
+            model = PeftModel.from_pretrained(model, start_from, is_trainable=True)
+        parts.append(file_digest(start_from / ADAPTER_WEIGHTS))
+    else:
+        check_target_modules(model, config.training.lora.target_modules, base_id)
+        if backend == "unsloth":
+            model = add_unsloth_lora(model, config)
+    logger.info("persona %s %s: the %s expert", slug, stage, expert)
+    return _fit(
+        config, slug, stage, backend, model, tokenizer, train, evaluation,
+        examples_key(*parts, train, evaluation), base_id=base_id, progress=progress,
+        data_rev=data_rev, target=expert_work_dir(config, slug, stage, expert),
     )  # fmt: skip
 
 
@@ -185,8 +292,10 @@ def _fit(
     base_id: str,
     progress: TrainProgress | None,
     data_rev: str,
+    target: Path | None = None,
 ) -> AdapterArtifact:
-    """Build the TRL trainer for `stage`, train with resume, install the adapter."""
+    """Build the TRL trainer for `stage`, train with resume, install the adapter at `target`
+    (default: the persona's `stage` adapter folder)."""
     from datasets import Dataset
     from trl import DPOTrainer, SFTTrainer
 
@@ -231,7 +340,7 @@ def _fit(
     return fit_and_install(
         trainer,
         work_dir=work_dir,
-        target=config.adapter_dir(slug, stage),
+        target=target or config.adapter_dir(slug, stage),
         tokenizer=tokenizer if kind == TINY else None,
         summary_fields=fields,
     )

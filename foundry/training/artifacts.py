@@ -48,6 +48,7 @@ class TrainingSummary(BaseModel):
     data_rev: str
     config_hash: str
     job_id: str | None = None  # the managed fine-tuning job (`together`); None when local
+    experts: dict[str, float] | None = None  # style+reasoning: each expert's weight in the adapter
 
 
 class AdapterArtifact(BaseModel):

@@ -177,6 +177,13 @@ class TogetherTrainingConfig(_Section):
     )
 
 
+class ExpertWeights(_Section):
+    style: float = Field(1.0, description="The style expert's weight in the combined adapter.")
+    reasoning: float = Field(
+        1.0, description="The reasoning expert's weight in the combined adapter."
+    )
+
+
 class TrainingConfig(_Section):
     backend: Literal["auto", "peft", "unsloth", "together"] = Field(
         "auto", description="`auto`: Unsloth on CUDA when installed, else PEFT + TRL."
@@ -188,10 +195,36 @@ class TrainingConfig(_Section):
         "the persona's side, and DPO pairs preferring it over the opposite side "
         "(`foundry.data.stance`).",
     )
+    experts: Literal["single", "style+reasoning"] = Field(
+        "single",
+        description="`single`: one adapter per persona. `style+reasoning`: a style expert "
+        "trained on the persona's own texts and a reasoning expert on its stance-bearing "
+        "turns, position rows and DPO pairs, combined into the persona's adapter "
+        "(`foundry.training.experts`).",
+    )
+    expert_weights: ExpertWeights = Field(
+        default_factory=ExpertWeights,
+        description="Fixed weights of the two experts (`expert_gate: fixed`).",
+    )
+    expert_gate: Literal["fixed", "learned"] = Field(
+        "fixed",
+        description="`fixed`: combine with `expert_weights`. `learned`: choose the two weights "
+        "that give the lowest NLL on the persona's validation examples (never test items).",
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings)
     together: TogetherTrainingConfig = Field(default_factory=TogetherTrainingConfig)
     sft: SftSettings = Field(default_factory=SftSettings)
     dpo: DpoSettings = Field(default_factory=DpoSettings)
+
+    @model_validator(mode="after")
+    def _experts_train_locally(self) -> TrainingConfig:
+        if self.experts == "style+reasoning" and self.backend == "together":
+            raise ValueError(
+                "`experts: style+reasoning` trains two local adapters and combines them, and "
+                "`backend: together` trains one adapter per job: use `backend: auto`, `peft` or "
+                "`unsloth`, or `experts: single`"
+            )
+        return self
 
     def resolved(self, stage: Literal["sft", "dpo"], kind: BaseKind) -> StageSettings:
         """The stage's settings with every empty field filled by the default for this base."""

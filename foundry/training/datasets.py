@@ -75,6 +75,8 @@ def sft_examples(
     topics: Sequence[DebateTopic],
     synthetic_turns_path: Path | None,
     positions: Sequence[PositionRow] = (),
+    *,
+    corpus: bool = True,
 ) -> tuple[list[dict], list[dict]]:
     """The persona's SFT conversations: (train, eval), prompt/completion, no system prompt.
 
@@ -86,6 +88,9 @@ def sft_examples(
         prepared: one persona from `foundry.data.validation.prepare_persona`.
         topics: debate topics; each item is framed by its nearest one.
         synthetic_turns_path: `data/synthetic/<slug>/turns.jsonl`; ignored when it does not exist.
+        positions: position rows to teach.
+        corpus: include the persona's own texts (False: the reasoning expert's stance-bearing
+            rows only).
 
     Returns:
         Train and eval conversations in TRL's prompt/completion format, in item order.
@@ -96,7 +101,7 @@ def sft_examples(
     """
     prompts = item_prompts(prepared.items, topics)
     train, evaluation = [], []
-    for item in prepared.items:
+    for item in prepared.items if corpus else ():
         example = conversation(prompts[item.id], item.text)
         if item.split != "test":  # test documents are evaluation's: never trained or stopped on
             (evaluation if item.split == "validation" else train).append(example)
@@ -106,6 +111,13 @@ def sft_examples(
     for row in positions:
         (evaluation if row.split == "validation" else train).append(
             conversation(row.prompt, row.chosen)
+        )
+    if not train and not corpus:
+        raise TrainingDataError(
+            f"persona {prepared.slug} has no stance-bearing examples for its reasoning expert (no "
+            f"synthetic turns in data/{SYNTHETIC_DIRNAME}/{prepared.slug}/{TURNS_FILENAME}, no "
+            f"position rows): run `foundry synth --persona {prepared.slug}`, or set "
+            "`training.experts: single`"
         )
     if not train:
         raise TrainingDataError(
