@@ -117,6 +117,13 @@ def _register_model_commands() -> None:
     app.command("monitor", epilog="Example: foundry monitor debate.jsonl --json scores.json")(
         cli_vectors.monitor
     )
+    from foundry.cli import merge as cli_merge
+
+    app.command(
+        "merge",
+        epilog="Example: foundry merge --from jonah-okafor:0.7 --from priya-castellanos:0.3 "
+        "--method ties --density 0.5 --as jonah-priya",
+    )(cli_merge.merge)
     from foundry.cli import debate as cli_debate
 
     app.command(

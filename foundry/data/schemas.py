@@ -109,6 +109,9 @@ class DerivedFrom(_Strict):
         None, description="Share of each source's weights TIES/DARE keep, in (0, 1]."
     )
     sources: list[DerivedSource] = Field(min_length=2)
+    stage: Literal["sft", "dpo"] = Field(
+        "dpo", description="Which adapter of each source is blended into the `dpo` adapter."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> DerivedFrom:

@@ -7,9 +7,12 @@ attribution is measured (`tasks.steering.cross_effects`), not assumed from the g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from foundry.steering.hooks import SteeringError, SteerVector
+from foundry.steering.store import PersonaVector
 
 
 def scale(v: SteerVector, factor: float) -> SteerVector:
@@ -71,3 +74,38 @@ def _check_compatible(a: SteerVector, b: SteerVector) -> None:
         raise SteeringError(
             f"{a.name or 'a'} has shape {a.vector.shape} and {b.name or 'b'} {b.vector.shape}"
         )
+
+
+def blend_persona_vectors(
+    vectors: Sequence[tuple[PersonaVector, float]], persona: str, label: str
+) -> PersonaVector:
+    """`sum_i w_i * v_i` of whole persona vectors (every family, every layer): the vector of a
+    persona blended from these (`foundry merge`). The chosen family, layer and strengths are the
+    largest positive weight's, not swept again (`meta["derived_from"]` says so).
+
+    Raises:
+        SteeringError: the vectors come from different base models or have different families
+            or shapes (combine only vectors read on one model).
+    """
+    lead = max(vectors, key=lambda vw: vw[1])[0]
+    for vector, _ in vectors:
+        if vector.base_model != lead.base_model:
+            raise SteeringError(
+                f"{vector.persona}'s vector comes from base {vector.base_model!r} and "
+                f"{lead.persona}'s from {lead.base_model!r}; extract both on one model"
+            )
+        if {k: v.shape for k, v in vector.directions.items()} != {
+            k: v.shape for k, v in lead.directions.items()
+        }:
+            raise SteeringError(
+                f"{vector.persona}'s and {lead.persona}'s vectors differ in families or shapes; "
+                "extract both with the same steering settings"
+            )
+    directions = {
+        family: sum(float(w) * v.directions[family].astype(np.float64) for v, w in vectors)
+        for family in lead.directions
+    }
+    meta = {**lead.meta, "persona": persona, "derived_from": label, "strengths_from": lead.persona}
+    return PersonaVector(
+        persona, {k: np.asarray(v, dtype=np.float32) for k, v in directions.items()}, meta
+    )
