@@ -157,6 +157,8 @@ def log_adapter_run(
         "examples_train": summary.examples_train,
         "examples_eval": summary.examples_eval,
         "train_tokens": summary.train_tokens,
+        # style+reasoning: the experts travel inside the adapter folder (`adapter/experts/`)
+        "experts": json.dumps(summary.experts) if summary.experts else "single",
     }
     for key, value in params.items():
         client.log_param(run_id, key, value)

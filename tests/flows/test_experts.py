@@ -223,3 +223,27 @@ def test_experts_refuse_a_managed_backend_and_a_single_sft(tmp_path) -> None:
     (single / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(TrainingError, match="reasoning"):
         train_dpo(config, SLUG, pairs=load_pairs(config, SLUG))
+
+
+def test_both_experts_are_registered_in_one_version(trained, monkeypatch, tmp_path) -> None:
+    from mlflow import MlflowClient
+
+    from registry.loading import download_adapter
+    from registry.registration import register_retrain
+    from registry.tracking import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = trained["config"]
+    result = register_retrain(
+        config, [SLUG], data_rev="rev-1", content_hashes={SLUG: "h"}, eval_folder=None
+    )
+    client = MlflowClient(tracking_uri=tracking_uri(config))
+    version = client.get_model_version(f"persona-{SLUG}", str(result[SLUG]["version"]))
+    run = client.get_run(version.run_id)
+    assert json.loads(run.data.params["experts"]) == {"style": 0.6, "reasoning": 1.3}
+    uri = f"models:/persona-{SLUG}/{version.version}"
+    folder = download_adapter(uri, tracking_uri(config), tmp_path / "fetched")
+    installed = config.adapter_dir(SLUG, "dpo")
+    for name in ("", "experts/style/", "experts/reasoning/"):
+        weights = f"{name}adapter_model.safetensors"
+        assert (folder / weights).read_bytes() == (installed / weights).read_bytes()
