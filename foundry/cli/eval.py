@@ -21,6 +21,7 @@ from foundry.cli.common import (
     user_errors,
 )
 from foundry.cli.synth import phase_bars
+from foundry.evaluation.verdict import format_cell
 
 
 def evaluate(
@@ -83,3 +84,59 @@ def evaluate(
         write_text_atomic(json_path, report.model_dump_json(indent=2) + "\n")
         console.print(f"metrics written to {json_path}")
     console.print(f"report: {folder / 'report.md'}")
+
+
+def compare(
+    reports: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Two or more report folders (or their metrics.json).", show_default=False
+        ),
+    ],
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", "-l", help="A name per report, in order (default: folder names)."),
+    ] = None,
+    variant: Annotated[str, typer.Option(help="The variant to compare.")] = "dpo",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for compare.md and compare.png (default: print only)."),
+    ] = None,
+) -> None:
+    """Put evaluation reports side by side (e.g. one adapter per persona vs style+reasoning
+    experts): every headline figure and each persona's content recall, with 95 % intervals, and
+    which differences the intervals show. The reports must have answered the same prompts."""
+    from foundry.atomic import write_text_atomic
+    from foundry.errors import FoundryError
+    from foundry.evaluation.comparison import (
+        compare_reports,
+        comparison_markdown,
+        plot_comparison,
+    )
+    from foundry.evaluation.schema import EvalReport
+
+    names = label or [p.name if p.is_dir() else p.parent.name for p in reports]
+    if len(names) != len(reports):
+        raise typer.BadParameter(
+            f"{len(names)} label(s) for {len(reports)} report(s): give one per report",
+            param_hint="--label",
+        )
+    with user_errors():
+        loaded = {}
+        for name, path in zip(names, reports, strict=True):
+            file = path / "metrics.json" if path.is_dir() else path
+            if not file.is_file():
+                raise FoundryError(f"{file}: no evaluation report there (run `foundry eval`)")
+            loaded[name] = EvalReport.model_validate_json(file.read_text())
+        comparison = compare_reports(loaded, variant)
+    table = Table(title=f"{variant}: 95 % intervals over held-out prompts")
+    for column in ("figure", *comparison.labels, "difference"):
+        table.add_column(column)
+    for metric in comparison.cells:
+        cells = [comparison.cells[metric][name] for name in comparison.labels]
+        table.add_row(metric, *(format_cell(*c) for c in cells), comparison.difference(metric))
+    print_table(table, console)
+    if out:
+        write_text_atomic(out / "compare.md", comparison_markdown(comparison))
+        plot_comparison(comparison, out / "compare.png")
+        console.print(f"written: {out / 'compare.md'}, {out / 'compare.png'}")

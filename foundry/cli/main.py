@@ -98,6 +98,11 @@ def _register_model_commands() -> None:
         "eval",
         epilog="Example: foundry eval --variant prompt --variant dpo --json metrics.json",
     )(cli_eval.evaluate)
+    app.command(
+        "compare",
+        epilog="Example: foundry compare single/eval experts/eval --label single --label experts "
+        "--out docs/experts",
+    )(cli_eval.compare)
     from foundry.cli import serve as cli_serve
     from foundry.cli import vectors as cli_vectors
 
