@@ -165,7 +165,9 @@ def check_bundle(bundle: AdapterBundle, limits: TargetLimits) -> None:
     if not limits.min_rank <= bundle.rank <= limits.max_rank:
         raise DeployError(
             f"{who}: LoRA rank {bundle.rank} is outside what {limits.target} serves "
-            f"({limits.min_rank}..{limits.max_rank}); set `training.lora.r` within it and retrain"
+            f"({limits.min_rank}..{limits.max_rank}); set `training.lora.r` within it and retrain "
+            "(with `training.experts: style+reasoning` the persona's adapter stacks both experts: "
+            "its rank is 2 x `training.lora.r`)"
         )
     if bundle.size_bytes > limits.max_bytes:
         raise DeployError(
