@@ -28,6 +28,8 @@ from registry.models import (
 )
 from registry.promotion import Decision, decide
 
+DERIVED_TAG = "derived_from"  # on a derived persona's versions: its sources, their versions
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -75,6 +77,8 @@ def _tag_decision(
 ) -> None:
     name, number = model_name(slug), str(version)
     reasons = "; ".join(decision.reasons) or "all gates and comparisons passed"
+    if decision.notes:
+        reasons += " (" + "; ".join(decision.notes) + ")"
     client.set_model_version_tag(name, number, "promotion.decision", outcome)
     client.set_model_version_tag(name, number, "promotion.reasons", reasons[:_MAX_TAG_CHARS])
     client.set_model_version_tag(name, number, "promotion.at", _now())
@@ -166,6 +170,7 @@ def promote_version(
         champion_version=int(champion.version) if champion is not None else None,
         intervals=version_intervals(candidate),
         champion_intervals=version_intervals(champion) if champion is not None else None,
+        is_derived=DERIVED_TAG in candidate.tags,
     )
     if decision.promote:
         promote(client, slug, int(candidate.version), decision)

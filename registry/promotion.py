@@ -25,6 +25,15 @@ METRIC_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
     "copy_rate": "lower",
 }
 
+# What a derived persona (blended from others' adapters, no texts of its own) is not judged on:
+# nothing of its own to attribute or to hold out; its landing record reports where it lands.
+NOT_FOR_DERIVED = ("content_recall", "style_recall", "belief_margin", "perplexity_own")
+DERIVED_NOTE = (
+    "{metrics} not applied: a derived persona has no texts of its own to attribute or hold out "
+    "(its evaluation's landing record says where it lands between its sources); gated on "
+    "fluency and copy rate only"
+)
+
 # Float noise (0.70 - 0.05 = 0.6499999...) must not turn an exact-tolerance tie into a refusal.
 _EPSILON = 1e-9
 
@@ -48,6 +57,7 @@ class Decision(BaseModel):
     forced: bool
     reasons: list[str]
     rows: list[ComparisonRow]
+    notes: list[str] = []
 
 
 def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, float]:
@@ -76,6 +86,13 @@ def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, fl
             f"{sorted(report.metrics) or 'no variants'}; pass one of those"
         )
     metrics = report.metrics[variant]
+    if slug in metrics.landing:  # a derived persona: its own fluency and copy rate only
+        landing = metrics.landing[slug]
+        derived = {
+            "fluency_nll": landing.fluency.nll_under_base if landing.fluency else None,
+            "copy_rate": landing.memorisation.copy_rate if landing.memorisation else None,
+        }
+        return {name: float(value) for name, value in derived.items() if value is not None}
     found = {
         "content_recall": _recall(metrics.attribution_content, slug),
         "style_recall": _recall(metrics.attribution_style, slug),
@@ -144,6 +161,7 @@ def decide(
     champion_version: int | None = None,
     intervals: Mapping[str, Sequence[float]] | None = None,
     champion_intervals: Mapping[str, Sequence[float]] | None = None,
+    is_derived: bool = False,
 ) -> Decision:
     """Decide whether a candidate adapter replaces the champion.
 
@@ -165,6 +183,8 @@ def decide(
         champion_version: The champion's version number, named in the reasons.
         intervals: The candidate's 95 % intervals by metric, where known.
         champion_intervals: The champion's, where known.
+        is_derived: the candidate is a derived persona (`foundry merge`): the metrics of
+            `NOT_FOR_DERIVED` are neither gated nor compared (a row and a note say so).
 
     Returns:
         The decision, with one row per gated or compared metric.
@@ -192,6 +212,17 @@ def decide(
     compared = policy.compare if champion is not None else []
     rows: list[ComparisonRow] = []
     reasons: list[str] = []
+    notes: list[str] = []
+    if is_derived:
+        skipped = [m for m in dict.fromkeys([*gates, *compared]) if m in NOT_FOR_DERIVED]
+        gates = {m: limit for m, limit in gates.items() if m not in NOT_FOR_DERIVED}
+        compared = [m for m in compared if m not in NOT_FOR_DERIVED]
+        rows += [
+            ComparisonRow(metric=m, candidate=None, champion=None, ok=True,
+                          rule="not applied (derived persona)")
+            for m in skipped
+        ]  # fmt: skip
+        notes.append(DERIVED_NOTE.format(metrics=", ".join(skipped)))
     for metric in dict.fromkeys([*gates, *compared]):
         value = candidate.get(metric)
         previous = champion.get(metric) if champion is not None else None
@@ -221,8 +252,9 @@ def decide(
         )
         rows.append(row)
     return Decision(
-        promote=force or not reasons, forced=force and bool(reasons), reasons=reasons, rows=rows
-    )
+        promote=force or not reasons, forced=force and bool(reasons), reasons=reasons, rows=rows,
+        notes=notes,
+    )  # fmt: skip
 
 
 def _gate(
@@ -331,6 +363,7 @@ def comparison_markdown(
         lines += ["", "Reasons:", *(f"- {reason}" for reason in decision.reasons)]
     else:
         lines += ["", "All gates and comparisons passed."]
+    lines += ["", *(f"Note: {note}" for note in decision.notes)] if decision.notes else []
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from foundry.evaluation.schema import EvalReport
 from foundry.logs import get_logger
 from foundry.training.artifacts import AdapterArtifact, TrainingError, TrainingSummary
 from registry.champions import promote, record_refusal
+from registry.derived import DERIVED_TAG, adapter_tags, derived_tags
 from registry.model_card import render_model_card
 from registry.models import (
     get_alias_version,
@@ -132,15 +133,19 @@ def _register_persona(
     vector = log_vector(
         client, runs[stage], config.vector_dir(slug), config.adapter_dir(slug, "dpo")
     )
+    lineage = {**adapter_tags(config, slug, stage), **derived_tags(config, client, slug, stage)}
     version = register_adapter(
         client,
         slug,
         runs[stage],
-        tags={**tags, "stage": stage, **metric_tags(metrics), **interval_tags(intervals), **vector},
+        tags={**tags, "stage": stage, **metric_tags(metrics), **interval_tags(intervals), **vector,
+              **lineage},
         description=f"{stage} adapter for persona {slug}, data {tags.get('data_rev', '?')}",
-    )
+    )  # fmt: skip
     number = int(version.version)
-    decision, champion_number = _gate(config, client, slug, number, metrics, intervals)
+    decision, champion_number = _gate(
+        config, client, slug, number, metrics, intervals, is_derived=DERIVED_TAG in lineage
+    )
     client.log_text(
         runs[stage],
         comparison_markdown(slug, number, champion_number, decision),
@@ -170,8 +175,10 @@ def _gate(
     number: int,
     metrics: dict[str, float],
     intervals: dict[str, list[float]],
+    is_derived: bool = False,
 ) -> tuple[Decision, int | None]:
-    """Compare version `number` with the champion, move the aliases and tag the decision."""
+    """Compare version `number` with the champion, move the aliases and tag the decision (a
+    derived persona is gated on what applies to it: `registry.promotion.decide`)."""
     champion = get_alias_version(client, slug, "champion")
     champion_metrics = version_metrics(champion) if champion else None
     champion_number = int(champion.version) if champion else None
@@ -179,8 +186,10 @@ def _gate(
     decision = decide(
         metrics, champion_metrics, policy, champion_version=champion_number,
         intervals=intervals, champion_intervals=version_intervals(champion) if champion else None,
+        is_derived=is_derived,
     )  # fmt: skip
-    if decide(metrics, None, policy, intervals=intervals).promote:  # passed its own checks
+    own = decide(metrics, None, policy, intervals=intervals, is_derived=is_derived)
+    if own.promote:  # passed its own checks
         set_alias(client, slug, "challenger", number)
     if decision.promote:
         promote(client, slug, number, decision)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from foundry.config import FoundryConfig
 from foundry.data.framing import TopicSplit, debate_prompt, item_prompts
-from foundry.data.schemas import Conflict, DebateTopic, PersonaContract, Position
+from foundry.data.schemas import Conflict, DebateTopic, DerivedFrom, PersonaContract, Position
 from foundry.data.stance import position_key, trained_positions
 from foundry.errors import FoundryError
 from foundry.evaluation.cache import BatchJob, EvalCache
@@ -65,18 +65,24 @@ class EvalSetup:
     trained_positions: dict[str, set[str]] = field(
         default_factory=dict, metadata={"doc": "persona -> position keys the position rows teach"}
     )
+    derived: dict[str, DerivedFrom] = field(
+        default_factory=dict,
+        metadata={"doc": "derived persona -> its blend: it answers every prompt, but has no texts "
+                  "of its own, so it takes no part in what compares the personas' own data"},
+    )  # fmt: skip
     cache: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: FoundryConfig, summary: ValidationSummary) -> EvalSetup:
         personas = [p for p in summary.personas if p.contract is not None]
+        derived = [p for p in summary.derived if p.contract is not None]
         limit = config.evaluation.prompts_per_persona or None
         slugs = {p.slug for p in personas}
         conflicts = [c for c in summary.conflicts if {c.persona_a, c.persona_b} <= slugs]
         conflicts = conflicts[: config.evaluation.max_conflicts or None]
         setup = cls(
             config=config,
-            contracts={p.slug: p.contract for p in personas},  # type: ignore[misc]
+            contracts={p.slug: p.contract for p in [*personas, *derived]},  # type: ignore[misc]
             prompts=summary.topic_split.heldout[:limit] + [conflict_topic(c) for c in conflicts],
             conflicts=conflicts,
             train_texts={p.slug: trained_texts(config, p, summary.topic_split) for p in personas},
@@ -85,6 +91,12 @@ class EvalSetup:
                 for p in personas
             },
         )
+        for persona in derived:  # its copy guard: what its sources' adapters learned to say
+            blend = persona.contract.derived_from  # type: ignore[union-attr]
+            setup.derived[persona.slug] = blend
+            setup.train_texts[persona.slug] = [
+                t for s in blend.sources if s.weight > 0 for t in setup.train_texts.get(s.slug, [])
+            ]
         for persona in personas:
             if config.training.position_rows:
                 setup.trained_positions[persona.slug] = trained_positions(
@@ -100,6 +112,13 @@ class EvalSetup:
 
     @property
     def slugs(self) -> list[str]:
+        """The personas with texts of their own: the ones attribution, the matrices and the
+        homogeneity compare (a derived persona present changes none of their figures)."""
+        return [slug for slug in self.contracts if slug not in self.derived]
+
+    @property
+    def speakers(self) -> list[str]:
+        """Every persona that answers the prompts: the real ones, then the derived ones."""
         return list(self.contracts)
 
     def judged_positions(self, slug: str) -> list[tuple[str, Position]]:
@@ -276,7 +295,7 @@ def _answer_batches(
     batch, persona by persona (a persona's four variants mixed in one batch ran 1.6x slower on
     the CPU: padded to the longest system prompt, and decoding until the longest answer ends)."""
     batches = []
-    for persona in setup.slugs:
+    for persona in setup.speakers:
         for variant in (r for r in resolved if r.persona == persona):
             plan = [(variant, topic) for topic in setup.prompts]
             batches += [

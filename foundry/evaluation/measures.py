@@ -5,7 +5,10 @@ homogeneity) and the variant itself (perplexity matrix on the held-out corpus, s
 matrix on the contracts' positions). All log-likelihoods of one variant are computed in one
 mixed-adapter scoring pass, batched persona by persona so that a persona's new adapters or answers
 redo only its own batches (`foundry.evaluation.cache`); embeddings go through the same cache.
-Metrics that need two personas are left empty with a note.
+Metrics that need two personas are left empty with a note. A derived persona (`setup.derived`)
+answers like the others but is kept out of every figure that compares the personas' own data (its
+rows are scored in its own batches, so theirs are unchanged); it gets a `Landing` record instead
+(`foundry.evaluation.landing`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from foundry.evaluation.cache import BatchJob, EvalCache
 from foundry.evaluation.conflicts import conflict_fidelity, conflict_rows, stance_items
 from foundry.evaluation.embeddings import embed_texts, minilm_identity
 from foundry.evaluation.intervals import bootstrap_interval, dominance_interval
+from foundry.evaluation.landing import landing_rows, source_conflicts, source_landing
 from foundry.evaluation.memorisation import memorisation, training_indexes
 from foundry.evaluation.metrics import (
     attribution_scores,
@@ -33,7 +37,7 @@ from foundry.evaluation.metrics import (
     persona_matrix,
     stance_metrics,
 )
-from foundry.evaluation.schema import EvalReport, VariantMetrics
+from foundry.evaluation.schema import EvalReport, Landing, VariantMetrics
 from foundry.evaluation.scoring import score_batches
 from foundry.steering.variants import ResolvedVariant
 from foundry.training.scoring import ScoreRow
@@ -41,7 +45,8 @@ from foundry.training.scoring import ScoreRow
 Tag = tuple[str, ...]
 # Tags that end in an item part (a prompt, a text, a position): the metric cell is the tag's
 # first N parts, and the items are what its bootstrap interval resamples.
-ITEM_KINDS = {"fluency": 1, "ppl": 3, "belief": 3}
+# A derived persona's fluency rows are its own cell: ("derived-fluency", slug, topic).
+ITEM_KINDS = {"fluency": 1, "ppl": 3, "belief": 3, "derived-fluency": 2}
 # A matrix's cell from its mean NLL (exactly as the point estimate always was) and the same on
 # arrays (for the interval's draws), and whether lower is better.
 CELLS: dict[str, tuple[Callable[[float], float], Callable[[Any], Any], bool]] = {
@@ -79,10 +84,12 @@ def measure_variant(
     """Every metric of one variant (`resolved`: its persona rows); `load` gives the model when a
     scoring batch is not cached."""
     variant = resolved[0].variant
-    mine = [row for row in answers if row["variant"] == variant]
+    every = [row for row in answers if row["variant"] == variant]
     by_persona = {r.persona: r for r in resolved}
+    real = [slug for slug in by_persona if slug not in setup.derived]
+    mine = [row for row in every if row["persona"] not in setup.derived]
     size = setup.config.evaluation.batch_size
-    groups = _scoring_groups(setup, by_persona, mine)
+    groups = _scoring_groups(setup, by_persona, every)
     tags = [tag for _, rows in groups for tag, _ in rows]
     batches = [
         (owner, [row for _, row in rows[i : i + size]])
@@ -94,15 +101,15 @@ def measure_variant(
     totals, items = _nll_totals(tags, scores)
     mean_nll = {tag: nll / max(tokens, 1) for tag, (nll, tokens) in totals.items()}
     seed = setup.config.evaluation.seed
-    metrics = VariantMetrics(personas=list(by_persona), answers=len(mine))
+    metrics = VariantMetrics(personas=real, answers=len(mine))
     texts = [row["answer"] for row in mine]
     metrics.fluency = fluency(texts, mean_nll.get(("fluency",)), _fluency_interval(items, seed))
-    if len(by_persona) >= 2:
+    if len(real) >= 2:
         _attribution(setup, mine, metrics)
-        metrics.homogeneity = _homogeneity(setup, _answer_groups(mine, list(by_persona)), cache)
-        metrics.perplexity = _matrix(mean_nll, items, "ppl", list(by_persona), seed)
-        metrics.belief = _matrix(mean_nll, items, "belief", list(by_persona), seed)
-    metrics.stance = _stance(setup, mean_nll, list(by_persona))
+        metrics.homogeneity = _homogeneity(setup, _answer_groups(mine, real), cache)
+        metrics.perplexity = _matrix(mean_nll, items, "ppl", real, seed)
+        metrics.belief = _matrix(mean_nll, items, "belief", real, seed)
+    metrics.stance = _stance(setup, mean_nll, real)
     backend = setup.config.evaluation.embeddings
     metrics.conflicts = conflict_fidelity(
         setup.conflicts, mine, totals, lambda texts: _embed(texts, backend, cache), seed
@@ -113,10 +120,56 @@ def measure_variant(
         mine,
         setup.cache["copy_indexes"],
         setup.config.evaluation.copy_run_words,
-        _classifiers(setup) if len(by_persona) >= 2 else None,
+        _classifiers(setup) if len(real) >= 2 else None,
         seed=setup.config.evaluation.seed,
     )
+    for slug in (s for s in by_persona if s in setup.derived):
+        own = [row for row in every if row["persona"] == slug]
+        metrics.landing[slug] = _landing(setup, slug, own, totals, items, mean_nll)
     return metrics
+
+
+def _landing(
+    setup: EvalSetup,
+    slug: str,
+    answers: Sequence[dict[str, Any]],
+    totals: dict[Tag, list[float]],
+    items: dict[Tag, list[float]],
+    mean_nll: dict[Tag, float],
+) -> Landing:
+    """A derived persona's own figures (fluency, copy rate, stance) and its landing between its
+    sources (`foundry.evaluation.landing`)."""
+    blend, seed = setup.derived[slug], setup.config.evaluation.seed
+    rows = [(tag[2], nll, tokens) for tag, (nll, tokens) in items.items()
+            if tag[:2] == ("derived-fluency", slug)]  # fmt: skip
+    interval = bootstrap_interval(
+        [nll / max(tokens, 1) for _, nll, tokens in rows], [topic for topic, _, _ in rows],
+        weights=[tokens for _, _, tokens in rows], seed=seed,
+    )  # fmt: skip
+    texts = [row["answer"] for row in answers]
+    classifiers = _classifiers(setup) if len(setup.slugs) >= 2 else None
+    return Landing(
+        blend=blend.label(),
+        answers=len(answers),
+        sources=source_landing(
+            blend,
+            slug,
+            answers,
+            classifiers,
+            source_conflicts(setup.conflicts, blend),
+            totals,
+            seed,
+        ),  # fmt: skip
+        fluency=fluency(texts, mean_nll.get(("derived-fluency", slug)), interval),
+        memorisation=memorisation(
+            answers,
+            setup.cache["copy_indexes"],
+            setup.config.evaluation.copy_run_words,
+            None,
+            seed=seed,
+        ),  # fmt: skip
+        stance=_stance(setup, mean_nll, [slug]),
+    )
 
 
 def _scoring_groups(
@@ -133,11 +186,15 @@ def _scoring_groups(
     cache keys batches by their rows).
     """
     groups = []
+    real = [slug for slug in by_persona if slug not in setup.derived]
     for slug, variant in by_persona.items():
+        if slug in setup.derived:
+            groups.append((slug, sorted(_derived_rows(setup, variant, answers), key=_length)))
+            continue
         adapter, system = variant.adapter, variant.system
         steer = (variant.steer,) if variant.steer else ()
         matrix: list[tuple[Tag, ScoreRow]] = []
-        for other in by_persona:
+        for other in real:
             for k, (prompt, text) in enumerate(setup.heldout.get(other, [])):
                 row = ScoreRow(prompt, text, adapter, system, steer)
                 matrix.append((("ppl", slug, other, str(k)), row))
@@ -163,6 +220,30 @@ def _scoring_groups(
         # across personas however few matrix rows there are.
         groups += [(slug, sorted(matrix, key=_length)), (slug, sorted(own, key=_length))]
     return groups
+
+
+def _derived_rows(
+    setup: EvalSetup, variant: ResolvedVariant, answers: Sequence[dict[str, Any]]
+) -> list[tuple[Tag, ScoreRow]]:
+    """A derived persona's rows: stance on its composed positions (under its variant), the base
+    model on its answers (fluency) and on its answers to its sources' conflicts (landing)."""
+    slug, steer = variant.persona, (variant.steer,) if variant.steer else ()
+    rows: list[tuple[Tag, ScoreRow]] = []
+    for key, position in setup.judged_positions(slug):
+        if position.counterclaim:
+            for side, text in (("claim", position.claim), ("counter", position.counterclaim)):
+                row = ScoreRow(GENERIC_PROMPT, text, variant.adapter, variant.system, steer)
+                rows.append((("stance", slug, key, side), row))
+    rows += [
+        (
+            ("derived-fluency", slug, str(row["topic_id"])),
+            ScoreRow(row["prompt"], row["answer"] or " ", BASE_ADAPTER),
+        )
+        for row in answers
+        if row["persona"] == slug
+    ]
+    conflicts = source_conflicts(setup.conflicts, setup.derived[slug])
+    return rows + landing_rows(conflicts, slug, answers, BASE_ADAPTER)
 
 
 def _nll_totals(

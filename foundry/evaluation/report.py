@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from foundry.evaluation.landing import derived_lines
 from foundry.evaluation.schema import (
     Attribution,
     ConflictFidelity,
@@ -389,6 +390,7 @@ def render_markdown(
         ):
             if ceiling:
                 lines += _attribution_lines(f"{title} attribution", ceiling)
+    lines += derived_lines(report)
     if plots:
         lines += ["## Plots", ""] + [f"![{name}]({file})\n" for name, file in plots.items()]
     if report.skipped:

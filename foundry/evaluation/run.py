@@ -112,6 +112,7 @@ def evaluate(
         data_rev=data_rev,
         base_model=model.base_id(),
         personas=setup.slugs,
+        derived={slug: blend.label() for slug, blend in setup.derived.items()},
         variants=sorted({v.variant for v in resolved}, key=setup.variant_order),
         heldout_topics=[t.id for t in setup.prompts],
         conflict_ids=[c.id for c in setup.conflicts],
@@ -161,7 +162,8 @@ def _judge(
 ) -> None:
     cache = GenerationCache(config.cache_dir / JUDGE_DIRNAME / GENERATIONS_FILENAME)
     budget = Budget(config.evaluation.judge_budget_usd)
-    for variant, verdict in judge_variants(setup, answers, engine, cache, budget).items():
+    real = [row for row in answers if row["persona"] not in setup.derived]
+    for variant, verdict in judge_variants(setup, real, engine, cache, budget).items():
         if variant in report.metrics:
             report.metrics[variant].judge = verdict
     if budget.spent_usd:

@@ -164,6 +164,47 @@ class Judge(_Record):
     model: str
 
 
+class SourceLanding(_Record):
+    """How much of a derived persona's answers land on one of its sources."""
+
+    weight: float = Field(description="The source's weight in the blend (negative: subtracted).")
+    expected_share: float = Field(description="w_i / sum |w|: the share the weights predict.")
+    content_share: float | None = Field(
+        None, description="Share of the answers the content classifier attributes to the source."
+    )
+    content_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval, resampling topics."
+    )
+    style_share: float | None = Field(
+        None, description="Share of the answers the style classifier attributes to the source."
+    )
+    style_interval: list[float] | None = None
+    conflict_share: float | None = Field(
+        None,
+        description="On the conflicts between this source and another source, the share of the "
+        "answers after which the base model finds this source's assumption more likely (the "
+        "comparison conflict fidelity makes; a tie counts half).",
+    )
+    conflict_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval, resampling conflicts."
+    )
+    conflicts: int = Field(0, description="Conflicts between this source and another scored.")
+
+
+class Landing(_Record):
+    """Where a derived persona (blended from its sources' adapters) lands between its sources.
+    It has no texts of its own, so it takes no part in attribution, the matrices or homogeneity;
+    its fluency, copy rate (against its sources' training texts) and stance (on its composed
+    positions) are its own."""
+
+    blend: str = Field(description="Sources, weights and method, e.g. `a:0.7,b:0.3 ties d=0.5`.")
+    answers: int
+    sources: dict[str, SourceLanding] = Field(default_factory=dict)
+    fluency: Fluency | None = None
+    memorisation: Memorisation | None = None
+    stance: Stance | None = None
+
+
 class VariantMetrics(_Record):
     personas: list[str] = Field(description="The personas this variant was evaluated for.")
     answers: int = Field(description="Answers generated (personas x held-out prompts).")
@@ -181,6 +222,9 @@ class VariantMetrics(_Record):
     memorisation: Memorisation | None = None
     conflicts: ConflictFidelity | None = None
     judge: Judge | None = None
+    landing: dict[str, Landing] = Field(
+        default_factory=dict, description="Derived persona -> where it lands between its sources."
+    )
 
 
 class Skipped(_Record):
@@ -194,7 +238,12 @@ class EvalReport(_Record):
     created_at: str
     data_rev: str = ""
     base_model: str
-    personas: list[str]
+    personas: list[str] = Field(description="The personas with texts of their own evaluated.")
+    derived: dict[str, str] = Field(
+        default_factory=dict,
+        description="Derived personas evaluated (answers only; `VariantMetrics.landing`), with "
+        "their blend.",
+    )
     variants: list[str]
     heldout_topics: list[str] = Field(description="Topic ids of the prompts (never trained on).")
     conflict_ids: list[str] = Field(
