@@ -1,7 +1,8 @@
 """The `retrain` flow, the main job: from persona data to registered, promoted adapters.
 
 plan (checks, keys) → version the data → base model → per persona: synthesize → pairs → train
-(SFT then DPO, in worker processes) → evaluate (all personas together) → per persona: register
+(SFT then DPO, in worker processes) → per derived persona: merge its sources' adapters (keyed by
+their digests, `tasks.merge`) → evaluate (all personas together) → per persona: register
 the challenger and run the promotion gate → deploy the champion when asked.
 
 Every step is a Prefect task cached under a key of what it depends on
@@ -26,14 +27,17 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.retrain_summary import render_summary, summary_table
 from foundry.config import load_config
 from foundry.logs import get_logger, prefect_logs
+from foundry.orchestration.derived import merge_key
 from foundry.orchestration.executors import model_steps
 from foundry.orchestration.plan import RetrainPlan
 from foundry.orchestration.retrain_run import RetrainRun, failure_reason, names_with_status
 from foundry.orchestration.retries import retry_options
 from foundry.orchestration.run_events import emit
+from foundry.orchestration.run_keys import evaluation_key
 from foundry.training.pool import training_pool
 from tasks.deploy import deploy_task
 from tasks.evaluate import evaluation_task
+from tasks.merge import merge_persona_task
 from tasks.plan import plan_task
 from tasks.preferences import pairs_persona_task
 from tasks.register import register_persona_task
@@ -86,6 +90,7 @@ def retrain(
                 _train(run, config_path)
                 if config.steering.enabled:
                     _vectors(run, config_path)
+            _merge(run, config_path)
             _evaluate(run, config_path)
         _register(run, config_path)
         if deploy:
@@ -146,12 +151,28 @@ def _per_persona(run: RetrainRun, config_path: str | None, task: Task, step: str
     _collect(run, step, futures)
 
 
+def _merge(run: RetrainRun, config_path: str | None) -> None:
+    # After training: keyed by the sources' installed adapters, so a retrained source re-merges.
+    for slug, sources in run.plan.derived.items():
+        broken = [s for s in sources if s in run.failed]
+        if broken:
+            run.fail(slug, "merge", f"source {', '.join(broken)} failed")
+            continue
+        run.merge_keys[slug] = merge_key(run.config, slug, run.plan.base_key)
+        emit(slug, "merge", "running")
+        state = run.cached(merge_persona_task, run.merge_keys[slug])(
+            config_path, slug, run.data_rev, return_state=True
+        )
+        run.record(slug, "merge", state)
+
+
 def _evaluate(run: RetrainRun, config_path: str | None) -> None:
-    if not run.active:
+    if not run.active and not run.active_derived:
         return
-    slugs = run.evaluation_personas()
+    slugs = [*run.evaluation_personas(), *run.active_derived]
     emit("", "evaluate", "running")
-    task = run.cached(evaluation_task, run.plan.evaluation_key(run.config, slugs)).with_options(
+    key = evaluation_key(run.config, {s: run.model_key(s) for s in slugs}, run.plan.base_key)
+    task = run.cached(evaluation_task, key).with_options(
         timeout_seconds=run.config.orchestration.eval_timeout_s
     )
     state = task(config_path, slugs, run.data_rev, return_state=True)
@@ -165,10 +186,11 @@ def _evaluate(run: RetrainRun, config_path: str | None) -> None:
 
 
 def _register(run: RetrainRun, config_path: str | None) -> None:
-    # One at a time: registrations write the same tracking store.
-    for slug in run.active:
+    # One at a time: registrations write the same tracking store. Derived personas come last:
+    # their lineage tags name their sources' versions.
+    for slug in [*run.active, *run.active_derived]:
         emit(slug, "register", "running")
-        state = run.cached(register_persona_task, run.plan.keys[slug].registration)(
+        state = run.cached(register_persona_task, run.registration_key(slug))(
             config_path, slug, run.data_rev, run.plan.content_hashes[slug],
             run.evaluation.get("folder"), run.evaluation.get("run_id", ""), return_state=True,
         )  # fmt: skip

@@ -27,6 +27,8 @@ def plan_task(
     )
     for slug, why in plan.not_trainable.items():
         logger.warning("persona %s is left out: %s", slug, why)
+    for slug, sources in plan.derived.items():
+        logger.info("persona %s is derived from %s: merged, not trained", slug, ", ".join(sources))
     logger.info(
         "plan: %d persona(s) %s, provider %s, code %s",
         len(plan.personas), ", ".join(plan.personas), plan.provider, plan.code_version,

@@ -46,6 +46,11 @@ class RetrainPlan(BaseModel):
     not_trainable: dict[str, str] = Field(
         default_factory=dict, description="Selected personas left out, with the reason."
     )
+    derived: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Selected derived personas (never trained: merged from their sources after "
+        "training, then evaluated and registered), with their sources.",
+    )
     stats: dict[str, dict[str, Any]] = Field(default_factory=dict)
     content_hashes: dict[str, str] = Field(default_factory=dict)
     provider: str
@@ -89,7 +94,11 @@ def plan_retrain(
         get_target(config.deploy.target, config).close()  # credentials and settings, now
     name = resolve_provider_name(config, settings, provider)
     trainable, left_out = _split_trainable(summary)
-    if not trainable:
+    derived = {
+        p.slug: [s.slug for s in p.contract.derived_from.sources]  # type: ignore[union-attr]
+        for p in summary.derived
+    }
+    if not trainable and not derived:
         raise PlanError(
             f"no trainable persona among {', '.join(left_out)}: "
             + "; ".join(f"{slug}: {why}" for slug, why in left_out.items())
@@ -107,7 +116,10 @@ def plan_retrain(
         if p.slug not in trainable and p.slug not in left_out and not p.has_errors
         and p.contract is not None and p.contract.trainable and p.items
     ]  # fmt: skip
-    hashes = {slug: persona_content_hash(config.persona_dir(slug)) for slug in [*trainable, *peers]}
+    hashes = {
+        slug: persona_content_hash(config.persona_dir(slug))
+        for slug in [*trainable, *peers, *derived]
+    }
     keys = {
         slug: persona_keys(
             config,
@@ -122,7 +134,8 @@ def plan_retrain(
     }
     stats = {p.slug: p.stats.model_dump() for p in summary.personas}
     return RetrainPlan(
-        personas=trainable, peers=peers, not_trainable=left_out, stats=stats, content_hashes=hashes,
+        personas=trainable, peers=peers, not_trainable=left_out, derived=derived, stats=stats,
+        content_hashes=hashes,
         provider=name, base_pin=pin, base_key=base, keys=keys, code_version=code_version(),
         tracking_uri=uri,
     )  # fmt: skip

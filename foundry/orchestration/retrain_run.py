@@ -16,6 +16,7 @@ from foundry.logs import get_logger
 from foundry.orchestration.plan import RetrainPlan
 from foundry.orchestration.run_cache import cache_options, has_result
 from foundry.orchestration.run_events import emit
+from foundry.orchestration.run_keys import digest
 from foundry.training.pool import plan_workers
 
 logger = get_logger(__name__)
@@ -29,6 +30,7 @@ RESULT_KEYS = {
     "vectors": "vectors",
     "register": "registry",
     "deploy": "deployment",
+    "merge": "merge",
 }
 
 
@@ -38,16 +40,45 @@ class RetrainRun:
     def __init__(self, config: FoundryConfig, plan: RetrainPlan, force: bool) -> None:
         self.config, self.plan, self.force = config, plan, force
         self.data_rev = ""
-        self.outcomes: dict[str, dict[str, str]] = {slug: {} for slug in plan.personas}
-        self.results: dict[str, dict[str, Any]] = {slug: {} for slug in plan.personas}
-        self.seconds: dict[str, float] = dict.fromkeys(plan.personas, 0.0)
+        everyone = [*plan.personas, *plan.derived]
+        self.outcomes: dict[str, dict[str, str]] = {slug: {} for slug in everyone}
+        self.results: dict[str, dict[str, Any]] = {slug: {} for slug in everyone}
+        self.seconds: dict[str, float] = dict.fromkeys(everyone, 0.0)
         self.failed: dict[str, str] = {}
         self.evaluation: dict[str, Any] = {}
+        self.merge_keys: dict[str, str] = {}  # derived persona -> its merge step's key
 
     @property
     def active(self) -> list[str]:
         """The selected personas that have not failed, in plan order."""
         return [slug for slug in self.plan.personas if slug not in self.failed]
+
+    @property
+    def active_derived(self) -> list[str]:
+        """The derived personas that have not failed (merged after training), in plan order."""
+        return [slug for slug in self.plan.derived if slug not in self.failed]
+
+    def fail(self, slug: str, step: str, reason: str) -> None:
+        """Fail `slug` at `step` without running it (e.g. a derived persona whose source failed)."""
+        self.failed[slug] = f"{step}: {reason}"
+        self.outcomes[slug][step] = "failed"
+        logger.error("persona %s failed at %s: %s", slug, step, reason)
+        emit(slug, step, "failed", detail=reason)
+
+    def model_key(self, slug: str) -> str:
+        """What the persona's evaluated variants depend on: its train (and vectors) key, or a
+        derived persona's merge key."""
+        return self.merge_keys[slug] if slug in self.plan.derived else self.plan.keys[slug].model
+
+    def registration_key(self, slug: str) -> str:
+        """A persona's registration key; a derived persona's also covers its sources' (its
+        lineage tag names their registered versions)."""
+        if slug not in self.plan.derived:
+            return self.plan.keys[slug].registration
+        sources = [self.plan.keys[s].registration for s in self.plan.derived[slug]
+                   if s in self.plan.keys]  # fmt: skip
+        registry = self.config.registry.model_dump(mode="json")
+        return digest("register", self.merge_keys[slug], sources, self.plan.tracking_uri, registry)
 
     def cached(self, task: Task, key: str) -> Task:
         """`task` cached under `key` (refreshed when the run is forced)."""
@@ -77,7 +108,7 @@ class RetrainRun:
 
     def fail_active(self, step: str, reason: str) -> None:
         """Fail every active persona at a shared `step` (nothing can be gated without it)."""
-        for slug in self.active:
+        for slug in [*self.active, *self.active_derived]:
             self.failed[slug] = reason
             self.outcomes[slug][step] = "failed"
 
@@ -111,7 +142,7 @@ class RetrainRun:
     def promoted_versions(self) -> dict[str, int]:
         """Persona -> version, for the personas this run registered and promoted to champion."""
         promoted = {}
-        for slug in self.active:
+        for slug in [*self.active, *self.active_derived]:
             registered = self.results[slug].get("register") or {}
             if (
                 registered.get("decision") == "promoted"
@@ -123,7 +154,7 @@ class RetrainRun:
     def summary(self, seconds: float) -> dict[str, Any]:
         """The run's result: per-persona rows, evaluation, failures, cost and time."""
         personas = {}
-        for slug in self.plan.personas:
+        for slug in [*self.plan.personas, *self.plan.derived]:
             outcomes = self.outcomes[slug]
             status = (
                 "failed" if slug in self.failed
@@ -142,6 +173,7 @@ class RetrainRun:
             "data_rev": self.data_rev,
             "personas": personas,
             "not_trainable": self.plan.not_trainable,
+            "derived": self.plan.derived,
             "evaluation": self.evaluation,
             "failed": self.failed,
             "cost_usd": round(
