@@ -158,7 +158,7 @@ class _StepView:
         with self.lock:
             # Optional steps get a column only when the run has them.
             present = {step for cells in self.cells.values() for step in cells}
-            steps = [s for s in STEPS if s not in ("vectors", "deploy") or s in present]
+            steps = [s for s in STEPS if s not in ("vectors", "merge", "deploy") or s in present]
             for step in steps:
                 table.add_column(step)
             for slug, cells in self.cells.items():

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-STEPS = ("synthesize", "pairs", "train", "vectors", "evaluate", "register", "deploy")
+STEPS = ("synthesize", "pairs", "train", "vectors", "merge", "evaluate", "register", "deploy")
 
 
 @dataclass(frozen=True)
