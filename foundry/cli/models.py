@@ -25,7 +25,7 @@ from foundry.cli.common import (
 from foundry.config import FoundryConfig
 from foundry.steering.variants import VARIANTS
 
-STAGES = ("sft", "dpo", "all")
+STAGES = ("sft", "dpo", "all", "combine")
 
 
 @contextmanager
@@ -62,11 +62,19 @@ def _loss_text(logs: Any) -> str:
 def train(
     config: ConfigOption = None,
     persona: PersonaOption = None,
-    stage: Annotated[str, typer.Option(help="sft, dpo, or all (sft then dpo).")] = "all",
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="sft, dpo, all (sft then dpo), or combine: no training, the installed "
+            "style+reasoning experts combined again with the current `training.expert_weights` "
+            "or `expert_gate`."
+        ),
+    ] = "all",
 ) -> None:
-    """Train persona adapters: SFT on the persona's corpus, then DPO on preference pairs."""
+    """Train persona adapters: SFT on the persona's corpus, then DPO on preference pairs
+    (with `training.experts: style+reasoning`, a style and a reasoning expert each, combined)."""
     from foundry.data.validation import validate_personas
-    from foundry.training.adapter_training import train_sft
+    from foundry.training.adapter_training import recombine_experts, train_sft
     from foundry.training.base_model import ensure_base
 
     if stage not in STAGES:
@@ -82,9 +90,12 @@ def train(
         ensure_base(cfg, progress=bar(f"base model ({cfg.base_model.name})"))
         for slug in slugs:
             for name, fn in (("sft", train_sft), ("dpo", _train_dpo_on_pairs)):
-                if stage not in (name, "all"):
+                if stage == "combine":
+                    artifact = recombine_experts(cfg, slug, name)
+                elif stage in (name, "all"):
+                    artifact = fn(cfg, slug, progress=bar(f"{slug} {name}"), data_rev=data_rev)
+                else:
                     continue
-                artifact = fn(cfg, slug, progress=bar(f"{slug} {name}"), data_rev=data_rev)
                 summary = artifact.summary
                 best = f"{summary.best_eval_loss:.3f}" if summary.best_eval_loss else "-"
                 table.add_row(

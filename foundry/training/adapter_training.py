@@ -17,17 +17,15 @@ from typing import Any
 
 from foundry.config import FoundryConfig
 from foundry.data.schemas import PreferencePair
-from foundry.data.stance import first_prompt_each
-from foundry.data.validation import validate_personas
+from foundry.data.stance import PositionRow, first_prompt_each
+from foundry.data.validation import ValidationSummary, validate_personas
 from foundry.errors import raise_for_errors
 from foundry.logs import get_logger, quiet_peft_warnings
 from foundry.training.artifacts import (
-    SUMMARY_FILENAME,
     AdapterArtifact,
     Backend,
     Stage,
     TrainingError,
-    TrainingSummary,
     TrainProgress,
 )
 from foundry.training.backends import resolve_backend
@@ -43,12 +41,14 @@ from foundry.training.datasets import (
     taught_position_rows,
 )
 from foundry.training.experts import (
+    EXPERTS,
     REASONING,
     STYLE,
     check_backend,
     combine_experts,
     expert_path,
     expert_work_dir,
+    installed_expert,
 )
 from foundry.training.together import train_on_together
 from foundry.training.trainers import (
@@ -177,22 +177,8 @@ def train_dpo(
     positions = taught_position_rows(config, summary.personas[0].contract, summary.topic_split)
     train, evaluation = dpo_examples(slug, pairs, first_prompt_each(positions))
     if experts:
-        persona, framing = summary.personas[0], summary.topic_split.framing
-        synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
-        validation = (
-            sft_examples(persona, framing, None)[1]
-            + sft_examples(persona, framing, synthetic, positions, corpus=False)[1]
-        )
-        style_dir = expert_path(config.adapter_dir(slug, "sft"), STYLE)
         artifacts = {
-            STYLE: AdapterArtifact(
-                persona=slug,
-                stage="sft",
-                path=style_dir,
-                summary=TrainingSummary.model_validate_json(
-                    (style_dir / SUMMARY_FILENAME).read_text()
-                ),
-            ),  # fmt: skip
+            STYLE: installed_expert(config.adapter_dir(slug, "sft"), STYLE),
             REASONING: _train_expert(
                 config,
                 slug,
@@ -206,6 +192,7 @@ def train_dpo(
                 start_from=sft_dir,
             ),  # fmt: skip
         }
+        validation = _expert_validation(config, slug, summary, positions)
         return combine_experts(config, slug, "dpo", artifacts, validation)
     if backend == "together":
         return train_on_together(
@@ -222,6 +209,41 @@ def train_dpo(
         config, slug, "dpo", backend, model, tokenizer, train, evaluation, key,
         base_id=base_id, progress=progress, data_rev=data_rev,
     )  # fmt: skip
+
+
+def recombine_experts(config: FoundryConfig, slug: str, stage: Stage) -> AdapterArtifact:
+    """Combine persona `slug`'s installed `stage` experts again with the current
+    `training.expert_weights` or `expert_gate`, without training (e.g. after changing a weight).
+
+    Raises:
+        TrainingError: the adapter was not trained as style+reasoning experts.
+    """
+    folder = config.adapter_dir(slug, stage)
+    if not all((expert_path(folder, name) / ADAPTER_WEIGHTS).is_file() for name in EXPERTS):
+        raise TrainingError(
+            f"persona {slug}'s {stage} adapter at {folder} holds no experts to combine; train it "
+            "with `training.experts: style+reasoning` (`foundry train --persona "
+            f"{slug} --stage all`)"
+        )
+    summary = validate_personas(config, [slug])
+    raise_for_errors(summary.problems, f"persona {slug}")
+    positions = taught_position_rows(config, summary.personas[0].contract, summary.topic_split)
+    artifacts = {name: installed_expert(folder, name) for name in EXPERTS}
+    validation = _expert_validation(config, slug, summary, positions)
+    return combine_experts(config, slug, stage, artifacts, validation)
+
+
+def _expert_validation(
+    config: FoundryConfig, slug: str, summary: ValidationSummary, positions: Sequence[PositionRow]
+) -> list[dict]:
+    """The persona's SFT validation conversations (its texts', then its stance rows'): what the
+    learned gate is fitted on."""
+    persona, framing = summary.personas[0], summary.topic_split.framing
+    synthetic = config.data_dir / SYNTHETIC_DIRNAME / slug / TURNS_FILENAME
+    return (
+        sft_examples(persona, framing, None)[1]
+        + sft_examples(persona, framing, synthetic, positions, corpus=False)[1]
+    )
 
 
 def _train_expert(

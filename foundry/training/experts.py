@@ -15,8 +15,8 @@ version holds both and its lineage. The weights are fixed (`training.expert_weig
 validation examples (never test items); `gate.json` records the grid. The gate is one pair of
 weights per persona, not a per-request router.
 
-Public entry points: `EXPERTS`, `expert_work_dir`, `expert_path`, `combine_experts`,
-`learn_gate`.
+Public entry points: `EXPERTS`, `expert_work_dir`, `expert_path`, `installed_expert`,
+`combine_experts`, `learn_gate`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,13 @@ def expert_work_dir(config: FoundryConfig, slug: str, stage: Stage, expert: str)
 def expert_path(adapter_dir: Path, expert: str) -> Path:
     """An expert inside an installed combined adapter folder."""
     return adapter_dir / EXPERTS_DIRNAME / expert
+
+
+def installed_expert(adapter_dir: Path, expert: str) -> AdapterArtifact:
+    """An expert inside an installed combined adapter folder, as an artifact."""
+    path = expert_path(adapter_dir, expert)
+    summary = TrainingSummary.model_validate_json((path / SUMMARY_FILENAME).read_text())
+    return AdapterArtifact(persona=summary.persona, stage=summary.stage, path=path, summary=summary)
 
 
 def check_backend(backend: str) -> None:

@@ -147,55 +147,46 @@ def test_combined_adapter_loads_like_any_adapter(trained) -> None:
     assert "p" in model.peft_config
 
 
-def test_learned_gate_picks_the_lowest_validation_nll_and_installs_it(trained, tmp_path) -> None:
-    """The gate's grid is scored on validation examples only; the installed adapter is the pair
-    it chose, and scoring the installed folder independently gives the NLL the gate recorded."""
+def test_learned_gate_picks_the_lowest_validation_nll_and_installs_it(trained) -> None:
+    """`foundry train --stage combine` with `expert_gate: learned` recombines the installed
+    experts without training: the gate's grid is scored on validation examples only, the
+    installed adapter is the pair it chose, and scoring the installed folder independently gives
+    the NLL the gate recorded."""
+    from typer.testing import CliRunner
+
+    from foundry.cli.main import app
     from foundry.training.adapters import attach_adapters
     from foundry.training.base_model import load_base
     from foundry.training.experts import learn_gate
     from foundry.training.scoring import ScoreRow, score_completions
 
-    config = trained["config"]
-    text = (trained["root"] / "foundry.yaml").read_text()
-    (trained["root"] / "foundry.yaml").write_text(text + "  expert_gate: learned\n")
-    gated = load_config(trained["root"] / "foundry.yaml")
-    assert gated.training.expert_gate == "learned"
+    config_file = trained["root"] / "foundry.yaml"
+    config_file.write_text(config_file.read_text() + "  expert_gate: learned\n")
+    gated = load_config(config_file)
+    dpo_dir = gated.adapter_dir(SLUG, "dpo")
+    experts_before = {n: _delta(expert_path(dpo_dir, n)) for n in EXPERTS}
+    args = ["train", "--config", str(config_file), "--persona", SLUG, "--stage", "combine"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
     summary = validate_personas(gated, [SLUG])
     persona, framing = summary.personas[0], summary.topic_split.framing
     synthetic = gated.data_dir / SYNTHETIC_DIRNAME / SLUG / TURNS_FILENAME
     positions = taught_position_rows(gated, persona.contract, summary.topic_split)
     validation = sft_examples(persona, framing, None)[1]
     validation += sft_examples(persona, framing, synthetic, positions, corpus=False)[1]
-    sft_dir = config.adapter_dir(SLUG, "sft")
-    paths = {name: expert_path(sft_dir, name) for name in EXPERTS}
-    gate = learn_gate(gated, paths, validation)
+    gate = learn_gate(gated, {n: expert_path(dpo_dir, n) for n in EXPERTS}, validation)
     assert gate["examples"] == len(validation) > 0
     assert gate["nll"] == min(row["nll"] for row in gate["grid"])
     assert len({(r["style"], r["reasoning"]) for r in gate["grid"]}) == len(gate["grid"]) == 35
-
-    from foundry.training.experts import combine_experts
-
-    artifacts = {
-        name: trained["sft"].model_copy(
-            update={
-                "path": paths[name],
-                "summary": TrainingSummary.model_validate_json(
-                    (paths[name] / "training_summary.json").read_text()
-                ),
-            }
-        )
-        for name in EXPERTS
-    }
-    copies = {}
-    for name, artifact in artifacts.items():  # combining replaces sft_dir, which holds them
-        copies[name] = artifact.model_copy(update={"path": tmp_path / name})
-        shutil.copytree(artifact.path, tmp_path / name)
-    installed = combine_experts(gated, SLUG, "sft", copies, validation)
-    assert installed.summary.experts == gate["chosen"]
-    recorded = json.loads((installed.path / GATE_FILENAME).read_text())
+    recorded = json.loads((dpo_dir / GATE_FILENAME).read_text())
     assert recorded["chosen"] == gate["chosen"]
+    installed = TrainingSummary.model_validate_json((dpo_dir / "training_summary.json").read_text())
+    assert installed.experts == gate["chosen"]
+    for name in EXPERTS:  # the experts themselves were not retrained
+        for module, delta in _delta(expert_path(dpo_dir, name)).items():
+            assert (delta == experts_before[name][module]).all()
     base = load_base(gated)
-    model = attach_adapters(base.model, {"gated": installed.path})
+    model = attach_adapters(base.model, {"gated": dpo_dir})
     rows = [
         ScoreRow(ex["prompt"][-1]["content"], ex["completion"][0]["content"], adapter="gated")
         for ex in validation
@@ -203,6 +194,16 @@ def test_learned_gate_picks_the_lowest_validation_nll_and_installs_it(trained, t
     scores = score_completions(model, base.tokenizer, rows)
     nll = sum(s.nll for s in scores) / sum(s.tokens for s in scores)
     assert nll == pytest.approx(gate["nll"], abs=2e-4)
+    config_file.write_text(config_file.read_text().replace("  expert_gate: learned\n", ""))
+
+
+def test_combine_refuses_an_adapter_without_experts(tmp_path) -> None:
+    from foundry.training.adapter_training import recombine_experts
+
+    root = _project(tmp_path / "p")
+    config = load_config(root / "foundry.yaml")
+    with pytest.raises(TrainingError, match="holds no experts to combine"):
+        recombine_experts(config, SLUG, "dpo")
 
 
 def test_experts_refuse_a_managed_backend_and_a_single_sft(tmp_path) -> None:
@@ -240,10 +241,12 @@ def test_both_experts_are_registered_in_one_version(trained, monkeypatch, tmp_pa
     client = MlflowClient(tracking_uri=tracking_uri(config))
     version = client.get_model_version(f"persona-{SLUG}", str(result[SLUG]["version"]))
     run = client.get_run(version.run_id)
-    assert json.loads(run.data.params["experts"]) == {"style": 0.6, "reasoning": 1.3}
+    installed = config.adapter_dir(SLUG, "dpo")
+    summary = TrainingSummary.model_validate_json((installed / "training_summary.json").read_text())
+    assert summary.experts is not None
+    assert json.loads(run.data.params["experts"]) == summary.experts
     uri = f"models:/persona-{SLUG}/{version.version}"
     folder = download_adapter(uri, tracking_uri(config), tmp_path / "fetched")
-    installed = config.adapter_dir(SLUG, "dpo")
     for name in ("", "experts/style/", "experts/reasoning/"):
         weights = f"{name}adapter_model.safetensors"
         assert (folder / weights).read_bytes() == (installed / weights).read_bytes()
