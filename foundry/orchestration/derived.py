@@ -35,7 +35,7 @@ from foundry.steering.algebra import blend_persona_vectors
 from foundry.steering.store import META_FILE, TENSORS_FILE, load_persona_vector, save_persona_vector
 from foundry.training.artifacts import TrainingSummary
 from foundry.training.datasets import file_digest
-from foundry.training.merging import MergeSource, merge_adapters
+from foundry.training.merging import MergeSource, adapter_lora, merge_adapters
 from foundry.training.trainers import ADAPTER_WEIGHTS
 
 logger = get_logger(__name__)
@@ -231,6 +231,7 @@ def _write_summary(
             "best_eval_loss": None, "resumed_from_step": None, "examples_train": 0,
             "examples_eval": 0, "data_rev": data_rev or trained.data_rev,
             "config_hash": config.config_hash(), "job_id": None, "experts": None,
+            "lora": adapter_lora(config.adapter_dir(slug, stage), trained.lora),
         }
     )  # fmt: skip
     out = config.adapter_dir(slug, stage) / SUMMARY_FILE

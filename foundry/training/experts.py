@@ -38,8 +38,8 @@ from foundry.training.artifacts import (
     TrainingSummary,
 )
 from foundry.training.base_model import ensure_base
-from foundry.training.config import TINY, LoraSettings
-from foundry.training.merging import MergeSource, merge_adapters
+from foundry.training.config import TINY
+from foundry.training.merging import MergeSource, adapter_lora, merge_adapters
 
 logger = get_logger(__name__)
 
@@ -189,20 +189,13 @@ def _combined_summary(
     both experts and the combined adapter's LoRA shape."""
     parts = [experts[name].summary for name in EXPERTS]
     reasoning = experts[REASONING].summary
-    adapter = json.loads((folder / "adapter_config.json").read_text())
-    lora = LoraSettings(
-        r=int(adapter["r"]),
-        alpha=int(adapter.get("lora_alpha", adapter["r"])),
-        dropout=reasoning.lora.dropout,
-        target_modules=reasoning.lora.target_modules,
-    )
     return reasoning.model_copy(
         update={
             "steps": sum(p.steps for p in parts),
             "train_tokens": sum(p.train_tokens for p in parts),
             "seconds": round(sum(p.seconds for p in parts) + seconds, 2),
             "resumed_from_step": None,
-            "lora": lora,
+            "lora": adapter_lora(folder, reasoning.lora),
             "examples_train": sum(p.examples_train for p in parts),
             "examples_eval": sum(p.examples_eval for p in parts),
             "experts": {name: float(weights[name]) for name in EXPERTS},

@@ -13,7 +13,8 @@ installed whole. Which methods blend *deltas* matters for reading a blend's resu
   (`density`). They keep the sources' rank.
 - `svd` computes the weighted sum of deltas and truncates it back to a rank (`svd_rank`).
 
-Public entry points: `MergeSource`, `MergeMethod`, `merge_adapters(base, sources, method, out)`.
+Public entry points: `MergeSource`, `MergeMethod`, `merge_adapters(base, sources, method, out)`,
+`adapter_lora(folder, like)`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Literal
 from foundry.atomic import replace_dir, staged_dir, write_text_atomic
 from foundry.logs import get_logger, quiet_peft_warnings
 from foundry.training.artifacts import TrainingError
+from foundry.training.config import LoraSettings
 from foundry.training.datasets import file_digest
 from foundry.training.trainers import ADAPTER_WEIGHTS
 
@@ -102,6 +104,14 @@ def merge_adapters(
         replace_dir(folder, out_dir)
     logger.info("merged %d adapters with %s -> %s", len(sources), method, out_dir)
     return out_dir
+
+
+def adapter_lora(folder: Path, like: LoraSettings) -> LoraSettings:
+    """The LoRA shape of the adapter in `folder` (a merge changes the rank: `cat` sums the
+    sources'), with `like`'s dropout and target modules."""
+    adapter = json.loads((folder / "adapter_config.json").read_text())
+    rank = int(adapter["r"])
+    return like.model_copy(update={"r": rank, "alpha": int(adapter.get("lora_alpha", rank))})
 
 
 def _check(sources: Sequence[MergeSource], method: str, density: float | None) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from foundry.training.artifacts import TrainingError
-from foundry.training.merging import MERGE_FILENAME, MergeSource, merge_adapters
+from foundry.training.config import LoraSettings
+from foundry.training.merging import MERGE_FILENAME, MergeSource, adapter_lora, merge_adapters
 
 TARGETS = ["q_proj", "v_proj"]
 
@@ -101,6 +102,11 @@ def test_cat_is_exactly_the_weighted_sum_of_updates_and_the_logits_follow(tmp_pa
     lineage = json.loads((merged / MERGE_FILENAME).read_text())
     assert [s["weight"] for s in lineage["sources"]] == list(weights)
     assert lineage["method"] == "cat" and len(lineage["sources"][0]["sha256"]) == 64
+    # cat stacks the factors: the record of the merged adapter must carry the summed rank.
+    like = LoraSettings(r=4, alpha=8, dropout=0.05, target_modules=list(TARGETS))
+    shape = adapter_lora(merged, like)
+    assert shape.r == 8 and shape.dropout == 0.05 and shape.target_modules == list(TARGETS)
+    assert shape.alpha == json.loads((merged / "adapter_config.json").read_text())["lora_alpha"]
 
 
 def test_linear_combines_the_factors_so_its_update_has_cross_terms(tmp_path, sources):
