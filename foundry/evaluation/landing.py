@@ -21,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from foundry.data.derived import landing_shares
 from foundry.data.schemas import Conflict, DerivedFrom
 from foundry.evaluation.conflicts import SEPARATOR, continuation_nll, topic_id
-from foundry.evaluation.intervals import bootstrap_interval
+from foundry.evaluation.intervals import RESAMPLES, bootstrap_interval, percentile_interval
 from foundry.evaluation.schema import EvalReport, SourceLanding
 from foundry.training.scoring import ScoreRow
 
@@ -68,8 +70,11 @@ def source_landing(
     conflicts: Sequence[Conflict],
     totals: Mapping[Tag, Sequence[float]],
     seed: int = 0,
+    source_answers: Mapping[str, Sequence[dict[str, Any]]] | None = None,
 ) -> dict[str, SourceLanding]:
-    """Per source: its expected share, the classifiers' shares and the conflict share.
+    """Per source: its expected share, the classifiers' shares and the conflict share, and, when
+    the sources' own answers are given, where those land (the references a share is read
+    against) and the blend's position between them.
 
     Args:
         blend: the derived persona's blend.
@@ -78,13 +83,15 @@ def source_landing(
         classifiers: the evaluation's `style` and `content` classifiers (None: fewer than two
             real personas, no shares).
         conflicts: the conflicts between its sources that it answered.
-        totals: (summed NLL, tokens) by tag of the `landing_rows`.
+        totals: (summed NLL, tokens) by tag of the `landing_rows` and the conflict fidelity rows.
         seed: the bootstrap's seed.
+        source_answers: source slug -> its own answer rows in the same variant.
     """
     expected = landing_shares(blend)
     texts = [row["answer"] or " " for row in answers]
     topics = [row["topic_id"] for row in answers]
     predicted = {kind: list(c.predict(texts)) for kind, c in (classifiers or {}).items() if texts}
+    own_predicted = _source_predictions(classifiers, source_answers or {})
     votes = _conflict_votes(conflicts, slug, totals)
     found = {}
     for source in blend.sources:
@@ -95,6 +102,10 @@ def source_landing(
             hits = [float(label == source.slug) for label in labels]
             setattr(landing, f"{kind}_share", round(sum(hits) / len(hits), 4))
             setattr(landing, f"{kind}_interval", bootstrap_interval(hits, topics, seed=seed))
+            by_topic = dict(zip(topics, hits, strict=True))
+            references = own_predicted.get(kind, {})
+            if source.slug in references and len(references) >= 2:
+                _place(landing, kind, source.slug, by_topic, references, seed)
         mine = [(c.id, v if c.persona_a == source.slug else 1.0 - v) for c, v in votes
                 if source.slug in (c.persona_a, c.persona_b)]  # fmt: skip
         if mine:
@@ -103,8 +114,77 @@ def source_landing(
             landing.conflict_interval = bootstrap_interval(
                 [v for _, v in mine], [c for c, _ in mine], seed=seed
             )
+            landing.conflict_own = _own_conflict_share(conflicts, source.slug, totals)
         found[source.slug] = landing
     return found
+
+
+def _source_predictions(
+    classifiers: Mapping[str, Any] | None, source_answers: Mapping[str, Sequence[dict[str, Any]]]
+) -> dict[str, dict[str, dict[str, str]]]:
+    """kind -> source -> topic -> the persona the classifier gives the source's own answer."""
+    found: dict[str, dict[str, dict[str, str]]] = {}
+    for kind, classifier in (classifiers or {}).items():
+        for source, rows in source_answers.items():
+            if rows:
+                labels = classifier.predict([row["answer"] or " " for row in rows])
+                found.setdefault(kind, {})[source] = {
+                    row["topic_id"]: label for row, label in zip(rows, labels, strict=True)
+                }
+    return found
+
+
+def _place(
+    landing: SourceLanding,
+    kind: str,
+    source: str,
+    blend_hits: Mapping[str, float],
+    references: Mapping[str, Mapping[str, str]],
+    seed: int,
+) -> None:
+    """Set `<kind>_own`, `_floor`, `_position` and its interval on the topics the blend and
+    every source answered, resampling those topics together (paired)."""
+    common = sorted(set(blend_hits).intersection(*(set(r) for r in references.values())))
+    if not common:
+        return
+    others = [s for s in references if s != source]
+    blend = np.array([blend_hits[t] for t in common])
+    own = np.array([float(references[source][t] == source) for t in common])
+    floor = np.array([[float(references[o][t] == source) for o in others] for t in common])
+    floor = floor.mean(axis=1)
+    setattr(landing, f"{kind}_own", round(float(own.mean()), 4))
+    setattr(landing, f"{kind}_floor", round(float(floor.mean()), 4))
+    position = _position(blend.mean(), own.mean(), floor.mean())
+    if position is None:
+        return
+    setattr(landing, f"{kind}_position", round(position, 4))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(common), size=(RESAMPLES, len(common)))
+    spans = own[draws].mean(axis=1) - floor[draws].mean(axis=1)
+    kept = spans > 0
+    values = (blend[draws].mean(axis=1)[kept] - floor[draws].mean(axis=1)[kept]) / spans[kept]
+    setattr(landing, f"{kind}_position_interval", percentile_interval(values))
+
+
+def _position(share: float, own: float, floor: float) -> float | None:
+    """Where `share` sits from `floor` (0) to `own` (1); None when the source's own answers are
+    not attributed to it more often than the others' are (no scale to place on)."""
+    span = own - floor
+    return float((share - floor) / span) if span > 0 else None
+
+
+def _own_conflict_share(
+    conflicts: Sequence[Conflict], source: str, totals: Mapping
+) -> float | None:
+    """The share of the source's own answers to `conflicts` after which its own assumption is the
+    more likely continuation (conflict fidelity's rows, tag ("conflict", id, persona))."""
+    votes = []
+    for conflict in conflicts:
+        tag = ("conflict", conflict.id, source)
+        own, other = continuation_nll(totals, tag, "own"), continuation_nll(totals, tag, "other")
+        if own is not None and other is not None:
+            votes.append(1.0 if own < other else 0.0 if own > other else 0.5)
+    return round(sum(votes) / len(votes), 4) if votes else None
 
 
 def _conflict_votes(
@@ -132,7 +212,12 @@ def derived_lines(report: EvalReport) -> list[str]:
         "Blended from their sources' adapters (`foundry merge`); no texts of their own, so they "
         "are left out of every figure above. Each row: a source, the share its weight predicts "
         "(w / sum |w|), and the share of the blend's answers the content and style classifiers "
-        "give it, and that side with it on the conflicts between its sources.",
+        "give it, read against the same share of the source's own answers (own) and of the "
+        "other sources' answers (others'), on the same topics; the position places the blend "
+        "on that scale (0: like the other sources, 1: like this one), to compare with the "
+        "weight share. The conflict side share is the share of its answers to its sources' "
+        "conflicts that side with the source; own: the source's own answers' share there (near "
+        "0.5 for each source, the measure cannot tell the sources apart).",
         "",
     ]
     for variant, metrics in report.metrics.items():
@@ -146,15 +231,21 @@ def derived_lines(report: EvalReport) -> list[str]:
                 f"Fluency NLL {_share(own, None)}, copy rate {_share(copy, None)}, stance on its "
                 f"composed positions {_share(stance, None)}; {landing.answers} answers.",
                 "",
-                "| source | weight share | content share | style share | conflict side share |",
-                "|---|---|---|---|---|",
+                "| source | weight share | content share (own / others') | content position | "
+                "style share (own / others') | style position | conflict side share (own) |",
+                "|---|---|---|---|---|---|---|",
             ]
             for source, s in landing.sources.items():
                 lines.append(
                     f"| {source} | {s.expected_share:.2f} | "
-                    f"{_share(s.content_share, s.content_interval)} | "
-                    f"{_share(s.style_share, s.style_interval)} | "
-                    f"{_share(s.conflict_share, s.conflict_interval)} ({s.conflicts}) |"
+                    f"{_share(s.content_share, s.content_interval)} "
+                    f"({_share(s.content_own, None)} / {_share(s.content_floor, None)}) | "
+                    f"{_share(s.content_position, s.content_position_interval)} | "
+                    f"{_share(s.style_share, s.style_interval)} "
+                    f"({_share(s.style_own, None)} / {_share(s.style_floor, None)}) | "
+                    f"{_share(s.style_position, s.style_position_interval)} | "
+                    f"{_share(s.conflict_share, s.conflict_interval)} ({s.conflicts}; own "
+                    f"{_share(s.conflict_own, None)}) |"
                 )
             lines.append("")
     return lines

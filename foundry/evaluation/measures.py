@@ -125,7 +125,7 @@ def measure_variant(
     )
     for slug in (s for s in by_persona if s in setup.derived):
         own = [row for row in every if row["persona"] == slug]
-        metrics.landing[slug] = _landing(setup, slug, own, totals, items, mean_nll)
+        metrics.landing[slug] = _landing(setup, slug, own, totals, items, mean_nll, every)
     return metrics
 
 
@@ -136,9 +136,10 @@ def _landing(
     totals: dict[Tag, list[float]],
     items: dict[Tag, list[float]],
     mean_nll: dict[Tag, float],
+    every: Sequence[dict[str, Any]],
 ) -> Landing:
     """A derived persona's own figures (fluency, copy rate, stance) and its landing between its
-    sources (`foundry.evaluation.landing`)."""
+    sources (`foundry.evaluation.landing`), read against the sources' own answers in `every`."""
     blend, seed = setup.derived[slug], setup.config.evaluation.seed
     rows = [(tag[2], nll, tokens) for tag, (nll, tokens) in items.items()
             if tag[:2] == ("derived-fluency", slug)]  # fmt: skip
@@ -159,6 +160,7 @@ def _landing(
             source_conflicts(setup.conflicts, blend),
             totals,
             seed,
+            {s.slug: [row for row in every if row["persona"] == s.slug] for s in blend.sources},
         ),  # fmt: skip
         fluency=fluency(texts, mean_nll.get(("derived-fluency", slug)), interval),
         memorisation=memorisation(

@@ -175,10 +175,32 @@ class SourceLanding(_Record):
     content_interval: list[float] | None = Field(
         None, description="95 % bootstrap interval, resampling topics."
     )
+    content_own: float | None = Field(
+        None,
+        description="Reference: share of the source's own answers (same variant, same topics) "
+        "the content classifier attributes to it: where a blend of it alone would land.",
+    )
+    content_floor: float | None = Field(
+        None,
+        description="Reference: share of the other sources' own answers (same topics) the "
+        "content classifier attributes to this source: where a blend without it would land.",
+    )
+    content_position: float | None = Field(
+        None,
+        description="(content share - floor) / (own - floor): 0 = lands like the other sources, "
+        "1 = like this source. Compare with the weight share.",
+    )
+    content_position_interval: list[float] | None = Field(
+        None, description="95 % bootstrap interval, resampling topics (paired across personas)."
+    )
     style_share: float | None = Field(
         None, description="Share of the answers the style classifier attributes to the source."
     )
     style_interval: list[float] | None = None
+    style_own: float | None = None
+    style_floor: float | None = None
+    style_position: float | None = None
+    style_position_interval: list[float] | None = None
     conflict_share: float | None = Field(
         None,
         description="On the conflicts between this source and another source, the share of the "
@@ -189,6 +211,12 @@ class SourceLanding(_Record):
         None, description="95 % bootstrap interval, resampling conflicts."
     )
     conflicts: int = Field(0, description="Conflicts between this source and another scored.")
+    conflict_own: float | None = Field(
+        None,
+        description="Reference: on the same conflicts, the share of the source's own answers "
+        "that side with it (its conflict fidelity there). Near 0.5 for every source: the "
+        "measure cannot tell the sources apart, so it cannot place a blend between them.",
+    )
 
 
 class Landing(_Record):

@@ -75,5 +75,28 @@ def test_the_derived_persona_lands_between_its_sources_with_intervals(reports):
         # The first two conflicts (max_conflicts) are jonah-okafor vs marguerite-vale.
         assert source.conflicts == 2 and source.conflict_interval is not None
     assert jonah.conflict_share + priya.conflict_share == pytest.approx(1.0)
+    # The references: both sources answered the same prompts (the test topics and their two
+    # conflicts), so a source's own share is its recall in the attribution's confusion matrix
+    # and its floor the other source's answers given to it.
+    for kind in ("content", "style"):
+        scores = getattr(together.metrics["prompt"], f"attribution_{kind}")
+        row = {slug: scores.confusion[scores.labels.index(slug)] for slug in SOURCES}
+        for slug, other in (
+            ("jonah-okafor", "marguerite-vale"),
+            ("marguerite-vale", "jonah-okafor"),
+        ):
+            source, column = landing.sources[slug], scores.labels.index(slug)
+            own = row[slug][column] / sum(row[slug])
+            floor = row[other][column] / sum(row[other])
+            assert getattr(source, f"{kind}_own") == pytest.approx(own, abs=1e-4)
+            assert getattr(source, f"{kind}_floor") == pytest.approx(floor, abs=1e-4)
+            position = getattr(source, f"{kind}_position")
+            if own > floor:
+                share = getattr(source, f"{kind}_share")
+                assert position == pytest.approx((share - floor) / (own - floor), abs=1e-3)
+            else:  # no scale to place the blend on
+                assert position is None
+    for source in (jonah, priya):
+        assert source.conflict_own in (0.0, 0.5, 1.0, 0.25, 0.75)  # two answers, ties count half
     text = (folder / "report.md").read_text()
     assert "## Derived personas" in text and "| jonah-okafor | 0.70 |" in text

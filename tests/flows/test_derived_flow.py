@@ -85,6 +85,10 @@ def test_foundry_merge_writes_the_derived_contract_and_both_adapters(project, me
         lineage = json.loads((folder / "merge.json").read_text())
         assert [s["weight"] for s in lineage["sources"]] == [0.7, 0.3]
         assert (lineage["method"], lineage["density"]) == ("ties", 0.5)
+    from deploy.local import served_adapters
+
+    folders, _ = served_adapters(project, "trained")  # `foundry serve` serves it like any other
+    assert folders[BLEND] == project.adapter_dir(BLEND, project.registry.stage)
     output = " ".join(merged.output.split())
     assert "no composed persona vector" in output  # steering is off: no source has a vector
     assert f"foundry eval --persona {BLEND}" in output and "foundry run" in output
