@@ -98,6 +98,12 @@ def compare(
         typer.Option("--label", "-l", help="A name per report, in order (default: folder names)."),
     ] = None,
     variant: Annotated[str, typer.Option(help="The variant to compare.")] = "dpo",
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="Also show this variant of the first report (e.g. prompt) as a reference."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for compare.md and compare.png (default: print only)."),
@@ -128,7 +134,7 @@ def compare(
             if not file.is_file():
                 raise FoundryError(f"{file}: no evaluation report there (run `foundry eval`)")
             loaded[name] = EvalReport.model_validate_json(file.read_text())
-        comparison = compare_reports(loaded, variant)
+        comparison = compare_reports(loaded, variant, baseline)
     table = Table(title=f"{variant}: 95 % intervals over held-out prompts")
     for column in ("figure", *comparison.labels, "difference"):
         table.add_column(column)

@@ -51,9 +51,12 @@ class Comparison:
         return "; ".join(claims) or "intervals overlap: no difference shown"
 
 
-def compare_reports(reports: Mapping[str, EvalReport], variant: str) -> Comparison:
+def compare_reports(
+    reports: Mapping[str, EvalReport], variant: str, baseline: str | None = None
+) -> Comparison:
     """The headline figures (`verdict.HEADLINE`) and each persona's content recall of `variant`
-    in every report, keyed by the reports' labels.
+    in every report, keyed by the reports' labels; with `baseline` (e.g. `prompt`), the first
+    report's `baseline` variant first, as the reference both are read against.
 
     Raises:
         ComparisonError: fewer than two reports, a report without `variant`, or reports that
@@ -75,14 +78,21 @@ def compare_reports(reports: Mapping[str, EvalReport], variant: str) -> Comparis
                     f"reports {labels[0]!r} and {label!r} differ in {part}: their figures are not "
                     "comparable; evaluate both on the same data and settings"
                 )
-    comparison = Comparison(variant=variant, labels=labels)
+    columns = {label: (report, variant) for label, report in reports.items()}
+    if baseline:
+        if baseline not in first.metrics:
+            raise ComparisonError(
+                f"report {labels[0]!r} has no {baseline!r} variant to compare with"
+            )
+        columns = {f"{baseline} ({labels[0]})": (first, baseline)} | columns
+    comparison = Comparison(variant=variant, labels=list(columns))
     for metric, read in HEADLINE.items():
         comparison.cells[metric] = {
-            label: read(report.metrics[variant]) for label, report in reports.items()
+            label: read(report.metrics[name]) for label, (report, name) in columns.items()
         }
     for slug in first.personas:
         comparison.cells[f"content recall: {slug}"] = {
-            label: _recall(report, variant, slug) for label, report in reports.items()
+            label: _recall(report, name, slug) for label, (report, name) in columns.items()
         }
     return comparison
 

@@ -24,6 +24,16 @@ def _report(fidelity: float, interval: list[float], confusion: list[list[int]]) 
             "variants": ["dpo"],
             "heldout_topics": ["t1", "t2"],
             "metrics": {
+                "prompt": {
+                    "personas": PERSONAS,
+                    "answers": 4,
+                    "conflicts": {
+                        "conflicts": 3,
+                        "answers": 6,
+                        "likelihood": 0.3,
+                        "likelihood_interval": [0.25, 0.35],
+                    },  # fmt: skip
+                },
                 "dpo": {
                     "personas": PERSONAS,
                     "answers": 4,
@@ -41,7 +51,7 @@ def _report(fidelity: float, interval: list[float], confusion: list[list[int]]) 
                         "likelihood": fidelity,
                         "likelihood_interval": interval,
                     },  # fmt: skip
-                }
+                },
             },
         }
     )
@@ -60,6 +70,13 @@ def test_a_difference_is_claimed_only_where_intervals_are_apart() -> None:
     assert "no difference" in comparison.difference("content recall: a")
     close = compare_reports({"single": single, "other": overlapping}, "dpo")
     assert "no difference" in close.difference("conflict fidelity")
+    with_baseline = compare_reports({"single": single, "experts": experts}, "dpo", "prompt")
+    assert with_baseline.labels == ["prompt (single)", "single", "experts"]
+    assert with_baseline.cells["conflict fidelity"]["prompt (single)"] == (0.30, [0.25, 0.35])
+    # [0.25, 0.35] and [0.35, 0.45] touch: not apart, so no difference is claimed there.
+    assert with_baseline.difference("conflict fidelity") == (
+        "prompt (single) < experts; single < experts"
+    )
     table = comparison_markdown(comparison)
     assert (
         "| conflict fidelity | 0.40 [0.35, 0.45] | 0.60 [0.55, 0.65] | single < experts |" in table
