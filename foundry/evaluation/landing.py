@@ -223,13 +223,16 @@ def derived_lines(report: EvalReport) -> list[str]:
     for variant, metrics in report.metrics.items():
         for slug, landing in metrics.landing.items():
             own = landing.fluency.nll_under_base if landing.fluency else None
+            own_interval = landing.fluency.nll_interval if landing.fluency else None
             copy = landing.memorisation.copy_rate if landing.memorisation else None
             stance = landing.stance.accuracy if landing.stance else None
+            stance_interval = landing.stance.accuracy_interval if landing.stance else None
             lines += [
                 f"### {slug} ({variant}): {landing.blend}",
                 "",
-                f"Fluency NLL {_share(own, None)}, copy rate {_share(copy, None)}, stance on its "
-                f"composed positions {_share(stance, None)}; {landing.answers} answers.",
+                f"Fluency NLL {_share(own, own_interval)}, copy rate {_share(copy, None)}, stance "
+                f"on its composed positions {_share(stance, stance_interval)}; {landing.answers} "
+                "answers.",
                 "",
                 "| source | weight share | content share (own / others') | content position | "
                 "style share (own / others') | style position | conflict side share (own) |",

@@ -24,7 +24,7 @@ from foundry.evaluation.report import (
     real_values,
     variant_names,
 )
-from foundry.evaluation.schema import Attribution, EvalReport, Matrix
+from foundry.evaluation.schema import Attribution, EvalReport, Landing, Matrix
 
 DPI = 110
 NA_STYLE = {"fontsize": 7, "color": "0.5"}
@@ -225,4 +225,40 @@ def write_plots(report: EvalReport, out_dir: Path) -> dict[str, Path]:
     series = _bar_series(report)
     if series:
         save("variants", _plot_variants(series, chance))
+    for variant, m in report.metrics.items():
+        if m.landing:
+            save(f"landing_{_file_slug(variant)}", _plot_landing(variant, m.landing))
     return paths
+
+
+def _plot_landing(variant: str, landings: dict[str, Landing]) -> Any:
+    """Each derived persona's position between its sources (content, style) against the share
+    its weights predict: on the dashed diagonal, a 0.7/0.3 blend is 70 % that source."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.0, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    names = sorted(landings)
+    for ax, kind in zip(axes, ("content", "style"), strict=True):
+        ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1)
+        for index, name in enumerate(names):
+            for number, (_, s) in enumerate(sorted(landings[name].sources.items())):
+                position = getattr(s, f"{kind}_position")
+                if position is None:
+                    continue
+                low, high = getattr(s, f"{kind}_position_interval") or (position, position)
+                x = s.expected_share + (index - len(names) / 2) * 0.006  # spread overlaps
+                ax.errorbar(
+                    [x], [position], yerr=[[position - low], [high - position]], capsize=3,
+                    fmt="os"[number % 2], color=f"C{index % 10}",
+                    label=name if number == 0 else None,
+                )  # fmt: skip
+        ax.set_title(f"{kind}: position between its sources", fontsize=9)
+        ax.set_xlabel("weight share (w / sum |w|)", fontsize=8)
+        ax.set_xlim(-0.05, 1.05)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("position (0: like the other sources, 1: like this one)", fontsize=8)
+    axes[1].legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"{variant}: where each blend lands (95 % intervals; o first source, s second)",
+                 fontsize=9)  # fmt: skip
+    return fig

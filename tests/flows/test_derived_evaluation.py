@@ -33,12 +33,13 @@ def reports(tmp_path_factory):
     config = load_config(root / "foundry.yaml")
     ensure_base(config)
     variants = ["base", "prompt"]
-    alone, _ = evaluate(config, variants=variants, cache=False, out_dir=root / "alone")
+    alone, _ = evaluate(config, variants=variants, out_dir=root / "alone")
+    # The second run reuses the real personas' cached batches; every figure is computed again.
     sources = [(require_contract(config.persona_dir(s)), w) for s, w in SOURCES.items()]
     write_contract(
         config.persona_dir("jonah-priya"), compose_contract(sources, "", "jonah-priya", "cat")
     )
-    together, folder = evaluate(config, variants=variants, cache=False)
+    together, folder = evaluate(config, variants=variants)
     return alone, together, folder
 
 
@@ -100,3 +101,5 @@ def test_the_derived_persona_lands_between_its_sources_with_intervals(reports):
         assert source.conflict_own in (0.0, 0.5, 1.0, 0.25, 0.75)  # two answers, ties count half
     text = (folder / "report.md").read_text()
     assert "## Derived personas" in text and "| jonah-okafor | 0.70 |" in text
+    assert (folder / "plots" / "landing_prompt.png").read_bytes()[:4] == b"\x89PNG"
+    assert "(plots/landing_prompt.png)" in text
