@@ -72,7 +72,7 @@ def merge(
     for note in result["notes"]:
         console.print(f"[yellow]note:[/] {note}")
     console.print(
-        f"next: `foundry eval --persona {slug} --persona "
-        + " --persona ".join(s.split(":")[0] for s in source)
-        + "` (its landing between its sources), or `foundry run` to evaluate and register it"
+        "next: `foundry eval` (every persona, so its landing is read against the same "
+        "classifiers and prompts as theirs; only its own answers are new), or `foundry run` to "
+        f"evaluate and register {slug}"
     )

@@ -250,7 +250,8 @@ def compose_vector(
         if not (f / META_FILE).is_file() or not (f / TENSORS_FILE).is_file()
     ]
     if missing:
-        notes.append(f"no composed persona vector: {', '.join(missing)} has no vector")
+        have = "has" if len(missing) == 1 else "have"
+        notes.append(f"no composed persona vector: {', '.join(missing)} {have} no vector")
         return None
     vectors = [(load_persona_vector(folders[s.slug]), s.weight) for s in blend.sources]
     blended = blend_persona_vectors(vectors, slug, blend.label())

@@ -91,7 +91,7 @@ def test_foundry_merge_writes_the_derived_contract_and_both_adapters(project, me
     assert folders[BLEND] == project.adapter_dir(BLEND, project.registry.stage)
     output = " ".join(merged.output.split())
     assert "no composed persona vector" in output  # steering is off: no source has a vector
-    assert f"foundry eval --persona {BLEND}" in output and "foundry run" in output
+    assert "next: `foundry eval` (every persona" in output and f"register {BLEND}" in output
 
 
 def test_the_flow_merges_evaluates_and_registers_the_derived_persona(project, second):
