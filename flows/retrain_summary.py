@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from registry.models import model_name
+from registry.promotion import decision_text
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `foundry ui` serves a local store here
 
@@ -117,7 +118,7 @@ def _decisions(result: dict[str, Any]) -> list[str]:
     uri = result.get("tracking_uri", "")
     lines = ["", "Registry (MLflow):", ""]
     for slug, reg in rows:
-        why = "; ".join(reg.get("reasons") or []) or "all checks passed"
+        why = decision_text(reg.get("reasons") or [], reg.get("notes") or [])
         model = model_name(slug)
         version_path = f"models/{model}/versions/{reg['version']}"
         links = f"[model v{reg['version']}]({mlflow_link(uri, version_path)})"

@@ -60,6 +60,14 @@ class Decision(BaseModel):
     notes: list[str] = []
 
 
+def decision_text(reasons: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """Why a version was promoted or refused, in one line: the failed checks, else what the
+    checks left out (a derived persona's), else that all passed."""
+    if reasons:
+        return "; ".join(reasons)
+    return "checks passed; " + "; ".join(notes) if notes else "all checks passed"
+
+
 def persona_metrics(report: EvalReport, variant: str, slug: str) -> dict[str, float]:
     """Read one persona's promotion metrics from an evaluation report.
 

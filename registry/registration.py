@@ -36,6 +36,7 @@ from registry.promotion import (
     Decision,
     comparison_markdown,
     decide,
+    decision_text,
     persona_intervals,
     persona_metrics,
 )
@@ -157,12 +158,13 @@ def _register_persona(
     logger.info(
         "persona %s: %s v%d %s (%s)", slug, model_name(slug), number,
         "promoted to champion" if decision.promote else "not promoted",
-        "; ".join(decision.reasons) or "all checks passed",
+        decision_text(decision.reasons, decision.notes),
     )  # fmt: skip
     return {
         "version": number,
         "decision": "promoted" if decision.promote else "refused",
         "reasons": decision.reasons,
+        "notes": decision.notes,
         "champion": number if decision.promote else champion_number,
         "run_id": runs[stage],
     }

@@ -88,6 +88,7 @@ def run(
 
 def print_summary(result: dict[str, Any], seconds: float) -> None:
     from flows.retrain_summary import persona_rows
+    from registry.promotion import decision_text
 
     # Short headers, no outer edge and the data hash's first 8 characters, so a row of the
     # sample's personas stays one line in an 80-column terminal; the caption names the columns.
@@ -119,7 +120,7 @@ def print_summary(result: dict[str, Any], seconds: float) -> None:
     for slug, row in result["personas"].items():
         reg = row.get("registry") or {}
         if reg and row["steps"].get("register") == "done":
-            why = "; ".join(reg.get("reasons") or []) or "all checks passed"
+            why = decision_text(reg.get("reasons") or [], reg.get("notes") or [])
             console.print(f"persona-{slug} v{reg['version']}: {reg['decision']} ({why})")
     evaluation = result.get("evaluation") or {}
     console.print(f"Done in {seconds:.0f} s; synthesis cost ${result['cost_usd']:.4f}.")

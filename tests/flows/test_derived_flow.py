@@ -108,6 +108,11 @@ def test_the_flow_merges_evaluates_and_registers_the_derived_persona(project, se
     assert states[f"register[{BLEND}]"] == "Completed"
     assert result["derived"] == {BLEND: SOURCES}
     assert result["personas"][BLEND]["status"] == "retrained"
+    from flows.retrain_summary import render_summary
+
+    # The summary does not say "all checks passed" for a gate that left checks out.
+    summary = " ".join(render_summary(result).split())
+    assert "checks passed; content_recall" in summary and "not applied" in summary
 
     report = json.loads((Path(result["evaluation"]["folder"]) / "metrics.json").read_text())
     assert report["personas"] == SOURCES and BLEND in report["derived"]
