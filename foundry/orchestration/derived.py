@@ -33,14 +33,13 @@ from foundry.orchestration.run_keys import code_version, digest
 from foundry.slugs import check_slug
 from foundry.steering.algebra import blend_persona_vectors
 from foundry.steering.store import META_FILE, TENSORS_FILE, load_persona_vector, save_persona_vector
-from foundry.training.artifacts import TrainingSummary
+from foundry.training.artifacts import SUMMARY_FILENAME, TrainingSummary
 from foundry.training.datasets import file_digest
 from foundry.training.merging import MergeSource, adapter_lora, merge_adapters
 from foundry.training.trainers import ADAPTER_WEIGHTS
 
 logger = get_logger(__name__)
 
-SUMMARY_FILE = "training_summary.json"  # what registry.registration reads beside an adapter
 DIGEST_CHARS = 12
 
 
@@ -193,7 +192,7 @@ def merge_derived(config: FoundryConfig, slug: str, *, data_rev: str = "") -> di
         base = ensure_base(config)
         out = merge_adapters(
             base.model, sources, blend.method, config.adapter_dir(slug, target),
-            density=blend.density, tokenizer=base.tokenizer,
+            density=blend.density, tokenizer=base.tokenizer if base.is_tiny else None,
         )  # fmt: skip
         _write_summary(config, slug, target, blend, data_rev, time.perf_counter() - started)
         adapters[target] = str(out)
@@ -223,7 +222,7 @@ def _write_summary(
     """The `training_summary.json` registration reads: what the first source was trained with,
     no steps of its own (the sources and their digests are in `merge.json`)."""
     first = config.adapter_dir(blend.sources[0].slug, stage if stage == "sft" else blend.stage)
-    trained = TrainingSummary.model_validate_json((first / SUMMARY_FILE).read_text())
+    trained = TrainingSummary.model_validate_json((first / SUMMARY_FILENAME).read_text())
     summary = trained.model_copy(
         update={
             "persona": slug, "stage": stage, "backend": "peft", "steps": 0, "train_tokens": 0,
@@ -234,7 +233,7 @@ def _write_summary(
             "lora": adapter_lora(config.adapter_dir(slug, stage), trained.lora),
         }
     )  # fmt: skip
-    out = config.adapter_dir(slug, stage) / SUMMARY_FILE
+    out = config.adapter_dir(slug, stage) / SUMMARY_FILENAME
     write_text_atomic(out, summary.model_dump_json(indent=2) + "\n")
 
 

@@ -44,7 +44,6 @@ from foundry.training.experts import (
     EXPERTS,
     REASONING,
     STYLE,
-    check_backend,
     combine_experts,
     expert_path,
     expert_work_dir,
@@ -165,7 +164,6 @@ def train_dpo(
     sft_dir = config.adapter_dir(slug, "sft")
     experts = config.training.experts == "style+reasoning"
     if experts:  # DPO continues the reasoning expert; the style expert is kept as it is
-        check_backend(backend)
         sft_dir = expert_path(config.adapter_dir(slug, "sft"), REASONING)
     if not (sft_dir / ADAPTER_WEIGHTS).is_file():
         raise TrainingError(
@@ -263,7 +261,6 @@ def _train_expert(
     at `expert_work_dir`; the caller combines the two."""
     from peft import PeftModel
 
-    check_backend(backend)
     train, evaluation = examples
     model, tokenizer, base_id = _base_for_training(config, backend, base)
     parts: list[Any] = [config.config_hash(), stage, expert, base_id]

@@ -68,16 +68,6 @@ def installed_expert(adapter_dir: Path, expert: str) -> AdapterArtifact:
     return AdapterArtifact(persona=summary.persona, stage=summary.stage, path=path, summary=summary)
 
 
-def check_backend(backend: str) -> None:
-    """Experts train locally; a managed job returns one adapter."""
-    if backend == "together":
-        raise TrainingError(
-            "`training.experts: style+reasoning` trains two local adapters and combines them; "
-            "`training.backend: together` trains one adapter per job: use `backend: peft` or "
-            "`unsloth`, or `training.experts: single`"
-        )
-
-
 def combine_experts(
     config: FoundryConfig,
     slug: str,
